@@ -1,0 +1,61 @@
+# How Networks Remember — build the book and test everything.
+#   make book   build the HTML book into _build/html
+#   make test   lint, unit tests, every chapter re-run by nbval, and the book build
+# Both create the pinned environment in .venv on first use.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+JOBS    ?= 2
+# The chapters are exactly the notebooks listed in _toc.yml.
+NOTEBOOKS = $(shell $(BIN)/python tests/toc.py)
+NB      ?= $(NOTEBOOKS)
+
+.PHONY: book test lint unit notebooks execute timings lab clean distclean freeze
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The book is in _build/html/index.html"
+
+test: lint unit notebooks book
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/pytest tests -n $(JOBS)
+
+# Re-run every chapter and compare its text outputs with the stored ones (strict mode);
+# the summary prints each notebook's execution time.
+notebooks: $(STAMP)
+	$(BIN)/pytest -p no:randomly --nbval --nbval-current-env --nbval-cell-timeout=120 \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -n $(JOBS) --dist loadfile $(NOTEBOOKS)
+
+# Execute notebooks in place, top to bottom, refreshing their stored outputs (NB=... for one).
+execute: $(STAMP)
+	$(BIN)/python tests/execute_notebooks.py $(NB)
+
+# Execute every chapter without saving and print its run time.
+timings: $(STAMP)
+	$(BIN)/python tests/execute_notebooks.py --dry-run $(NB)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
+
+# Rewrite requirements.txt from the current environment (after a deliberate upgrade).
+freeze: $(STAMP)
+	$(BIN)/python tests/freeze.py > requirements.txt.new && mv requirements.txt.new requirements.txt
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $(STAMP)

@@ -1,0 +1,162 @@
+"""Timing and memory measurement, and the ``python -m sseq.bench`` command.
+
+The book measures instead of asserting, so these helpers are used both by the
+chapters (time per token, cost against length) and by the benchmark tables.
+Timings are medians over repeats after warm-up: the median ignores the odd slow
+run on a shared machine. Compare two numbers only when they were measured side
+by side in one run.
+
+Command line::
+
+    python -m sseq.bench scan              # CPU selective-scan backends
+    python -m sseq.bench scan --device cuda  # the Triton kernel on a GPU
+    python -m sseq.bench memory            # running state vs attention, per token
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["Timing", "format_table", "main", "peak_memory", "time_fn"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: the median and the spread over repeats."""
+
+    median: float
+    q25: float
+    q75: float
+    runs: tuple[float, ...]
+
+    @property
+    def ms(self) -> float:
+        return 1e3 * self.median
+
+
+def _sync(device) -> None:
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def time_fn(fn: Callable[[], object], *, repeat: int = 7, warmup: int = 1, number: int = 1,
+            device=None) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed calls, then ``repeat`` timed rounds.
+
+    Args:
+        fn: a function of no arguments (close over the inputs).
+        repeat: timed rounds (>= 1); the median is reported.
+        warmup: untimed calls first (compilation, caches, allocator).
+        number: calls per round, for functions too fast to time one by one.
+        device: synchronize this CUDA device around each round.
+
+    Returns:
+        A :class:`Timing` in seconds per call.
+    """
+    if repeat < 1 or number < 1 or warmup < 0:
+        raise ValueError(f"need repeat >= 1, number >= 1, warmup >= 0; got repeat={repeat}, "
+                         f"number={number}, warmup={warmup}")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        _sync(device)
+        runs.append((time.perf_counter() - start) / number)
+    q = statistics.quantiles(runs, n=4) if len(runs) > 1 else [runs[0]] * 3
+    return Timing(statistics.median(runs), q[0], q[2], tuple(runs))
+
+
+def peak_memory(fn: Callable[[], object], *, device=None, interval: float = 5e-4) -> int:
+    """Peak extra memory in bytes while ``fn()`` runs.
+
+    On CUDA this is PyTorch's allocator peak above the starting allocation. On
+    the CPU it is the peak resident set size above the starting one, sampled
+    every ``interval`` seconds by a background thread: an honest but coarse
+    figure (allocator caching can hide small allocations).
+    """
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return max(0, torch.cuda.max_memory_allocated() - base)
+    import psutil
+
+    process = psutil.Process()
+    gc.collect()
+    base = process.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    peak[0] = max(peak[0], process.memory_info().rss)
+    return max(0, peak[0] - base)
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    """Format dicts as a Markdown table (floats to 3 significant digits)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        return str(v)
+
+    body = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
+    fmt = "| " + " | ".join(f"{{:<{w}}}" for w in widths) + " |"
+    lines = [fmt.format(*columns), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += [fmt.format(*b) for b in body]
+    return "\n".join(lines)
+
+
+# Each benchmark is a function ``main(args)`` in a module of its own.
+_BENCHMARKS = {
+    ("scan", "cpu"): "sseq.scan_bench:main",
+    ("scan", "cuda"): "sseq.kernel_bench:main",
+    ("memory", "cpu"): "sseq.memory:bench_main",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sseq.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("name", choices=sorted({name for name, _ in _BENCHMARKS}))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    args = parser.parse_args(argv)
+    target = _BENCHMARKS.get((args.name, args.device)) or _BENCHMARKS.get((args.name, "cpu"))
+    module, func = target.split(":")
+    getattr(importlib.import_module(module), func)(args)
+
+
+if __name__ == "__main__":
+    main()

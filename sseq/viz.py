@@ -1,0 +1,147 @@
+"""One plot style for the whole book, small plotting helpers, and ``show_source``.
+
+Every helper takes an ``ax`` and returns it, so a chapter composes figures with
+``fig, axes = plt.subplots(...)`` and one helper call per panel. ``use_style()``
+is called once by each chapter's setup cell.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import numpy as np
+
+__all__ = [
+    "PALETTE",
+    "SourceCode",
+    "loglog_slope",
+    "plot_history",
+    "show_source",
+    "use_style",
+]
+
+# Colour-blind-safe palette (Okabe & Ito), one colour per model family across the book.
+PALETTE = {
+    "state": "#0072B2",      # running state: RNN, LSTM, SSM, Mamba
+    "attention": "#D55E00",  # keep everything: attention
+    "reference": "#000000",
+    "theory": "#7f7f7f",
+    "accent": "#009E73",
+    "extra": "#CC79A7",
+    "extra2": "#E69F00",
+    "extra3": "#56B4E9",
+}
+
+STYLE = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "figure.constrained_layout.use": True,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "lines.linewidth": 1.8,
+    "axes.prop_cycle": mpl.cycler(color=list(PALETTE.values())),
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style and render inline figures as PNG."""
+    mpl.rcParams.update(STYLE)
+    try:  # inside IPython: PNG figures (nbval would compare SVG as text)
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        if ip is not None:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+            set_matplotlib_formats("png")
+    except ImportError:  # plain Python: nothing to configure
+        pass
+
+
+def loglog_slope(ax, x: Sequence[float], y: Sequence[float], *, label: str, color=None,
+                 marker: str = "o", fit_from: int = 0):
+    """Plot ``y`` against ``x`` on log–log axes with the fitted power law.
+
+    The slope p of ``log y = p log x + c`` (fitted on points ``fit_from:``) is the
+    exponent of the growth: p ≈ 0 constant, p ≈ 1 linear, p ≈ 2 quadratic.
+
+    Args:
+        ax: a matplotlib Axes.
+        x, y: positive values of equal length (at least 2 after ``fit_from``).
+        label: legend label; the slope is appended.
+
+    Returns:
+        ``(ax, slope)``.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length, got shapes {x.shape} and {y.shape}")
+    if len(x) - fit_from < 2 or (x <= 0).any() or (y <= 0).any():
+        raise ValueError("loglog_slope needs at least 2 fitted points and positive x and y")
+    slope, intercept = np.polyfit(np.log(x[fit_from:]), np.log(y[fit_from:]), 1)
+    line = ax.loglog(x, y, marker=marker, linestyle="", color=color)[0]
+    xs = np.geomspace(x.min(), x.max(), 50)
+    ax.loglog(xs, np.exp(intercept) * xs**slope, color=line.get_color(), alpha=0.7,
+              label=f"{label} (slope {slope:.2f})")
+    return ax, float(slope)
+
+
+def plot_history(ax, history: dict, *, key: str = "loss", label: str | None = None,
+                 color=None, logy: bool = False):
+    """Plot one curve of a training history (``{'step': [...], key: [...]}``)."""
+    if key not in history:
+        raise KeyError(f"history has no {key!r}; it has {sorted(history)}")
+    x = history.get("step", range(len(history[key])))
+    ax.plot(x, history[key], label=label, color=color)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(key)
+    if logy:
+        ax.set_yscale("log")
+    return ax
+
+
+class SourceCode:
+    """Source text that renders highlighted in HTML and as plain text elsewhere."""
+
+    def __init__(self, text: str, name: str):
+        self.text, self.name = text, name
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        formatter = HtmlFormatter(noclasses=True, style="friendly", nobackground=True)
+        body = highlight(self.text, PythonLexer(), formatter)
+        return (f'<div class="sseq-source"><div class="sseq-source-title">{self.name}</div>'
+                f"{body}</div>")
+
+
+def show_source(obj) -> SourceCode:
+    """Display the real source of an ``sseq`` function, class or module.
+
+    The book never copies package code into a notebook: it shows it from the
+    package, so the text and the code cannot drift apart.
+    """
+    try:
+        text = inspect.getsource(obj)
+    except (TypeError, OSError) as err:
+        raise TypeError(f"show_source needs a function, class or module defined in Python, "
+                        f"got {type(obj).__name__}: {err}") from err
+    module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+    name = f"{module}.{getattr(obj, '__qualname__', '')}".rstrip(".")
+    return SourceCode(textwrap.dedent(text).rstrip(), name)

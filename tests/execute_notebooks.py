@@ -1,0 +1,57 @@
+"""Execute chapter notebooks top to bottom, store their outputs, print their run times.
+
+    python tests/execute_notebooks.py                     # every chapter in _toc.yml
+    python tests/execute_notebooks.py chapters/01_*.ipynb # some
+    python tests/execute_notebooks.py --dry-run           # time them, save nothing
+
+Used by ``make execute`` and ``make timings``. Each notebook runs in a fresh kernel of
+this environment, in its own folder, with widget state stored so that the HTML book
+can show the widgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toc import chapter_notebooks  # noqa: E402
+
+BUDGET_S = 60.0  # every chapter must run within this on a 2-core CPU
+
+
+def execute(path: Path, *, save: bool) -> float:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                            store_widget_state=True,
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    if save:
+        nbformat.write(nb, path)
+    return seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--dry-run", action="store_true", help="time only; do not save")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or chapter_notebooks()
+    slow = []
+    for path in paths:
+        seconds = execute(path, save=not args.dry_run)
+        flag = "" if seconds <= BUDGET_S else f"  (over the {BUDGET_S:.0f} s budget)"
+        print(f"{seconds:7.1f} s  {path}{flag}", flush=True)
+        slow += [path] if flag else []
+    return 1 if slow else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
