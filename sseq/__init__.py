@@ -97,7 +97,7 @@ def seed_everything(seed: int = 0) -> None:
 
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (legacy global state that learners' code may use)
     torch.manual_seed(seed)
     # Deterministic algorithms where PyTorch has them; warn (not fail) where not.
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -148,7 +148,8 @@ _BENCHMARKS = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sseq.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sseq.bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("name", choices=sorted({name for name, _ in _BENCHMARKS}))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")

@@ -117,8 +117,9 @@ def compare(got: Any, expected: Any, *, rtol: float, atol: float) -> str:
     """
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            return f"expected a {type(expected).__name__} of {len(expected)} items, got {_describe(got)}."
-        for i, (g, e) in enumerate(zip(got, expected)):
+            return (f"expected a {type(expected).__name__} of {len(expected)} items, "
+                    f"got {_describe(got)}.")
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             why = compare(g, e, rtol=rtol, atol=atol)
             if why:
                 return f"item {i}: {why}"
@@ -141,8 +142,9 @@ def compare(got: Any, expected: Any, *, rtol: float, atol: float) -> str:
             return (f"values differ at {int(bad.sum())} of {bad.size} entries; first at index "
                     f"{idx}: expected {e[idx]:.6g}, got {g[idx]:.6g}.")
         return ""
-    if isinstance(expected, (float, int, np.floating, np.integer)) and not isinstance(expected, bool):
-        if not isinstance(got, (float, int, np.floating, np.integer)) or isinstance(got, bool):
+    number = (float, int, np.floating, np.integer)
+    if isinstance(expected, number) and not isinstance(expected, bool):
+        if not isinstance(got, number) or isinstance(got, bool):
             return f"expected a number, got {_describe(got)}."
         if not np.isclose(float(got), float(expected), rtol=rtol, atol=atol):
             return f"expected {float(expected):.6g}, got {float(got):.6g}."

@@ -93,7 +93,7 @@ def loglog_slope(ax, x: Sequence[float], y: Sequence[float], *, label: str, colo
     line = ax.loglog(x, y, marker=marker, linestyle="", color=color)[0]
     xs = np.geomspace(x.min(), x.max(), 50)
     ax.loglog(xs, np.exp(intercept) * xs**slope, color=line.get_color(), alpha=0.7,
-              label=f"{label} (slope {slope:.2f})")
+              label=f"{label} (slope {round(slope, 2) + 0.0:.2f})")  # + 0.0: no "-0.00"
     return ax, float(slope)
 
 

@@ -1,0 +1,324 @@
+"""HiPPO: memory as online function approximation (Gu et al. 2020, arXiv 2008.07669).
+
+Summarize the whole past of a signal u on [0, t] by N numbers: the coefficients of
+its projection onto N orthogonal polynomials under a measure ω(t, x) that says which
+part of the past matters. HiPPO's discovery is that these coefficients obey a linear
+ODE, so they can be updated online as t grows:
+
+    c'(t) = (1/τ(t)) (A c(t) + B u(t)),    c (n,),  A (n, n),  B (n,)
+
+with the clock τ(t) = t for LegS (uniform over all history) and τ = θ for LegT (a
+sliding window of length θ) and LagT (an exponential decay with time constant θ).
+Throughout, the **sign is folded into A**: every A here is stable, its eigenvalues
+lie in the left half-plane (the paper writes c' = -A c + B u with A positive).
+
+The module goes small to big: the matrices, the symbolic derivation of LegS, the
+polynomial bases, the online recurrence (``project``) and the reconstruction of the
+past from the coefficients (``reconstruct``), then the chapter's explorer.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import sympy as sp
+import torch
+
+__all__ = ["MEASURES", "basis", "explore", "lagt", "legs", "legs_symbolic", "legt", "lmu",
+           "project", "reconstruct", "signal", "transition"]
+
+MEASURES = ("legs", "legt", "lagt")
+
+
+def _check_N(N) -> int:
+    if isinstance(N, bool) or not isinstance(N, numbers.Integral):
+        raise TypeError(f"N must be an int >= 1, got {type(N).__name__} ({N!r})")
+    if N < 1:
+        raise ValueError(f"N must be an int >= 1, got {N}")
+    return int(N)
+
+
+def _check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _check_measure(measure) -> str:
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
+    return measure
+
+
+# --- The matrices ---------------------------------------------------------------------
+
+
+def legs(N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """HiPPO-LegS: the Legendre projection of the whole history, measure uniform on [0, t].
+
+        A_nk = -sqrt(2n+1) sqrt(2k+1)  (n > k),   A_nn = -(n+1),   A_nk = 0  (n < k)
+        B_n  =  sqrt(2n+1)
+
+    for the ODE c'(t) = (1/t)(A c(t) + B u(t)). A is lower triangular with the
+    eigenvalues -1, -2, ..., -N: stable.
+
+    Returns:
+        ``(A, B)``: float64 tensors of shapes (n, n) and (n,).
+    """
+    N = _check_N(N)
+    r = torch.sqrt(2 * torch.arange(N, dtype=torch.float64) + 1)  # (n,)
+    A = -torch.tril(r[:, None] * r[None, :], diagonal=-1)  # (n, n)
+    A -= torch.diag(torch.arange(1, N + 1, dtype=torch.float64))
+    return A, r.clone()
+
+
+def legt(N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """HiPPO-LegT: Legendre projection of a sliding window [t - θ, t], measure 1/θ there.
+
+        A_nk = -sqrt(2n+1) sqrt(2k+1) * (1 if n >= k else (-1)^(n-k)),   B_n = sqrt(2n+1)
+
+    for the window length θ = 1; for another θ the ODE is c' = (1/θ)(A c + B u).
+    This is the normalized form of the official code (state-spaces ``transition('legt')``).
+    The paper's Appendix writes the unnormalized basis P_n instead, whose matrices are
+    those of the LMU (see :func:`lmu`): the same system in rescaled coordinates.
+
+    Returns:
+        ``(A, B)``: float64 tensors of shapes (n, n) and (n,).
+    """
+    N = _check_N(N)
+    q = torch.arange(N, dtype=torch.float64)
+    r = torch.sqrt(2 * q + 1)  # (n,)
+    n, k = q[:, None], q[None, :]
+    sign = torch.where(n >= k, 1.0, (-1.0) ** (n - k))  # (n, n)
+    return -r[:, None] * sign * r[None, :], r.clone()
+
+
+def lagt(N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """HiPPO-LagT: Laguerre projection under the exponentially decaying measure e^(-(t-x)).
+
+        A_nk = -1  (n >= k),   A_nk = 0  (n < k),   B_n = 1
+
+    for the time constant θ = 1 (else c' = (1/θ)(A c + B u)), as in the paper
+    (Appendix D.2). The official code's ``transition('lagt')`` adds I/2 to A: its basis
+    carries an extra e^(-(t-x)/2) (the "tilted" variant), and its eigenvalues are -1/2.
+
+    Returns:
+        ``(A, B)``: float64 tensors of shapes (n, n) and (n,).
+    """
+    N = _check_N(N)
+    return -torch.tril(torch.ones(N, N, dtype=torch.float64)), torch.ones(N, dtype=torch.float64)
+
+
+def lmu(N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Legendre Memory Unit's matrices (Voelker et al. 2019) for the window θ = 1.
+
+        A_nk = (2n+1) * (-1 if n < k else (-1)^(n-k+1)),   B_n = (2n+1) (-1)^n
+
+    LegT in other coordinates: with S = diag((-1)^n sqrt(2n+1)), S^-1 A S and S^-1 B are
+    :func:`legt`'s matrices.
+
+    Returns:
+        ``(A, B)``: float64 tensors of shapes (n, n) and (n,).
+    """
+    N = _check_N(N)
+    q = torch.arange(N, dtype=torch.float64)
+    n, k = q[:, None], q[None, :]
+    A = (2 * n + 1) * torch.where(n < k, -1.0, (-1.0) ** (n - k + 1))  # (n, n)
+    return A, (2 * q + 1) * (-1.0) ** q
+
+
+def transition(measure: str, N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A, B)`` of ``measure`` ("legs", "legt" or "lagt") with N coefficients."""
+    return {"legs": legs, "legt": legt, "lagt": lagt}[_check_measure(measure)](N)
+
+
+def _legendre_coefficients(f: sp.Expr, z: sp.Symbol, K: int) -> list[sp.Expr]:
+    """Coefficients a_k of f(z) = Σ_k a_k P_k(z):  a_k = (2k+1)/2 ∫_{-1}^{1} f P_k dz."""
+    return [sp.Rational(2 * k + 1, 2) * sp.integrate(f * sp.legendre(k, z), (z, -1, 1))
+            for k in range(K)]
+
+
+def legs_symbolic(N: int) -> tuple[sp.Matrix, sp.Matrix]:
+    """LegS's ``(A, B)`` derived with sympy from the measure, exactly (square roots kept).
+
+    With z = 2x/t - 1 and the basis p_n(x) = sqrt(2n+1) P_n(z), the coefficients
+    c_n(t) = (1/t) ∫_0^t u(x) p_n(x) dx change, by Leibniz's rule, as
+
+        t c_n'(t) = -c_n + p_n(t) u(t) + ∫_0^t u(x) t ∂_t p_n(x) dx / t,
+        t ∂_t p_n(x) = -sqrt(2n+1) (z+1) P_n'(z) = -sqrt(2n+1) Σ_k a_nk P_k(z),
+
+    so A_nk = -δ_nk - sqrt(2n+1) a_nk / sqrt(2k+1) and B_n = p_n(t) = sqrt(2n+1) P_n(1).
+    The a_nk are computed by projecting (z+1) P_n'(z) onto each P_k (the closed form
+    a_nk = 2k+1 for k < n and a_nn = n is not assumed).
+
+    Returns:
+        ``(A, B)``: sympy matrices of shapes (n, n) and (n, 1).
+    """
+    N = _check_N(N)
+    z = sp.Symbol("z")
+    A, B = sp.zeros(N, N), sp.zeros(N, 1)
+    for n in range(N):
+        a = _legendre_coefficients((z + 1) * sp.diff(sp.legendre(n, z), z), z, N)
+        for k in range(N):
+            A[n, k] = -sp.KroneckerDelta(n, k) - sp.sqrt(2 * n + 1) * a[k] / sp.sqrt(2 * k + 1)
+        B[n] = sp.sqrt(2 * n + 1) * sp.legendre(n, 1)
+    return A, B
+
+
+# --- The bases: what the coefficients mean ---------------------------------------------
+
+
+def _three_term(s: torch.Tensor, N: int, laguerre: bool) -> torch.Tensor:
+    """P_n(s) (Legendre) or L_n(s) (Laguerre) for n < N by their recurrences; (..., n).
+
+        (n+1) P_{n+1} = (2n+1) s P_n - n P_{n-1}
+        (n+1) L_{n+1} = (2n+1-s) L_n - n L_{n-1}
+    """
+    values = [torch.ones_like(s), 1 - s if laguerre else s.clone()]
+    for n in range(1, N - 1):
+        factor = (2 * n + 1 - s) if laguerre else (2 * n + 1) * s
+        values.append((factor * values[n] - n * values[n - 1]) / (n + 1))
+    return torch.stack(values[:N], dim=-1)
+
+
+def basis(measure: str, N: int, *, t: float, x, theta: float = 1.0) -> torch.Tensor:
+    """The functions p_n(x) whose combination Σ c_n(t) p_n(x) approximates u(x), x ≤ t.
+
+        legs: p_n(x) = sqrt(2n+1) P_n(2x/t - 1)           on [0, t]
+        legt: p_n(x) = sqrt(2n+1) P_n(2(x-t)/θ + 1)        on [t - θ, t]
+        lagt: p_n(x) = L_n((t - x)/θ)                      on (-inf, t]
+
+    Args:
+        x: times, a tensor or sequence of shape (m,).
+
+    Returns:
+        A float64 tensor of shape (m, n); NaN where x is outside the measure's support.
+    """
+    measure, N = _check_measure(measure), _check_N(N)
+    t, theta = _check_positive("t", t), _check_positive("theta", theta)
+    x = torch.as_tensor(x, dtype=torch.float64)  # (m,)
+    r = torch.sqrt(2 * torch.arange(N, dtype=torch.float64) + 1)  # (n,)
+    if measure == "legs":
+        p, inside = r * _three_term(2 * x / t - 1, N, False), (x >= 0) & (x <= t)
+    elif measure == "legt":
+        p, inside = r * _three_term(2 * (x - t) / theta + 1, N, False), (x >= t - theta) & (x <= t)
+    else:
+        p, inside = _three_term((t - x) / theta, N, True), x <= t
+    return torch.where(inside[:, None], p, torch.nan)  # (m, n)
+
+
+# --- Online: the recurrence, and the past it remembers ----------------------------------
+
+
+def _bilinear(A: torch.Tensor, B: torch.Tensor, h: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear step of size h:  A_bar = (I - h/2 A)^-1 (I + h/2 A),  B_bar = (I - h/2 A)^-1 h B."""
+    I = torch.eye(A.shape[0], dtype=A.dtype)
+    M = I - h / 2 * A
+    return torch.linalg.solve(M, I + h / 2 * A), torch.linalg.solve(M, h * B)
+
+
+def project(u, measure: str = "legs", N: int = 32, *, dt: float = 1.0,
+            theta: float = 1.0) -> torch.Tensor:
+    """Run HiPPO online over a sampled signal: the coefficients c_i after each sample.
+
+    The sample u_i is u(t_i) at t_i = (i+1) dt; the signal is u_0 on (0, t_0], zero
+    before. Each step integrates c' = (1/τ)(A c + B u) with the bilinear (trapezoidal)
+    rule in the system's own clock s, with the input averaged over the step:
+
+        c_i = A_bar c_{i-1} + B_bar (u_{i-1} + u_i) / 2,    step h_i = Δs
+
+    LegT and LagT: τ = θ, so h = dt/θ for every step (time-invariant). LegS: τ = t, and
+    in log-time s = ln t it is time-invariant too, dc/ds = A c + B u, with the step
+    h_i = ln(t_i / t_{i-1}) = ln((i+1)/i) -- independent of dt (LegS has no time scale).
+    The first LegS step starts at t = 0 (h = inf) and lands on the exact c_0 = u_0 e_0.
+    (The official code steps with h = 1/i and from c = 0: close, with an O(1/i) start-up error.)
+
+    Args:
+        u: samples, shape (l,) or (b, l).
+        measure: "legs", "legt" or "lagt".
+        N: number of coefficients.
+        dt: sampling interval (LegT and LagT only: it is measured against θ).
+        theta: LegT's window length, LagT's time constant.
+
+    Returns:
+        float64 coefficients of shape (l, n), or (b, l, n) for batched u.
+    """
+    measure, N = _check_measure(measure), _check_N(N)
+    dt, theta = _check_positive("dt", dt), _check_positive("theta", theta)
+    u = torch.as_tensor(u)
+    if u.ndim not in (1, 2) or u.shape[-1] == 0 or not u.is_floating_point():
+        raise ValueError(f"u must be a non-empty float tensor of shape (l,) or (b, l), "
+                         f"got shape {tuple(u.shape)} and dtype {u.dtype}")
+    x = u.to(torch.float64).reshape(-1, u.shape[-1])  # (b, l)
+    A, B = transition(measure, N)
+    A_bar, B_bar = _bilinear(A, B, dt / theta)
+    c = torch.zeros(x.shape[0], N, dtype=torch.float64)  # (b, n)
+    cs = []
+    for i in range(x.shape[1]):
+        u_mean = (x[:, i - 1] + x[:, i]) / 2 if i > 0 else x[:, 0]  # (b,)
+        if measure == "legs" and i == 0:
+            c = torch.nn.functional.pad(x[:, :1], (0, N - 1))  # u_0 e_0
+        else:
+            if measure == "legs":
+                A_bar, B_bar = _bilinear(A, B, math.log((i + 1) / i))
+            c = c @ A_bar.T + u_mean[:, None] * B_bar  # (b, n)
+        cs.append(c)
+    return torch.stack(cs, dim=1).reshape(*u.shape, N)  # (b, l, n) or (l, n)
+
+
+def reconstruct(c, measure: str = "legs", *, t: float, x, theta: float = 1.0) -> torch.Tensor:
+    """The approximation of the past that N coefficients hold:  u(x) ≈ Σ_n c_n p_n(x).
+
+    Args:
+        c: coefficients at time t, shape (..., n) (a row of :func:`project`'s output).
+        t: the time the coefficients were taken at.
+        x: times to evaluate at, shape (m,).
+
+    Returns:
+        float64 tensor of shape (..., m); NaN outside the measure's support (see :func:`basis`).
+    """
+    c = torch.as_tensor(c, dtype=torch.float64)
+    if c.ndim < 1:
+        raise ValueError(f"c must have shape (..., n), got a scalar {c!r}")
+    P = basis(measure, c.shape[-1], t=t, x=x, theta=theta)  # (m, n)
+    return c @ P.T  # (..., m)
+
+
+# --- The chapter's explorer --------------------------------------------------------------
+
+_SIGNALS = {
+    "sines": lambda x: torch.sin(6 * math.pi * x) + 0.5 * torch.sin(14 * math.pi * x + 1),
+    "chirp": lambda x: torch.sin(2 * math.pi * (2 * x + 6 * x**2)),
+    "steps": lambda x: torch.where(x < 0.3, 0.0, 1.0) - torch.where(x < 0.7, 0.0, 1.5),
+    "bumps": lambda x: sum(torch.exp(-(((x - m) / 0.04) ** 2)) for m in (0.2, 0.45, 0.8)),
+}
+
+
+def signal(name: str, x) -> torch.Tensor:
+    """A named test signal ("sines", "chirp", "steps", "bumps") at times x in [0, 1]; (m,)."""
+    if name not in _SIGNALS:
+        raise ValueError(f"signal must be one of {sorted(_SIGNALS)}, got {name!r}")
+    return _SIGNALS[name](torch.as_tensor(x, dtype=torch.float64)).to(torch.float64)
+
+
+def explore(ax, signal_name: str = "sines", N: int = 16, measure: str = "legs", *,
+            L: int = 1000, theta: float = 0.3):
+    """Widget update: run HiPPO over a signal on [0, 1] and draw the remembered past at t = 1.
+
+    Returns:
+        ``(ax, rmse)``: the axes, and the root-mean-square reconstruction error over
+        the part of the past the measure covers.
+    """
+    x = torch.arange(1, L + 1, dtype=torch.float64) / L  # (l,) sample times t_i
+    u = signal(signal_name, x)
+    c = project(u, measure, N, dt=1 / L, theta=theta)[-1]  # (n,) coefficients at t = 1
+    u_hat = reconstruct(c, measure, t=1.0, x=x, theta=theta)  # (l,)
+    covered = ~torch.isnan(u_hat)
+    rmse = float(torch.sqrt(torch.mean((u_hat - u)[covered] ** 2)))
+    ax.plot(x, u, color="#7f7f7f", lw=3, alpha=0.5, label="signal u(x)")
+    ax.plot(x, u_hat, color="#0072B2", label=f"{measure}, N = {N}")
+    ax.set(xlabel="time x (s)", ylabel="u(x)", xlim=(0, 1),
+           title=f"What {N} numbers remember at t = 1 s (RMSE {rmse:.3f})")
+    ax.legend(loc="lower left")
+    return ax, rmse

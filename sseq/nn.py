@@ -1,0 +1,268 @@
+"""Recurrent layers written from scratch: the Elman RNN, the LSTM and the GRU.
+
+Each layer is one short *cell* function — the equations of the paper, read top to
+bottom — and a loop over time that carries the state. The parameters have exactly
+the names, shapes and gate order of ``torch.nn.RNN``/``LSTM``/``GRU`` with one
+layer and ``batch_first=True`` (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
+``bias_hh_l0``), so a ``state_dict`` moves between the two and gives the same
+outputs. What differs from PyTorch: the loop over time is Python, written to be
+read, so it is slower than PyTorch's fused kernels; and only one layer,
+one direction and biases are supported.
+
+Shapes: ``b`` batch, ``l`` length, ``d`` input channels, ``h`` hidden size
+(``d_hidden``); a gated layer stacks its ``G`` gates along the first weight axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["GRU", "LSTM", "RNN", "RecurrentHead", "gru_cell", "lstm_cell", "rnn_cell"]
+
+
+# --- The cells: one time step each ----------------------------------------------------
+
+
+def rnn_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
+    """One step of the Elman RNN.
+
+        h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+
+    Args:
+        x: input at this step, ``(b, d)``.
+        h: previous hidden state, ``(b, h)``.
+        weight_ih: ``(h, d)``; weight_hh: ``(h, h)``; bias_ih, bias_hh: ``(h,)``.
+        nonlinearity: ``"tanh"`` (Elman's choice) or ``"relu"``.
+
+    Returns:
+        The new hidden state, ``(b, h)``.
+    """
+    pre = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (b, h)
+    return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
+
+
+def lstm_cell(x, state, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One step of the LSTM, gates in PyTorch's order (i, f, g, o).
+
+        i  = σ(W_ii x + b_ii + W_hi h + b_hi)        input gate
+        f  = σ(W_if x + b_if + W_hf h + b_hf)        forget gate
+        g  = tanh(W_ig x + b_ig + W_hg h + b_hg)     candidate
+        o  = σ(W_io x + b_io + W_ho h + b_ho)        output gate
+        c' = f ⊙ c + i ⊙ g                           the cell: additive, the error carousel
+        h' = o ⊙ tanh(c')
+
+    Args:
+        x: ``(b, d)``; state: ``(h, c)``, each ``(b, h)``.
+        weight_ih: ``(4h, d)``; weight_hh: ``(4h, h)``; bias_ih, bias_hh: ``(4h,)``.
+
+    Returns:
+        ``(h', c')``, each ``(b, h)``.
+    """
+    h, c = state
+    pre = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (b, 4h)
+    i, f, g, o = pre.chunk(4, dim=-1)  # each (b, h)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h, c
+
+
+def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One step of the GRU, gates in PyTorch's order (r, z, n).
+
+        r  = σ(W_ir x + b_ir + W_hr h + b_hr)            reset gate
+        z  = σ(W_iz x + b_iz + W_hz h + b_hz)            update gate
+        n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))   candidate
+        h' = (1 − z) ⊙ n + z ⊙ h
+
+    Args:
+        x: ``(b, d)``; h: ``(b, h)``.
+        weight_ih: ``(3h, d)``; weight_hh: ``(3h, h)``; bias_ih, bias_hh: ``(3h,)``.
+
+    Returns:
+        The new hidden state, ``(b, h)``.
+    """
+    x_r, x_z, x_n = (x @ weight_ih.T + bias_ih).chunk(3, dim=-1)  # each (b, h)
+    h_r, h_z, h_n = (h @ weight_hh.T + bias_hh).chunk(3, dim=-1)  # each (b, h)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h
+
+
+# --- The layers: a loop over time ------------------------------------------------------
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class _Recurrent(nn.Module):
+    """A single-layer, batch-first recurrent layer; subclasses supply ``step``."""
+
+    n_gates = 1  # how many (h, .) blocks are stacked in each weight
+    n_states = 1  # 1: the state is h; 2: the state is (h, c)
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        rows = self.n_gates * hidden_size
+        self.weight_ih_l0 = nn.Parameter(torch.empty(rows, input_size))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(rows, hidden_size))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(rows))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(rows))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's initialization: every parameter uniform in ±1/sqrt(h)."""
+        bound = 1 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    @property
+    def weights(self):
+        return self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, batch_first=True"
+
+    def forward(self, x, state=None):
+        """Run the layer over a sequence.
+
+        Args:
+            x: ``(b, l, d)`` floating point, ``d = input_size``.
+            state: the initial state, PyTorch's layout: ``h_0`` of shape ``(1, b, h)``
+                (for the LSTM, a pair ``(h_0, c_0)``); zeros when ``None``.
+
+        Returns:
+            ``(output, final_state)``: ``output`` ``(b, l, h)`` holds h_t for every t;
+            ``final_state`` is ``h_n`` ``(1, b, h)``, or ``(h_n, c_n)`` for the LSTM.
+        """
+        self._check_input(x)
+        states = self._initial_state(x, state)  # tuple of (b, h)
+        outputs = []
+        for t in range(x.shape[1]):
+            states = self.step(x[:, t], states)
+            outputs.append(states[0])
+        output = torch.stack(outputs, dim=1)  # (b, l, h)
+        final = tuple(s.unsqueeze(0) for s in states)  # each (1, b, h)
+        return output, (final if self.n_states == 2 else final[0])
+
+    def _check_input(self, x):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 3 or x.shape[-1] != self.input_size or x.shape[1] == 0:
+            raise ValueError(f"x must have shape (b, l, {self.input_size}) with l >= 1 "
+                             f"(batch first), got {tuple(x.shape)}")
+        if x.dtype != self.weight_ih_l0.dtype:
+            raise TypeError(f"x must have dtype {self.weight_ih_l0.dtype} like the layer's "
+                            f"weights, got {x.dtype}")
+
+    def _initial_state(self, x, state):
+        b, h = x.shape[0], self.hidden_size
+        if state is None:
+            zeros = x.new_zeros(b, h)
+            return (zeros,) * self.n_states
+        parts = tuple(state) if self.n_states == 2 else (state,)
+        if len(parts) != self.n_states or not all(isinstance(s, torch.Tensor) for s in parts):
+            raise TypeError(f"state must be {self._state_doc()}")
+        for s in parts:
+            if tuple(s.shape) != (1, b, h):
+                raise ValueError(f"each state tensor must have shape (1, b, h) = {(1, b, h)}, "
+                                 f"got {tuple(s.shape)}")
+        return tuple(s[0] for s in parts)
+
+    def _state_doc(self):
+        return "(h_0, c_0), two tensors (1, b, h)" if self.n_states == 2 else "a tensor (1, b, h)"
+
+    def step(self, x, states):
+        raise NotImplementedError
+
+
+class RNN(_Recurrent):
+    """The Elman RNN, a drop-in for ``torch.nn.RNN(d, h, batch_first=True)``.
+
+    Args:
+        input_size: ``d``; hidden_size: ``h``.
+        nonlinearity: ``"tanh"`` or ``"relu"``, as in PyTorch.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size)
+
+    def step(self, x, states):
+        return (rnn_cell(x, states[0], *self.weights, nonlinearity=self.nonlinearity),)
+
+
+class LSTM(_Recurrent):
+    """The LSTM, a drop-in for ``torch.nn.LSTM(d, h, batch_first=True)``."""
+
+    n_gates, n_states = 4, 2
+
+    def step(self, x, states):
+        return lstm_cell(x, states, *self.weights)
+
+
+class GRU(_Recurrent):
+    """The GRU, a drop-in for ``torch.nn.GRU(d, h, batch_first=True)``."""
+
+    n_gates = 3
+
+    def step(self, x, states):
+        return (gru_cell(x, states[0], *self.weights),)
+
+
+# --- A small model for the book's tasks ------------------------------------------------
+
+_CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+class RecurrentHead(nn.Module):
+    """A recurrent layer and a linear readout: the book's small sequence model.
+
+    Args:
+        cell: ``"rnn"``, ``"lstm"``, ``"gru"``, or a callable ``cell(d_in, d_hidden)``
+            returning a batch-first layer that returns ``(output, state)``.
+        d_in: input channels; for token inputs, the vocabulary size.
+        d_hidden: the size of the state h.
+        d_out: output channels (classes, or 1 for a regression).
+        readout: ``"last"`` reads out h_l only; ``"all"`` reads out every h_t.
+
+    Inputs are ``(b, l, d_in)`` floats, or ``(b, l)`` integer token ids in
+    ``[0, d_in)``, which are one-hot encoded. The output is ``(b, d_out)`` for
+    ``readout="last"`` and ``(b, l, d_out)`` for ``readout="all"``.
+    """
+
+    def __init__(self, cell, d_in: int, d_hidden: int, d_out: int, readout: str = "last"):
+        super().__init__()
+        if isinstance(cell, str) and cell not in _CELLS:
+            raise ValueError(f"cell must be one of {sorted(_CELLS)} or a callable, got {cell!r}")
+        if not isinstance(cell, str) and not callable(cell):
+            raise TypeError(f"cell must be a name or a callable, got {type(cell).__name__}")
+        if readout not in ("last", "all"):
+            raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
+        self.d_in = _positive_int("d_in", d_in)
+        _positive_int("d_out", d_out)
+        self.readout = readout
+        self.recurrent = (_CELLS[cell] if isinstance(cell, str) else cell)(d_in, d_hidden)
+        self.head = nn.Linear(d_hidden, d_out)
+
+    def forward(self, x):
+        """``(b, l, d_in)`` or ``(b, l)`` tokens → ``(b, d_out)`` or ``(b, l, d_out)``."""
+        if isinstance(x, torch.Tensor) and not x.is_floating_point() and x.ndim == 2:
+            if x.min() < 0 or x.max() >= self.d_in:
+                raise ValueError(f"token ids must lie in [0, {self.d_in}), got "
+                                 f"[{int(x.min())}, {int(x.max())}]")
+            x = nn.functional.one_hot(x, self.d_in).to(self.head.weight.dtype)  # (b, l, d_in)
+        output, _ = self.recurrent(x)  # (b, l, d_hidden)
+        if self.readout == "last":
+            output = output[:, -1]  # (b, d_hidden)
+        return self.head(output)

@@ -1,0 +1,45 @@
+"""Timing and memory helpers measure what they claim (loose, order-of-magnitude checks)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from sseq import bench
+
+
+def test_time_fn_measures_a_known_sleep():
+    timing = bench.time_fn(lambda: time.sleep(0.01), repeat=3, warmup=0)
+    assert 0.009 < timing.median < 0.2
+    assert timing.q25 <= timing.median <= timing.q75
+    assert len(timing.runs) == 3 and timing.ms == pytest.approx(1e3 * timing.median)
+
+
+def test_time_fn_rejects_bad_counts():
+    with pytest.raises(ValueError, match="repeat=0"):
+        bench.time_fn(lambda: None, repeat=0)
+
+
+def test_peak_memory_sees_a_large_allocation():
+    def allocate():
+        a = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        time.sleep(0.05)
+        return a.sum()
+
+    assert bench.peak_memory(allocate) > 32 * 2**20
+
+
+def test_format_table_aligns_columns():
+    table = bench.format_table([{"backend": "ref", "ms": 12.3456}, {"backend": "fast", "ms": 1.0}])
+    lines = table.splitlines()
+    assert lines[0] == "| backend | ms   |"
+    assert lines[2] == "| ref     | 12.3 |"
+    assert bench.format_table([]) == "(no rows)"
+
+
+def test_cli_rejects_unknown_benchmarks(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["nonsense"])
+    assert "invalid choice: 'nonsense'" in capsys.readouterr().err

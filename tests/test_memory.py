@@ -1,0 +1,174 @@
+"""Chapter 1's models against independent oracles: torch's attention, closed forms, scipy."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.linalg  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from sseq import memory  # noqa: E402
+from sseq.checks import ch01  # noqa: E402
+
+
+def test_running_state_is_the_tanh_recurrence_and_holds_constant_memory():
+    model = memory.RunningState(3, 5)
+    x1, x2 = torch.randn(3), torch.randn(3)
+    h1 = torch.tanh(model.U @ x1)
+    expected = torch.tanh(model.W @ h1 + model.U @ x2)
+    model.step(x1)
+    assert torch.allclose(model.step(x2), expected, atol=1e-6)
+    assert model.memory_bytes() == 5 * 4
+
+
+def test_attention_cache_equals_torch_causal_attention():
+    """Reading tokens one by one with a KV cache = causal attention over the sequence."""
+    l, d = 9, 8
+    x = torch.randn(l, d)
+    cache = memory.AttentionCache(d, capacity=l)
+    stepwise = torch.stack([cache.step(x_t) for x_t in x])
+    q, k, v = x @ cache.W_q.T, x @ cache.W_k.T, x @ cache.W_v.T
+    oracle = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]
+    torch.testing.assert_close(stepwise, oracle, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(memory.attention(x, causal=True), oracle, rtol=1e-5, atol=1e-6)
+    assert cache.memory_bytes() == 2 * l * d * 4
+
+
+def test_attention_cache_rejects_overflow_and_bad_fill():
+    cache = memory.AttentionCache(4, capacity=1)
+    cache.step(torch.randn(4))
+    with pytest.raises(ValueError, match="the cache is full: capacity=1"):
+        cache.step(torch.randn(4))
+    with pytest.raises(ValueError, match=r"n must be in \[0, 1\], got 5"):
+        cache.fill(5)
+
+
+def test_attend_matches_a_float64_formula_and_survives_large_scores():
+    q, K, V = torch.randn(4) * 40, torch.randn(6, 4) * 40, torch.randn(6, 3)
+    s = (K.double() @ q.double()) / 2.0
+    w = np.exp((s - s.max()).numpy())
+    expected = torch.from_numpy(w / w.sum()) @ V.double()
+    out = memory.attend(q, K, V)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("shapes", "message"), [
+    (((4,), (6, 3), (6, 3)), "shapes do not match"),
+    (((4, 1), (6, 4), (6, 3)), r"expected q \(d,\), K \(t, d\), V \(t, d_v\)"),
+])
+def test_attend_names_bad_shapes(shapes, message):
+    with pytest.raises(ValueError, match=message):
+        memory.attend(*(torch.randn(s) for s in shapes))
+
+
+def test_influence_shows_causality():
+    x = torch.randn(6, 3)
+    for model in (memory.running_state, memory.attention):
+        upper = torch.triu(memory.influence(model, x), diagonal=1)
+        assert upper.abs().max() == 0.0  # nothing flows from the future
+    full = memory.influence(lambda s: memory.attention(s, causal=False), x)
+    future = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)
+    assert full[future].min() > 0.0  # bidirectional attention sees the future
+
+
+def test_per_token_cost_memory_is_linear_for_attention_and_constant_for_state():
+    attention = memory.per_token_cost("attention", [10, 100], d_model=8, repeat=1, number=1)
+    state = memory.per_token_cost("state", [10, 100], d_model=8, repeat=1, number=1)
+    assert list(attention["bytes"]) == [2 * 10 * 8 * 4, 2 * 100 * 8 * 4]
+    assert list(state["bytes"]) == [8 * 4, 8 * 4]
+    assert (attention["seconds"] > 0).all()
+    with pytest.raises(ValueError, match="kind must be 'state' or 'attention', got 'cnn'"):
+        memory.per_token_cost("cnn", [1])
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"n": 0}, ValueError, "n must be >= 1, got 0"),
+    ({"n": 2.5}, TypeError, "n must be an int, got float"),
+    ({"n": 4, "rho": 1.0}, ValueError, r"rho must be in \(0, 1\)"),
+    ({"n": 4, "kind": "magic"}, ValueError, "kind must be 'shift' or 'orthogonal'"),
+])
+def test_linear_memory_rejects_bad_input(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        memory.linear_memory(**kwargs)
+
+
+def test_shift_register_recalls_exactly_n_steps():
+    A, B = memory.linear_memory(8, kind="shift")
+    np.testing.assert_allclose(memory.recall_theory(A, B, range(12)), [1.0] * 8 + [0.0] * 4,
+                               atol=1e-12)
+
+
+def test_scalar_state_recall_matches_the_closed_form():
+    lam = 0.8
+    ks = np.arange(10)
+    got = memory.recall_theory(np.array([[lam]]), np.array([1.0]), ks)
+    np.testing.assert_allclose(got, lam ** (2 * ks) * (1 - lam**2), rtol=1e-10)
+
+
+def test_stationary_covariance_matches_scipy_lyapunov():
+    A, B = memory.linear_memory(12, kind="orthogonal", rho=0.9)
+    oracle = scipy.linalg.solve_discrete_lyapunov(A, np.outer(B, B))
+    np.testing.assert_allclose(memory._stationary_covariance(A, B), oracle, rtol=1e-9,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [4, 16])
+def test_total_recall_never_exceeds_the_state_size(n):
+    A, B = memory.linear_memory(n, kind="orthogonal", rho=0.95)
+    assert memory.recall_theory(A, B, range(400)).sum() <= n + 1e-6
+
+
+def test_measured_recall_agrees_with_theory():
+    A, B = memory.linear_memory(8, kind="orthogonal", rho=0.9)
+    ks = [0, 2, 5, 10, 20]
+    np.testing.assert_allclose(memory.recall_measured(A, B, ks, length=6000),
+                               memory.recall_theory(A, B, ks), atol=0.03)
+
+
+def test_plot_recall_and_explorer():
+    fig, ax = plt.subplots()
+    assert memory.plot_recall(ax, 8, kind="shift", k_max=16) is ax
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [1.0] * 8 + [0.0] * 9, atol=1e-12)
+    assert "total 8.0" in ax.get_title()
+    plt.close(fig)
+    explorer = memory.recall_explorer()
+    assert [w.description for w in explorer.children[:3]] == ["state size n", "kind", "ρ"]
+    explorer.children[0].value = 4  # the update runs without a browser
+    plt.close("all")
+
+
+def test_check_attend_passes_the_reference_and_catches_mistakes():
+    assert ch01.check_attend(memory.attend)
+
+    def unscaled(q, K, V):
+        return torch.softmax(K @ q, dim=0) @ V
+
+    def naive(q, K, V):
+        e = torch.exp(K @ q / math.sqrt(q.shape[0]))
+        return (e / e.sum()) @ V
+
+    report = ch01.check_attend(unscaled)
+    assert not report and any("sqrt(d)" in line for line in report.lines)
+    report = ch01.check_attend(naive)
+    assert report.n_passed == report.n_cases - 1
+    assert "subtract the largest score" in report.lines[-1]
+
+
+def test_check_cache_bytes():
+    assert ch01.check_cache_bytes((256, 5_120_000))
+    assert not ch01.check_cache_bytes((256, 2_560_000))
+    assert "no answer yet" in ch01.check_cache_bytes(...).lines[0]
+
+
+def test_check_scalar_recall():
+    lam, k = ch01.symbols()
+    assert ch01.check_scalar_recall(lam ** (2 * k) - lam ** (2 * k + 2))
+    assert not ch01.check_scalar_recall(lam**k)
