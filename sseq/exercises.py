@@ -51,6 +51,7 @@ class Report:
     lines: list[str] = field(default_factory=list)
     n_passed: int = 0
     n_cases: int = 0
+    _shown: bool = field(default=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -61,11 +62,25 @@ class Report:
 
     def verdict(self) -> str:
         if self.passed:
+            if self.n_cases == 1:
+                return f"{self.title}: correct. Well done!"
             return f"{self.title}: all {self.n_cases} checks pass. Well done!"
         return f"{self.title}: {self.n_passed} of {self.n_cases} checks pass. Keep going."
 
     def __str__(self) -> str:
         return "\n".join([*self.lines, self.verdict()])
+
+    __repr__ = __str__
+
+    def show(self) -> Report:
+        """Print the report (once: a notebook does not echo it again)."""
+        print(self)
+        self._shown = True
+        return self
+
+    def _ipython_display_(self) -> None:
+        if not self._shown:
+            self.show()
 
     def _record(self, ok: bool, name: str, detail: str = "", hint: str = "") -> None:
         self.n_cases += 1
@@ -181,17 +196,15 @@ def check_function(learner_fn: Callable, reference_fn: Callable, cases: Sequence
             report._record(False, case.name, f"still running after {time_limit:g} s, so it was "
                            "stopped (an endless loop?).", case.hint)
             continue
-        except NotImplementedError:
-            report._record(False, case.name, "not implemented yet.", case.hint)
+        except NotImplementedError:  # an untouched stub: no hints yet, just the cases
+            report._record(False, case.name, "not implemented yet.")
             continue
         except Exception as err:  # a learner's bug must not crash the notebook
             report._record(False, case.name, f"raised {type(err).__name__}: {err}", case.hint)
             continue
         why = compare(got, expected, rtol=rtol, atol=atol)
         report._record(not why, case.name, why, case.hint)
-    if verbose:
-        print(report)
-    return report
+    return report.show() if verbose else report
 
 
 def check_value(name: str, got: Any, expected: Any, *, rtol: float = 0.1, atol: float = 0.0,
@@ -199,13 +212,11 @@ def check_value(name: str, got: Any, expected: Any, *, rtol: float = 0.1, atol: 
     """Check one value (a prediction, a measured number) against the expected one."""
     report = Report(title)
     if got is ... or got is None:
-        report._record(False, name, "no answer yet: replace the ... with your value.", hint)
+        report._record(False, name, "no answer yet: replace the ... with your value.")
     else:
         why = compare(got, expected, rtol=rtol, atol=atol)
         report._record(not why, name, why, hint)
-    if verbose:
-        print(report)
-    return report
+    return report.show() if verbose else report
 
 
 def check_expression(name: str, got: Any, expected: Any, *, title: str, hint: str = "",
@@ -215,7 +226,7 @@ def check_expression(name: str, got: Any, expected: Any, *, title: str, hint: st
 
     report = Report(title)
     if got is ... or got is None:
-        report._record(False, name, "no answer yet: replace the ... with your expression.", hint)
+        report._record(False, name, "no answer yet: replace the ... with your expression.")
     else:
         try:
             diff = sp.simplify(sp.sympify(got) - sp.sympify(expected))
@@ -224,6 +235,4 @@ def check_expression(name: str, got: Any, expected: Any, *, title: str, hint: st
         except (sp.SympifyError, TypeError, ValueError, sp.ShapeError) as err:
             why = f"could not be compared ({type(err).__name__}: {err})."
         report._record(not why, name, why, hint)
-    if verbose:
-        print(report)
-    return report
+    return report.show() if verbose else report

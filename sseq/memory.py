@@ -288,13 +288,14 @@ def recall_theory(A: np.ndarray, B: np.ndarray, ks) -> np.ndarray:
     Returns:
         R²_k for each k in ``ks``, shape ``(len(ks),)``.
     """
-    sigma = _stationary_covariance(A, B)
-    sigma_pinv = np.linalg.pinv(sigma, rcond=1e-10, hermitian=True)
-    out = []
-    for k in ks:
-        g = np.linalg.matrix_power(A, int(k)) @ B  # how u_{t-k} sits in h_t
-        out.append(g @ sigma_pinv @ g)
-    return np.clip(np.array(out), 0.0, 1.0)
+    sigma_pinv = np.linalg.pinv(_stationary_covariance(A, B), rcond=1e-10, hermitian=True)
+    ks = np.asarray(ks, dtype=int)
+    G = np.empty((ks.max() + 1, len(B)))  # row k: g_k = A^k B, how u_{t-k} sits in h_t
+    G[0] = B
+    for k in range(1, len(G)):
+        G[k] = A @ G[k - 1]
+    r2 = np.einsum("kn,nm,km->k", G, sigma_pinv, G)
+    return np.clip(r2[ks], 0.0, 1.0)
 
 
 def recall_measured(A: np.ndarray, B: np.ndarray, ks, *, length: int = 4000,

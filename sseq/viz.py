@@ -91,7 +91,7 @@ def loglog_slope(ax, x: Sequence[float], y: Sequence[float], *, label: str, colo
         raise ValueError("loglog_slope needs at least 2 fitted points and positive x and y")
     slope, intercept = np.polyfit(np.log(x[fit_from:]), np.log(y[fit_from:]), 1)
     line = ax.loglog(x, y, marker=marker, linestyle="", color=color)[0]
-    xs = np.geomspace(x.min(), x.max(), 50)
+    xs = np.geomspace(x[fit_from:].min(), x[fit_from:].max(), 50)  # the fitted range only
     ax.loglog(xs, np.exp(intercept) * xs**slope, color=line.get_color(), alpha=0.7,
               label=f"{label} (slope {round(slope, 2) + 0.0:.2f})")  # + 0.0: no "-0.00"
     return ax, float(slope)

@@ -74,6 +74,14 @@ def test_outputs_were_made_top_to_bottom_without_errors_or_warnings(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_widget_cells_are_not_compared_by_nbval(path):
+    for cell in code_cells(path):
+        if any("application/vnd.jupyter.widget-view+json" in out.get("data", {})
+               for out in cell.outputs):
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), cell.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_figures_are_png(path):
     for cell in code_cells(path):
         for out in cell.outputs:

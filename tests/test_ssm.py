@@ -1,0 +1,264 @@
+"""sseq.ssm: the kernel against matrix powers, convolution against recurrence, and S4D."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import expm
+
+from sseq import discretize, ssm
+
+TOL = 1e-10  # float64
+
+
+def _rand(*shape, complex_=False, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g, dtype=dtype)
+    return torch.complex(x, torch.randn(*shape, generator=g, dtype=dtype)) if complex_ else x
+
+
+def powers_kernel(A_bar, B_bar, C, L):
+    """The oracle: K_k = C A_bar^k B_bar with numpy's matrix_power, one k at a time."""
+    A, B, C = (np.asarray(x) for x in (A_bar, B_bar, C))
+    if A.ndim == 1:
+        A = np.diag(A)
+    return np.array([C @ np.linalg.matrix_power(A, k) @ B for k in range(L)])
+
+
+def _stable_dense(n, seed=0):
+    """A random dense A_bar with spectral radius 0.9."""
+    A = _rand(n, n, seed=seed)
+    return 0.9 * A / torch.linalg.eigvals(A).abs().max()
+
+
+SYSTEMS = {  # name: (A_bar, B_bar, C)
+    "dense": (_stable_dense(5), _rand(5, seed=1), _rand(5, seed=2)),
+    "diagonal real": (torch.rand(6, dtype=torch.float64) * 1.8 - 0.9, _rand(6, seed=1),
+                      _rand(6, seed=2)),
+    "diagonal complex": (0.95 * torch.exp(1j * _rand(6)), _rand(6, complex_=True, seed=1),
+                         _rand(6, complex_=True, seed=2)),
+    "diagonal with zero": (torch.tensor([0.0, 0.5, -0.7], dtype=torch.float64),
+                           torch.ones(3, dtype=torch.float64), _rand(3, seed=2)),
+}
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+@pytest.mark.parametrize("fn", [ssm.kernel, ssm.kernel_ref], ids=["kernel", "kernel_ref"])
+@pytest.mark.parametrize("L", [1, 2, 7, 33])
+def test_kernel_matches_matrix_powers(name, fn, L):
+    A_bar, B_bar, C = SYSTEMS[name]
+    K = fn(A_bar, B_bar, C, L)
+    assert K.shape == (L,) and K.is_complex() == A_bar.is_complex()
+    np.testing.assert_allclose(K.numpy(), powers_kernel(A_bar, B_bar, C, L), rtol=0, atol=TOL)
+
+
+def test_kernel_per_channel():
+    """Diagonal A_bar, B_bar, C of shape (d, n) give one kernel per channel, (d, L)."""
+    A_bar = 0.9 * torch.exp(1j * _rand(3, 4))
+    B_bar, C = _rand(3, 4, complex_=True, seed=1), _rand(3, 4, complex_=True, seed=2)
+    K = ssm.kernel(A_bar, B_bar, C, 20)
+    assert K.shape == (3, 20)
+    for h in range(3):
+        np.testing.assert_allclose(K[h].numpy(), powers_kernel(A_bar[h], B_bar[h], C[h], 20),
+                                   atol=TOL)
+
+
+def test_long_diagonal_kernel_in_float32_is_accurate():
+    """λ^k as exp(k log λ): float32 stays close to float64 at L = 16384, |λ| near 1."""
+    lam64 = torch.exp(torch.complex(torch.tensor([-1e-4, -1e-3]), torch.tensor([0.3, 2.0]))
+                      .to(torch.complex128))
+    ones = torch.ones(2, dtype=torch.complex128)
+    want = ssm.kernel(lam64, ones, ones, 16384)
+    got = ssm.kernel(lam64.to(torch.complex64), ones.to(torch.complex64),
+                     ones.to(torch.complex64), 16384)
+    assert got.dtype == torch.complex64
+    assert (got.to(torch.complex128) - want).abs().max() < 5e-3
+
+
+def test_dense_kernel_by_squaring_matches_sequential_powers_at_long_L():
+    A_bar, B_bar, C = SYSTEMS["dense"]
+    np.testing.assert_allclose(ssm.kernel(A_bar, B_bar, C, 1000).numpy(),
+                               ssm.kernel_ref(A_bar, B_bar, C, 1000).numpy(), atol=1e-12)
+
+
+# --- the two views --------------------------------------------------------------------------
+
+
+VIEWS = {  # name: (A_bar, B_bar, C, channels d or None)
+    "dense shared": (*SYSTEMS["dense"], None),
+    "dense on channels": (*SYSTEMS["dense"], 3),
+    "diagonal shared": (*SYSTEMS["diagonal real"], 2),
+    "diagonal complex": (*SYSTEMS["diagonal complex"], None),
+    "diagonal per channel": (0.9 * torch.exp(1j * _rand(3, 4)), _rand(3, 4, complex_=True),
+                             _rand(3, 4, complex_=True, seed=2), 3),
+}
+
+
+@pytest.mark.parametrize("name", list(VIEWS))
+@pytest.mark.parametrize("length", [1, 7, 130])
+def test_convolution_equals_recurrence(name, length):
+    """The theorem: running the recurrence = convolving with K_k = C A_bar^k B_bar."""
+    A_bar, B_bar, C, d = VIEWS[name]
+    u = _rand(2, length, *(() if d is None else (d,)), seed=5)
+    y_rec = ssm.recurrent(A_bar, B_bar, C, u)
+    K = ssm.kernel(A_bar, B_bar, C, length)  # (l,) or (d, l)
+    y_conv = ssm.convolve(u, K)
+    assert y_rec.shape == y_conv.shape == u.shape
+    np.testing.assert_allclose(y_conv.numpy(), y_rec.numpy(), rtol=0, atol=1e-9)
+
+
+def test_recurrent_returns_the_last_state():
+    A_bar, B_bar, C = SYSTEMS["dense"]
+    u = _rand(2, 9, seed=3)
+    _, x = ssm.recurrent(A_bar, B_bar, C, u, return_state=True)
+    want = sum(torch.linalg.matrix_power(A_bar, 8 - t) @ B_bar * u[:, t, None] for t in range(9))
+    np.testing.assert_allclose(x.numpy(), want.numpy(), atol=TOL)
+
+
+@pytest.mark.parametrize("shapes", [((2, 9), (9,)), ((2, 9), (4,)), ((2, 9), (20,)),
+                                    ((2, 9, 3), (3, 9)), ((2, 9, 3), (9,)), ((1, 1), (1,))])
+def test_convolve_matches_numpy_and_the_reference_with_gradients(shapes):
+    u_shape, K_shape = shapes
+    u = _rand(*u_shape, seed=1).requires_grad_()
+    K = _rand(*K_shape, seed=2).requires_grad_()
+    y, y_ref = ssm.convolve(u, K), ssm.convolve_ref(u, K)
+    np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), atol=1e-12)
+    u3 = u.detach().reshape(u.shape[0], u.shape[1], -1).numpy()  # (b, l, d)
+    K2 = np.broadcast_to(K.detach().numpy(), (u3.shape[2], K.shape[-1]))
+    want = np.stack([[np.convolve(u3[b, :, h], K2[h])[: u3.shape[1]] for h in range(u3.shape[2])]
+                     for b in range(u3.shape[0])]).transpose(0, 2, 1).reshape(u.shape)
+    np.testing.assert_allclose(y.detach().numpy(), want, atol=1e-12)
+    w = _rand(*y.shape, seed=9)
+    g = torch.autograd.grad((y * w).sum(), (u, K))
+    g_ref = torch.autograd.grad((y_ref * w).sum(), (u, K))
+    for a, b in zip(g, g_ref, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-12)
+
+
+def test_convolve_does_not_wrap_around():
+    """An impulse at the last step must not leak into earlier outputs (circular FFT)."""
+    u = torch.zeros(1, 64, dtype=torch.float64)
+    u[0, -1] = 1.0
+    y = ssm.convolve(u, torch.ones(64, dtype=torch.float64))
+    assert y[0, :-1].abs().max() < 1e-12 and abs(y[0, -1].item() - 1) < 1e-12
+
+
+# --- S4D ----------------------------------------------------------------------------------
+
+
+def test_s4d_initialisations():
+    n = torch.arange(4.0)
+    lin, inv, real = (ssm.s4d_A(init, 8) for init in ("lin", "inv", "real"))
+    np.testing.assert_allclose(lin.numpy(), (-0.5 + 1j * math.pi * n).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(inv.numpy(), (-0.5 + 1j * 8 / math.pi * (8 / (2 * n + 1) - 1))
+                               .numpy(), rtol=1e-6)
+    np.testing.assert_allclose(real.numpy(), -(n + 1).numpy().astype(complex), rtol=1e-6)
+
+
+def test_s4d_step_sizes_are_log_uniform_in_range():
+    torch.manual_seed(0)
+    layer = ssm.S4D(ssm.S4DConfig(d_model=2000, d_state=4, dt_min=1e-3, dt_max=1e-1))
+    dt = layer.log_dt.exp().detach().squeeze(-1)
+    assert dt.min() >= 1e-3 and dt.max() <= 1e-1
+    # log-uniform: the median is the geometric mean of the ends, 1e-2
+    assert abs(math.log10(dt.median().item()) + 2) < 0.1
+
+
+@pytest.mark.parametrize("init", ["lin", "inv", "real"])
+def test_s4d_kernel_is_the_full_conjugate_system(init):
+    """2·Re over N/2 modes = the kernel of the full N-dimensional diagonal system by scipy."""
+    torch.manual_seed(0)
+    layer = ssm.S4D(ssm.S4DConfig(d_model=2, d_state=8, init=init)).double()
+    A = torch.complex(-layer.log_A_real.exp(), layer.A_imag).detach().numpy()  # (d, 4)
+    C = torch.view_as_complex(layer.C.detach()).numpy()
+    dt = layer.log_dt.exp().detach().numpy()[:, 0]
+    K = layer.kernel(50).detach().numpy()
+    for h in range(2):
+        A_full = np.diag(np.concatenate([A[h], A[h].conj()]))
+        C_full, B_full = np.concatenate([C[h], C[h].conj()]), np.ones(8)
+        A_bar = expm(dt[h] * A_full)
+        B_bar = np.linalg.solve(A_full, (A_bar - np.eye(8)) @ B_full)
+        np.testing.assert_allclose(K[h], powers_kernel(A_bar, B_bar, C_full, 50).real, atol=1e-9)
+
+
+def test_s4d_convolutional_and_recurrent_views_agree():
+    torch.manual_seed(0)
+    layer = ssm.S4D(ssm.S4DConfig(d_model=4, d_state=16, dt_min=0.01, dt_max=0.5))
+    u = torch.randn(3, 50, 4)
+    y = layer(u)
+    assert y.shape == u.shape and y.dtype == torch.float32
+    torch.testing.assert_close(layer.recurrent(u), y, rtol=1e-4, atol=1e-4)
+    x, steps = None, []
+    for t in range(50):
+        y_t, x = layer.step(u[:, t], x)
+        steps.append(y_t)
+    torch.testing.assert_close(torch.stack(steps, dim=1), y, rtol=1e-4, atol=1e-4)
+
+
+def test_s4d_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    layer = ssm.S4D(ssm.S4DConfig(d_model=3, d_state=8))
+    layer(torch.randn(2, 20, 3)).square().sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_s4d_classifier_shapes_and_learning():
+    torch.manual_seed(0)
+    model = ssm.S4DClassifier(ssm.S4DClassifierConfig(d_model=8, d_state=8, n_layers=2))
+    u = torch.randn(16, 30)
+    targets = (u[:, :5].sum(1) > 0).long()  # the label sits at the start of the sequence
+    assert model(u).shape == (16, 10) and model(u.unsqueeze(-1)).shape == (16, 10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(u), targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_bad_input_is_refused():
+    A_bar, B_bar, C = SYSTEMS["dense"]
+    with pytest.raises(ValueError, match=r"B_bar must be \(5,\)"):
+        ssm.kernel(A_bar, torch.ones(4, dtype=torch.float64), C, 10)
+    with pytest.raises(ValueError, match="C must be"):
+        ssm.kernel(torch.rand(3), torch.rand(3), torch.rand(4), 10)
+    with pytest.raises(ValueError, match="L must be a positive int"):
+        ssm.kernel(A_bar, B_bar, C, 0)
+    with pytest.raises(TypeError, match="A_bar must be a floating-point"):
+        ssm.kernel(torch.eye(2, dtype=torch.int64), torch.ones(2), torch.ones(2), 3)
+    with pytest.raises(ValueError, match=r"u must be \(b, l\) or \(b, l, d\)"):
+        ssm.recurrent(A_bar, B_bar, C, torch.ones(7, dtype=torch.float64))
+    with pytest.raises(ValueError, match="one SSM per channel"):
+        ssm.recurrent(torch.rand(3, 4), torch.rand(3, 4), torch.rand(3, 4), torch.rand(2, 5, 2))
+    with pytest.raises(TypeError, match="u must be a floating-point"):
+        ssm.convolve(torch.ones(2, 5, dtype=torch.int64), torch.ones(5))
+    with pytest.raises(ValueError, match=r"K must be \(l_K,\)"):
+        ssm.convolve(torch.ones(2, 5, 3), torch.ones(4, 5))
+    with pytest.raises(ValueError, match="d_state must be an even int"):
+        ssm.s4d_A("lin", 7)
+    with pytest.raises(ValueError, match="init must be"):
+        ssm.s4d_A("legs", 8)
+    with pytest.raises(ValueError, match="dt_min <= dt_max"):
+        ssm.S4D(ssm.S4DConfig(d_model=2, dt_min=0.1, dt_max=0.01))
+
+
+def test_discretized_s4d_matches_the_discretize_module():
+    """S4D's A_bar, B_bar are discretize.zoh of its A with each channel's Δ."""
+    layer = ssm.S4D(ssm.S4DConfig(d_model=2, d_state=4))
+    A_bar, B_bar, _ = layer.discrete()
+    A = torch.complex(-layer.log_A_real.exp(), layer.A_imag)
+    for h in range(2):
+        want = discretize.zoh(A[h], torch.ones(2, dtype=torch.complex64),
+                              float(layer.log_dt[h].exp().detach()))
+        torch.testing.assert_close(A_bar[h], want[0])
+        torch.testing.assert_close(B_bar[h], want[1])
