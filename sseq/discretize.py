@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["RULES", "bilinear", "euler", "is_diagonal", "plot_step", "step_response", "zoh"]
+__all__ = ["RULES", "bilinear", "euler", "is_diagonal", "plot_step", "step_explorer",
+           "step_response", "zoh"]
 
 
 # --- checking the arguments -----------------------------------------------------------------
@@ -89,11 +90,12 @@ def _check(A, B, dt, diagonal):
         if (B.shape[0] if multi_input else (B.shape[-1] if B.ndim else 0)) != n:
             raise ValueError(f"B must have the state size n={n} of A (shape {tuple(A.shape)}): "
                              f"(n,), (n, m) or broadcastable (..., n); got shape {tuple(B.shape)}")
-        try:
-            torch.broadcast_shapes(A.shape, dt.shape)
-        except RuntimeError as err:
-            raise ValueError(f"dt of shape {tuple(dt.shape)} does not broadcast against A of "
-                             f"shape {tuple(A.shape)}") from err
+        for x, name in ((dt, "dt"),) if multi_input else ((dt, "dt"), (B, "B")):
+            try:
+                torch.broadcast_shapes(A.shape, x.shape)
+            except RuntimeError as err:
+                raise ValueError(f"{name} of shape {tuple(x.shape)} does not broadcast against "
+                                 f"A of shape {tuple(A.shape)}") from err
     else:
         if B.ndim not in (1, 2) or B.shape[0] != n:
             raise ValueError(f"B must be (n,) or (n, m) with n={n} for A of shape "
@@ -112,8 +114,9 @@ def _times_B(f: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 
 def _solve(M: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """M⁻¹ B for B of shape (n,) or (n, m), by a linear solve (never forming M⁻¹)."""
-    return torch.linalg.solve(M, B.unsqueeze(-1)).squeeze(-1) if B.ndim == 1 else \
-        torch.linalg.solve(M, B)
+    if B.ndim == 1:
+        return torch.linalg.solve(M, B.unsqueeze(-1)).squeeze(-1)
+    return torch.linalg.solve(M, B)
 
 
 # --- the three rules ------------------------------------------------------------------------
@@ -258,3 +261,18 @@ def plot_step(axes, dt, A, *, L: int = 100, rules=tuple(RULES)):
              title="impulse response")
     ax_k.legend(loc="upper right", fontsize=7)
     return axes
+
+
+def step_explorer(A, *, L: int = 100):
+    """An ipywidgets explorer: a slider for Δ redraws :func:`plot_step` for the diagonal A."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def update(dt=0.1):
+        fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+        plot_step(axes, dt, A, L=L)
+        plt.show()
+
+    slider = widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0.5, step=0.05,
+                                    description="Δ", readout_format=".3f")
+    return widgets.interactive(update, dt=slider)

@@ -174,11 +174,21 @@ def test_shape_mismatches_are_refused(rule):
         fn(torch.eye(3), torch.ones(4), 0.1)
     with pytest.raises(ValueError, match="B must have the state size n=3"):
         fn(-torch.rand(3), torch.ones(4), 0.1)
-    with pytest.raises(ValueError, match="does not broadcast against A"):
+    with pytest.raises(ValueError, match="dt of shape .* does not broadcast against A"):
         fn(-torch.rand(2, 3), torch.ones(3), torch.full((5, 1), 0.1))
+    with pytest.raises(ValueError, match=r"B of shape \(4, 3\) does not broadcast against A"):
+        fn(-torch.rand(2, 3), torch.ones(4, 3), 0.1)
     with pytest.raises(ValueError, match="dt must be a scalar for a dense A"):
         fn(torch.eye(3), torch.ones(3), torch.full((3,), 0.1))
     with pytest.raises(ValueError, match=r"a dense A must be square"):
         fn(torch.ones(2, 3), torch.ones(3), 0.1, diagonal=False)
     with pytest.raises(ValueError, match="got a scalar"):
         fn(torch.tensor(-1.0), torch.ones(1), 0.1)
+
+
+def test_step_explorer_updates_without_a_browser():
+    A = torch.tensor([-0.5 + 3j, -0.5 - 3j], dtype=torch.complex128)
+    explorer = discretize.step_explorer(A, L=20)
+    assert explorer.children[0].description == "Δ"
+    explorer.children[0].value = 0.5  # the update runs without a browser
+    plt.close("all")
