@@ -32,13 +32,13 @@ def _attend_cases() -> list[Case]:
     ]
 
 
-def check_attend(fn) -> Report:
+def check_attend(fn, *, verbose: bool = True) -> Report:
     """Exercise 1.1: one query attending over a history, softmax(K q / sqrt(d)) V."""
     return check_function(fn, attend, _attend_cases(), title="Exercise 1.1 (attend)",
-                          rtol=1e-4, atol=1e-5)
+                          rtol=1e-4, atol=1e-5, verbose=verbose)
 
 
-def check_cache_bytes(prediction) -> Report:
+def check_cache_bytes(prediction, *, verbose: bool = True) -> Report:
     """Exercise 1.2: bytes held after 10,000 tokens of width 64 in float32 (state, cache)."""
     state = RunningState(64)
     cache = AttentionCache(64, capacity=10_000)
@@ -46,10 +46,11 @@ def check_cache_bytes(prediction) -> Report:
     measured = (state.memory_bytes(), cache.memory_bytes())
     if prediction is ... or prediction is None:
         return check_value("bytes held (state, cache)", ..., measured,
-                           title="Exercise 1.2 (predict, then measure)")
+                           title="Exercise 1.2 (predict, then measure)", verbose=verbose)
     return check_value("bytes held (state, cache)", prediction, measured, rtol=0.01,
                        title="Exercise 1.2 (predict, then measure)",
-                       hint="a float32 is 4 bytes; the cache holds a key and a value per token.")
+                       hint="a float32 is 4 bytes; the cache holds a key and a value per token.",
+                       verbose=verbose)
 
 
 def symbols():
@@ -57,9 +58,10 @@ def symbols():
     return sp.symbols("lambda k", positive=True)
 
 
-def check_scalar_recall(expr) -> Report:
+def check_scalar_recall(expr, *, verbose: bool = True) -> Report:
     """Exercise 1.3: R²_k for the scalar state h_t = λ h_{t-1} + u_t, in terms of λ and k."""
     lam, k = symbols()
     return check_expression("R²_k", expr, lam ** (2 * k) * (1 - lam**2),
                             title="Exercise 1.3 (derive)",
-                            hint="Cov(h_t, u_{t-k}) = λ^k and Var(h_t) = 1 / (1 - λ²).")
+                            hint="Cov(h_t, u_{t-k}) = λ^k and Var(h_t) = 1 / (1 - λ²).",
+                            verbose=verbose)
