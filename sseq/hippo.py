@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import contextmanager
 
 import sympy as sp
 import torch
 
-__all__ = ["MEASURES", "basis", "explore", "lagt", "legs", "legs_symbolic", "legt", "lmu",
-           "project", "reconstruct", "signal", "transition"]
+__all__ = ["MEASURES", "basis", "explorer", "lagt", "legs", "legs_symbolic", "legt",
+           "lmu", "plot_memory", "project", "reconstruct", "reconstruction_error", "signal",
+           "transition"]
 
 MEASURES = ("legs", "legt", "lagt")
 
@@ -80,8 +82,8 @@ def legt(N: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     for the window length θ = 1; for another θ the ODE is c' = (1/θ)(A c + B u).
     This is the normalized form of the official code (state-spaces ``transition('legt')``).
-    The paper's Appendix writes the unnormalized basis P_n instead, whose matrices are
-    those of the LMU (see :func:`lmu`): the same system in rescaled coordinates.
+    The paper writes LegT in the unnormalized basis P_n instead, which gives exactly the
+    LMU's matrices (see :func:`lmu`): the same system in rescaled coordinates.
 
     Returns:
         ``(A, B)``: float64 tensors of shapes (n, n) and (n,).
@@ -99,9 +101,11 @@ def lagt(N: int) -> tuple[torch.Tensor, torch.Tensor]:
 
         A_nk = -1  (n >= k),   A_nk = 0  (n < k),   B_n = 1
 
-    for the time constant θ = 1 (else c' = (1/θ)(A c + B u)), as in the paper
-    (Appendix D.2). The official code's ``transition('lagt')`` adds I/2 to A: its basis
-    carries an extra e^(-(t-x)/2) (the "tilted" variant), and its eigenvalues are -1/2.
+    for the time constant θ = 1 (else c' = (1/θ)(A c + B u)), as in the paper: the
+    coefficients c_n(t) = ∫_0^inf u(t-s) L_n(s) e^(-s) ds, since L_n(0) = 1 gives B and
+    L_n' = -(L_0 + ... + L_{n-1}) and (e^(-s))' = -e^(-s) give A. The official code's
+    ``transition('lagt')`` adds I/2 to A (its basis carries an extra e^(-s/2), the
+    "tilted" variant), so its eigenvalues are -1/2 where these are -1.
 
     Returns:
         ``(A, B)``: float64 tensors of shapes (n, n) and (n,).
@@ -135,22 +139,23 @@ def transition(measure: str, N: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _legendre_coefficients(f: sp.Expr, z: sp.Symbol, K: int) -> list[sp.Expr]:
     """Coefficients a_k of f(z) = Σ_k a_k P_k(z):  a_k = (2k+1)/2 ∫_{-1}^{1} f P_k dz."""
-    return [sp.Rational(2 * k + 1, 2) * sp.integrate(f * sp.legendre(k, z), (z, -1, 1))
-            for k in range(K)]
+    antiderivatives = [sp.Poly(f * sp.legendre(k, z), z).integrate() for k in range(K)]
+    return [sp.Rational(2 * k + 1, 2) * (F.eval(1) - F.eval(-1))
+            for k, F in enumerate(antiderivatives)]
 
 
 def legs_symbolic(N: int) -> tuple[sp.Matrix, sp.Matrix]:
     """LegS's ``(A, B)`` derived with sympy from the measure, exactly (square roots kept).
 
-    With z = 2x/t - 1 and the basis p_n(x) = sqrt(2n+1) P_n(z), the coefficients
-    c_n(t) = (1/t) ∫_0^t u(x) p_n(x) dx change, by Leibniz's rule, as
+    With z = 2x/t - 1 and the basis p_n(x) = sqrt(2n+1) P_n(z), differentiate the
+    coefficient c_n(t) = (1/t) ∫_0^t u(x) p_n(x) dx by Leibniz's rule:
 
-        t c_n'(t) = -c_n + p_n(t) u(t) + ∫_0^t u(x) t ∂_t p_n(x) dx / t,
+        t c_n'(t) = -c_n + p_n(t) u(t) + (1/t) ∫_0^t u(x) [t ∂_t p_n(x)] dx,
         t ∂_t p_n(x) = -sqrt(2n+1) (z+1) P_n'(z) = -sqrt(2n+1) Σ_k a_nk P_k(z),
 
     so A_nk = -δ_nk - sqrt(2n+1) a_nk / sqrt(2k+1) and B_n = p_n(t) = sqrt(2n+1) P_n(1).
-    The a_nk are computed by projecting (z+1) P_n'(z) onto each P_k (the closed form
-    a_nk = 2k+1 for k < n and a_nn = n is not assumed).
+    The a_nk are computed by projecting (z+1) P_n'(z) onto each P_k: the closed form
+    (a_nk = 2k+1 for k < n, a_nn = n) is what comes out, not what goes in.
 
     Returns:
         ``(A, B)``: sympy matrices of shapes (n, n) and (n, 1).
@@ -211,11 +216,49 @@ def basis(measure: str, N: int, *, t: float, x, theta: float = 1.0) -> torch.Ten
 # --- Online: the recurrence, and the past it remembers ----------------------------------
 
 
+@contextmanager
+def _one_thread():
+    """Run tiny sequential linear algebra on one thread: on a busy 2-core machine, thread
+    hand-offs for (n, n) solves cost far more than the arithmetic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _bilinear(A: torch.Tensor, B: torch.Tensor, h: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Bilinear step of size h:  A_bar = (I - h/2 A)^-1 (I + h/2 A),  B_bar = (I - h/2 A)^-1 h B."""
     I = torch.eye(A.shape[0], dtype=A.dtype)
     M = I - h / 2 * A
     return torch.linalg.solve(M, I + h / 2 * A), torch.linalg.solve(M, h * B)
+
+
+def _run_legs(A: torch.Tensor, B: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """LegS over u (b, l): c_0 = u_0 e_0, then bilinear steps h_i = ln((i+1)/i); (b, l, n)."""
+    I = torch.eye(A.shape[0], dtype=A.dtype)
+    c = torch.nn.functional.pad(u[:, :1], (0, A.shape[0] - 1))  # (b, n): u_0 e_0, exact
+    cs = [c]
+    for i in range(1, u.shape[1]):
+        h, u_mean = math.log((i + 1) / i), (u[:, i - 1 : i] + u[:, i : i + 1]) / 2  # (b, 1)
+        rhs = c + h / 2 * c @ A.T + h * u_mean * B  # (b, n): (I + h/2 A) c + h B u_mean
+        # (I - h/2 A) is lower triangular, like A: one O(n^2) solve per step
+        c = torch.linalg.solve_triangular(I - h / 2 * A, rhs.T, upper=False).T
+        cs.append(c)
+    return torch.stack(cs, dim=1)
+
+
+def _run_lti(A: torch.Tensor, B: torch.Tensor, u: torch.Tensor, h: float) -> torch.Tensor:
+    """LegT / LagT over u (b, l) from c = 0, one fixed bilinear step of size h; (b, l, n)."""
+    A_bar, B_bar = _bilinear(A, B, h)
+    c = torch.zeros(u.shape[0], A.shape[0], dtype=A.dtype)  # (b, n)
+    cs = []
+    for i in range(u.shape[1]):
+        u_prev = u[:, i - 1 : i] if i > 0 else u[:, :1]  # u_0 held on (0, t_0]
+        c = c @ A_bar.T + (u_prev + u[:, i : i + 1]) / 2 * B_bar  # (b, n)
+        cs.append(c)
+    return torch.stack(cs, dim=1)
 
 
 def project(u, measure: str = "legs", N: int = 32, *, dt: float = 1.0,
@@ -224,15 +267,15 @@ def project(u, measure: str = "legs", N: int = 32, *, dt: float = 1.0,
 
     The sample u_i is u(t_i) at t_i = (i+1) dt; the signal is u_0 on (0, t_0], zero
     before. Each step integrates c' = (1/τ)(A c + B u) with the bilinear (trapezoidal)
-    rule in the system's own clock s, with the input averaged over the step:
+    rule in the system's own clock s, the input averaged over the step:
 
-        c_i = A_bar c_{i-1} + B_bar (u_{i-1} + u_i) / 2,    step h_i = Δs
+        c_i = (I - h/2 A)^-1 ((I + h/2 A) c_{i-1} + h B (u_{i-1} + u_i) / 2),   h = Δs
 
-    LegT and LagT: τ = θ, so h = dt/θ for every step (time-invariant). LegS: τ = t, and
-    in log-time s = ln t it is time-invariant too, dc/ds = A c + B u, with the step
-    h_i = ln(t_i / t_{i-1}) = ln((i+1)/i) -- independent of dt (LegS has no time scale).
-    The first LegS step starts at t = 0 (h = inf) and lands on the exact c_0 = u_0 e_0.
-    (The official code steps with h = 1/i and from c = 0: close, with an O(1/i) start-up error.)
+    LegT and LagT: τ = θ, the clock is s = t/θ and h = dt/θ at every step. LegS: τ = t,
+    and in log-time s = ln t it is time-invariant too, dc/ds = A c + B u, so the step
+    is h_i = ln(t_i / t_{i-1}) = ln((i+1)/i), whatever dt (LegS has no time scale). Its
+    first step starts at t = 0 (h = inf) and lands on the exact c_0 = u_0 e_0. (The
+    official code steps with h = 1/i from c = 0: close, with an O(1/i) start-up error.)
 
     Args:
         u: samples, shape (l,) or (b, l).
@@ -250,21 +293,11 @@ def project(u, measure: str = "legs", N: int = 32, *, dt: float = 1.0,
     if u.ndim not in (1, 2) or u.shape[-1] == 0 or not u.is_floating_point():
         raise ValueError(f"u must be a non-empty float tensor of shape (l,) or (b, l), "
                          f"got shape {tuple(u.shape)} and dtype {u.dtype}")
-    x = u.to(torch.float64).reshape(-1, u.shape[-1])  # (b, l)
+    x = u.detach().to(torch.float64).reshape(-1, u.shape[-1])  # (b, l)
     A, B = transition(measure, N)
-    A_bar, B_bar = _bilinear(A, B, dt / theta)
-    c = torch.zeros(x.shape[0], N, dtype=torch.float64)  # (b, n)
-    cs = []
-    for i in range(x.shape[1]):
-        u_mean = (x[:, i - 1] + x[:, i]) / 2 if i > 0 else x[:, 0]  # (b,)
-        if measure == "legs" and i == 0:
-            c = torch.nn.functional.pad(x[:, :1], (0, N - 1))  # u_0 e_0
-        else:
-            if measure == "legs":
-                A_bar, B_bar = _bilinear(A, B, math.log((i + 1) / i))
-            c = c @ A_bar.T + u_mean[:, None] * B_bar  # (b, n)
-        cs.append(c)
-    return torch.stack(cs, dim=1).reshape(*u.shape, N)  # (b, l, n) or (l, n)
+    with _one_thread():
+        c = _run_legs(A, B, x) if measure == "legs" else _run_lti(A, B, x, dt / theta)
+    return c.reshape(*u.shape, N)  # (l, n) or (b, l, n)
 
 
 def reconstruct(c, measure: str = "legs", *, t: float, x, theta: float = 1.0) -> torch.Tensor:
@@ -285,6 +318,21 @@ def reconstruct(c, measure: str = "legs", *, t: float, x, theta: float = 1.0) ->
     return c @ P.T  # (..., m)
 
 
+def reconstruction_error(c, u, measure: str = "legs", *, t: float, x,
+                         theta: float = 1.0) -> float:
+    """Root-mean-square error of the remembered past, sqrt(mean_x (Σ_n c_n p_n(x) - u(x))^2),
+    over the points x that the measure covers (all of [0, t] for LegS).
+
+    Args:
+        c: coefficients at time t, shape (n,).
+        u: the true signal at the times x, shape (m,).
+        x: times, shape (m,).
+    """
+    u_hat = reconstruct(c, measure, t=t, x=x, theta=theta)  # (m,)
+    covered = ~torch.isnan(u_hat)
+    return float(torch.sqrt(torch.mean((u_hat - torch.as_tensor(u))[covered] ** 2)))
+
+
 # --- The chapter's explorer --------------------------------------------------------------
 
 _SIGNALS = {
@@ -302,23 +350,55 @@ def signal(name: str, x) -> torch.Tensor:
     return _SIGNALS[name](torch.as_tensor(x, dtype=torch.float64)).to(torch.float64)
 
 
-def explore(ax, signal_name: str = "sines", N: int = 16, measure: str = "legs", *,
-            L: int = 1000, theta: float = 0.3):
-    """Widget update: run HiPPO over a signal on [0, 1] and draw the remembered past at t = 1.
+def plot_memory(ax, signal_name: str = "bumps", N: int = 16, measure: str = "legs", *,
+                L: int = 1000, theta: float = 0.3):
+    """Run HiPPO over a named signal on [0, 1] and draw the past it remembers at t = 1.
+
+    The update function of :func:`explorer`; runs without a browser.
+
+    Args:
+        ax: a matplotlib Axes.
+        signal_name: one of :func:`signal`'s names.
+        N, measure, theta: as in :func:`project`.
+        L: number of samples on [0, 1].
 
     Returns:
         ``(ax, rmse)``: the axes, and the root-mean-square reconstruction error over
         the part of the past the measure covers.
     """
+    from sseq.viz import PALETTE
+
     x = torch.arange(1, L + 1, dtype=torch.float64) / L  # (l,) sample times t_i
     u = signal(signal_name, x)
     c = project(u, measure, N, dt=1 / L, theta=theta)[-1]  # (n,) coefficients at t = 1
     u_hat = reconstruct(c, measure, t=1.0, x=x, theta=theta)  # (l,)
-    covered = ~torch.isnan(u_hat)
-    rmse = float(torch.sqrt(torch.mean((u_hat - u)[covered] ** 2)))
-    ax.plot(x, u, color="#7f7f7f", lw=3, alpha=0.5, label="signal u(x)")
-    ax.plot(x, u_hat, color="#0072B2", label=f"{measure}, N = {N}")
+    rmse = reconstruction_error(c, u, measure, t=1.0, x=x, theta=theta)
+    ax.plot(x, u, color=PALETTE["theory"], lw=3, alpha=0.5, label="signal u(x)")
+    ax.plot(x, u_hat, color=PALETTE["state"], label=f"{measure} reconstruction, N = {N}")
+    lo, hi = float(u.min()), float(u.max())
     ax.set(xlabel="time x (s)", ylabel="u(x)", xlim=(0, 1),
+           ylim=(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo)),
            title=f"What {N} numbers remember at t = 1 s (RMSE {rmse:.3f})")
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper left", ncols=2)
     return ax, rmse
+
+
+def explorer():
+    """An ipywidgets explorer: signal, N, measure and θ → the remembered past."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def update(signal_name="bumps", N=16, measure="legs", theta=0.3):
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        plot_memory(ax, signal_name, N, measure, theta=theta)
+        plt.show()
+
+    return widgets.interactive(
+        update,
+        signal_name=widgets.Dropdown(options=sorted(_SIGNALS), value="bumps",
+                                     description="signal"),
+        N=widgets.IntSlider(value=16, min=1, max=64, description="N"),
+        measure=widgets.Dropdown(options=MEASURES, value="legs", description="measure"),
+        theta=widgets.FloatSlider(value=0.3, min=0.02, max=1.0, step=0.02,
+                                  description="θ (LegT, LagT)"),
+    )

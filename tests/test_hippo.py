@@ -1,0 +1,276 @@
+"""HiPPO against its oracles: hand-derived matrices, sympy, closed forms and quadrature.
+
+Tolerances: exact identities at float64 round-off (1e-12); the online recurrence against
+an independent quadrature of the continuous projection at the size of the bilinear
+rule's O(dt^2) error, measured and stated per test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from numpy.polynomial import legendre as npleg
+from scipy import integrate, special
+
+from sseq import hippo
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+s3, s5, s15 = math.sqrt(3), math.sqrt(5), math.sqrt(15)
+
+# --- The matrices, by hand -----------------------------------------------------------------
+
+# LegS by hand from A_nk = -sqrt(2n+1)sqrt(2k+1) (n > k), -(n+1) (n = k), B_n = sqrt(2n+1).
+LEGS_BY_HAND = {
+    1: ([[-1.0]], [1.0]),
+    2: ([[-1.0, 0.0], [-s3, -2.0]], [1.0, s3]),
+    3: ([[-1.0, 0.0, 0.0], [-s3, -2.0, 0.0], [-s5, -s15, -3.0]], [1.0, s3, s5]),
+}
+# LegT (θ = 1), by hand: d/dt of c_n = ∫_{t-1}^t u p_n gives p_n(t) u(t) = sqrt(2n+1) u(t)
+# (so B), minus p_n(t-1) u(t-1) with u(t-1) ≈ Σ_k c_k p_k(t-1) = Σ_k (-1)^k sqrt(2k+1) c_k,
+# plus ∂_t p_n = -2 sqrt(2n+1) Σ_{k<n, n-k odd} sqrt(2k+1) p_k. Summed, for N = 3:
+LEGT_BY_HAND = {
+    1: ([[-1.0]], [1.0]),
+    3: ([[-1.0, s3, -s5], [-s3, -3.0, s15], [-s5, -s15, -5.0]], [1.0, s3, s5]),
+}
+LAGT_BY_HAND = {3: ([[-1.0, 0.0, 0.0], [-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]], [1.0, 1.0, 1.0])}
+
+
+@pytest.mark.parametrize(("fn", "table"), [(hippo.legs, LEGS_BY_HAND), (hippo.legt, LEGT_BY_HAND),
+                                           (hippo.lagt, LAGT_BY_HAND)])
+def test_matrices_match_small_cases_derived_by_hand(fn, table):
+    for N, (A_hand, B_hand) in table.items():
+        A, B = fn(N)
+        assert A.dtype == B.dtype == torch.float64
+        assert A.shape == (N, N) and B.shape == (N,)
+        torch.testing.assert_close(A, torch.tensor(A_hand, dtype=torch.float64), rtol=0, atol=1e-12)
+        torch.testing.assert_close(B, torch.tensor(B_hand, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 6])
+def test_legs_symbolic_derivation_equals_the_closed_form(N):
+    A_sym, B_sym = hippo.legs_symbolic(N)
+    A, B = hippo.legs(N)
+    assert A_sym.shape == (N, N) and B_sym.shape == (N, 1)
+    np.testing.assert_allclose(np.array(A_sym.evalf(30), dtype=float), A.numpy(), atol=1e-14)
+    np.testing.assert_allclose(np.array(B_sym.evalf(30), dtype=float)[:, 0], B.numpy(), atol=1e-14)
+
+
+def test_legs_symbolic_is_exact():
+    A, B = hippo.legs_symbolic(3)
+    assert A[2, 1] == -sp.sqrt(15) and A[2, 2] == -3 and A[0, 2] == 0
+    assert list(B) == [1, sp.sqrt(3), sp.sqrt(5)]
+
+
+@pytest.mark.parametrize("measure", hippo.MEASURES)
+@pytest.mark.parametrize("N", [1, 2, 5, 16, 64])
+def test_every_hippo_matrix_is_stable(measure, N):
+    A, _ = hippo.transition(measure, N)
+    assert torch.linalg.eigvals(A).real.max() < 0
+
+
+def test_legs_eigenvalues_are_minus_one_to_minus_N():
+    eig = torch.linalg.eigvals(hippo.legs(8)[0]).real.sort().values
+    torch.testing.assert_close(eig, -torch.arange(8, 0, -1, dtype=torch.float64))
+
+
+def test_lmu_is_legt_in_other_coordinates():
+    q = torch.arange(7, dtype=torch.float64)
+    S = torch.diag((-1.0) ** q * torch.sqrt(2 * q + 1))
+    A_lmu, B_lmu = hippo.lmu(7)
+    A, B = hippo.legt(7)
+    torch.testing.assert_close(torch.linalg.solve(S, A_lmu @ S), A, rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.linalg.solve(S, B_lmu), B, rtol=0, atol=1e-12)
+
+
+# --- The bases --------------------------------------------------------------------------------
+
+
+def test_bases_match_scipy_and_are_nan_outside_their_support():
+    x = torch.linspace(-0.5, 2.0, 11, dtype=torch.float64)  # t = 2
+    xn, n = x.numpy()[:, None], np.arange(5)
+    P = hippo.basis("legs", 5, t=2.0, x=x)
+    expected = np.sqrt(2 * n + 1) * special.eval_legendre(n, 2 * xn / 2.0 - 1)
+    inside = x >= 0
+    np.testing.assert_allclose(P[inside].numpy(), expected[inside.numpy()], atol=1e-12)
+    assert torch.isnan(P[~inside]).all()
+    Q = hippo.basis("lagt", 5, t=2.0, x=x, theta=0.5)
+    np.testing.assert_allclose(Q.numpy(), special.eval_laguerre(n, (2.0 - xn) / 0.5), atol=1e-10)
+    R = hippo.basis("legt", 5, t=2.0, x=x, theta=0.5)
+    expected = np.sqrt(2 * n + 1) * special.eval_legendre(n, 2 * (xn - 2.0) / 0.5 + 1)
+    window = x >= 1.5
+    np.testing.assert_allclose(R[window].numpy(), expected[window.numpy()], atol=1e-12)
+    assert torch.isnan(R[~window]).all()
+
+
+# --- Online projection against quadrature -------------------------------------------------------
+
+
+def smooth(x):
+    return np.sin(6 * np.pi * x) + x**2
+
+
+def samples(L, T=1.0):
+    t = np.arange(1, L + 1) * T / L  # t_i = (i+1) dt
+    return t, torch.tensor(smooth(t))
+
+
+def legs_quadrature(f, t, N):
+    """c_n(t) = (1/t) ∫_0^t f(x) sqrt(2n+1) P_n(2x/t - 1) dx by 200-point Gauss–Legendre."""
+    z, w = npleg.leggauss(200)
+    P = np.stack([np.sqrt(2 * n + 1) * npleg.legval(z, np.eye(N)[n]) for n in range(N)], 1)
+    return (w[:, None] * f((z + 1) * t / 2)[:, None] * P).sum(0) / 2
+
+
+def test_legs_online_coefficients_match_quadrature_at_second_order():
+    # Measured: max error 8.5e-5 at L = 1000 and 2.2e-5 at L = 2000 (ratio 3.9).
+    N = 16
+    errors = []
+    for L in (1000, 2000):
+        _, u = samples(L)
+        c = hippo.project(u, "legs", N)
+        errors.append(np.abs(c[-1].numpy() - legs_quadrature(smooth, 1.0, N)).max())
+    assert errors[1] < 1e-4
+    assert 3.0 < errors[0] / errors[1] < 5.0  # the bilinear rule is second order
+    # ... and at an intermediate time, from the same run: c_i summarizes [0, t_i].
+    c = hippo.project(samples(2000)[1], "legs", N)
+    np.testing.assert_allclose(c[499].numpy(), legs_quadrature(smooth, 0.25, N), atol=1e-4)
+
+
+def test_legt_and_lagt_coefficients_match_quadrature():
+    # Measured at L = 1000: LegT 4.7e-5 (θ = 0.3), LagT 2.0e-5 (θ = 0.1).
+    _, u = samples(1000)
+    N = 12
+    c = hippo.project(u, "legt", N, dt=1e-3, theta=0.3)[-1].numpy()
+    ref = [integrate.quad(lambda x, n=n: smooth(x) * np.sqrt(2 * n + 1)
+                          * special.eval_legendre(n, 2 * (x - 1) / 0.3 + 1), 0.7, 1.0)[0] / 0.3
+           for n in range(N)]
+    np.testing.assert_allclose(c, ref, atol=2e-4)
+    c = hippo.project(u, "lagt", N, dt=1e-3, theta=0.1)[-1].numpy()
+    ref = [integrate.quad(lambda x, n=n: smooth(x) * special.eval_laguerre(n, (1 - x) / 0.1)
+                          * np.exp(-(1 - x) / 0.1), 0.0, 1.0, limit=400)[0] / 0.1
+           for n in range(N)]
+    np.testing.assert_allclose(c, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+def test_legs_reconstructs_a_low_degree_polynomial_almost_exactly(degree):
+    # A polynomial of degree < N is its own projection: the closed form is the oracle.
+    # Measured max error: 5e-6 (degree 2, L = 1000); tolerance 5e-5.
+    coeffs = [1.0, 2.0, -3.0, 1.5][: degree + 1]
+    t = np.arange(1, 1001) / 1000 * 2.0  # on [0, 2]: no special role for t = 1
+    u = torch.tensor(np.polynomial.polynomial.polyval(t, coeffs))
+    c = hippo.project(u, "legs", 4, dt=2e-3)[-1]
+    u_hat = hippo.reconstruct(c, "legs", t=2.0, x=t)
+    np.testing.assert_allclose(u_hat.numpy(), u.numpy(), atol=5e-5)
+
+
+def test_legs_error_falls_with_N_for_a_smooth_signal():
+    t, u = samples(1000)
+    c = hippo.project(u, "legs", 32)[-1]
+    errors = [hippo.reconstruction_error(c[:N], u, t=1.0, x=t) for N in (4, 8, 16, 32)]
+    assert np.all(np.diff(errors) < 0)
+    assert errors[-1] < 1e-3
+
+
+def test_legt_remembers_the_recent_window_and_nothing_older():
+    t, u = samples(1000)
+    c = hippo.project(u, "legt", 16, dt=1e-3, theta=0.3)[-1]
+    u_hat = hippo.reconstruct(c, "legt", t=1.0, x=t, theta=0.3)
+    window = t >= 0.7
+    np.testing.assert_allclose(u_hat.numpy()[window], u.numpy()[window], atol=2e-3)
+    assert torch.isnan(u_hat[~torch.from_numpy(window)]).all()
+
+
+def test_lagt_is_accurate_recently_and_forgets_the_distant_past():
+    t, u = samples(1000)
+    c = hippo.project(u, "lagt", 16, dt=1e-3, theta=0.05)[-1]
+    error = (hippo.reconstruct(c, "lagt", t=1.0, x=t, theta=0.05) - u).abs()
+    assert error[-100:].max() < 1e-2  # the last 2θ
+    assert error[:100].max() > 1e-1  # 18θ ago: weighted by e^-18, forgotten
+
+
+def test_reconstruction_error_is_the_rms_over_the_covered_past():
+    t, u = samples(400)
+    c = hippo.project(u, "legt", 8, dt=1 / 400, theta=0.25)[-1]
+    u_hat = hippo.reconstruct(c, "legt", t=1.0, x=t, theta=0.25).numpy()
+    window = t >= 0.75  # the oracle: numpy over the window only
+    expected = np.sqrt(np.mean((u_hat[window] - u.numpy()[window]) ** 2))
+    got = hippo.reconstruction_error(c, u, "legt", t=1.0, x=t, theta=0.25)
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+# --- Invariants of the recurrence ---------------------------------------------------------------
+
+
+def test_legs_is_nested_and_timescale_free():
+    _, u = samples(300)
+    c = hippo.project(u, "legs", 12)
+    torch.testing.assert_close(hippo.project(u, "legs", 5), c[..., :5], rtol=0, atol=1e-12)
+    torch.testing.assert_close(hippo.project(u, "legs", 12, dt=1e-3), c, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("measure", hippo.MEASURES)
+def test_batched_equals_one_at_a_time(measure):
+    u = torch.randn(3, 50, dtype=torch.float64)
+    c = hippo.project(u, measure, 6, dt=0.01, theta=0.2)
+    assert c.shape == (3, 50, 6)
+    for b in range(3):
+        torch.testing.assert_close(c[b], hippo.project(u[b], measure, 6, dt=0.01, theta=0.2),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_a_constant_is_remembered_exactly_by_legs():
+    c = hippo.project(torch.full((20,), 2.5, dtype=torch.float64), "legs", 4)
+    expected = torch.zeros(20, 4, dtype=torch.float64)
+    expected[:, 0] = 2.5  # u = 2.5 p_0: the fixed point A c + B u = 0
+    torch.testing.assert_close(c, expected, rtol=0, atol=1e-12)
+
+
+# --- The explorer ------------------------------------------------------------------------------
+
+
+def test_plot_memory_and_explorer_run_without_a_browser():
+    fig, ax = plt.subplots()
+    ax_out, rmse_small = hippo.plot_memory(ax, "sines", 8, "legs", L=400)
+    _, rmse_large = hippo.plot_memory(ax, "sines", 32, "legs", L=400)
+    assert ax_out is ax and 0 < rmse_large < rmse_small
+    _, rmse_window = hippo.plot_memory(ax, "steps", 16, "legt", L=400, theta=0.2)
+    assert math.isfinite(rmse_window)
+    plt.close(fig)
+    widget = hippo.explorer()
+    assert [w.description for w in widget.children[:4]] == ["signal", "N", "measure",
+                                                             "θ (LegT, LagT)"]
+    widget.children[1].value = 4  # the update runs
+    plt.close("all")
+
+
+# --- Bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: hippo.legs(0), ValueError, "N must be an int >= 1, got 0"),
+    (lambda: hippo.legt(2.5), TypeError, "N must be an int >= 1, got float (2.5)"),
+    (lambda: hippo.lagt(True), TypeError, "N must be an int >= 1, got bool"),
+    (lambda: hippo.legs_symbolic(-1), ValueError, "got -1"),
+    (lambda: hippo.transition("legx", 3), ValueError, "measure must be one of"),
+    (lambda: hippo.project(torch.ones(5), "legt", 3, dt=0), ValueError, "dt must be a positive"),
+    (lambda: hippo.project(torch.ones(5), "legt", 3, theta=-1.0), ValueError, "theta must be"),
+    (lambda: hippo.project(torch.ones(5, dtype=torch.int64)), ValueError,
+     "got shape (5,) and dtype torch.int64"),
+    (lambda: hippo.project(torch.ones(2, 3, 4)), ValueError, "(l,) or (b, l), got shape (2, 3, 4)"),
+    (lambda: hippo.project(torch.ones(0)), ValueError, "non-empty"),
+    (lambda: hippo.reconstruct(torch.tensor(1.0), t=1.0, x=[0.5]), ValueError, "shape (..., n)"),
+    (lambda: hippo.reconstruct(torch.ones(3), t=0.0, x=[0.5]), ValueError, "t must be a positive"),
+    (lambda: hippo.signal("noise", [0.5]), ValueError, "signal must be one of"),
+])
+def test_bad_input_is_named(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert message in str(info.value)
