@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/pytest tests -n $(JOBS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest tests -n $(JOBS)
 
 # Re-run every chapter and compare its text outputs with the stored ones (strict mode);
 # the summary prints each notebook's execution time. Two notebooks run at once, one thread

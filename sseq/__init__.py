@@ -47,6 +47,7 @@ _SUBMODULES = (
     "checks",
     "discretize",
     "exercises",
+    "gradients",
     "hippo",
     "memory",
     "nn",

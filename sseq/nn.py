@@ -20,7 +20,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["GRU", "LSTM", "RNN", "RecurrentHead", "gru_cell", "lstm_cell", "rnn_cell"]
+__all__ = ["GRU", "LSTM", "RNN", "RecurrentHead", "gru_cell", "lstm_cell", "rnn_cell",
+           "set_forget_bias"]
 
 
 # --- The cells: one time step each ----------------------------------------------------
@@ -195,8 +196,11 @@ class RNN(_Recurrent):
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size)
+        self.nonlinearity = nonlinearity
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}"
 
     def step(self, x, states):
         return (rnn_cell(x, states[0], *self.weights, nonlinearity=self.nonlinearity),)
@@ -223,6 +227,26 @@ class GRU(_Recurrent):
 # --- A small model for the book's tasks ------------------------------------------------
 
 _CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+_TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def set_forget_bias(lstm, value: float = 1.0):
+    """Start an LSTM remembering: set the forget gate's total bias b_if + b_hf to ``value``.
+
+    With a positive bias, f = σ(value) is near 1 before training, so the cell
+    carries its content (and its gradient) across many steps from the start, as
+    Gers et al. (2000) advise. Works for ``sseq.nn.LSTM`` and ``torch.nn.LSTM``.
+
+    Returns:
+        ``lstm``, changed in place.
+    """
+    if not hasattr(lstm, "bias_hh_l0") or lstm.bias_hh_l0.shape[0] != 4 * lstm.hidden_size:
+        raise TypeError(f"set_forget_bias needs an LSTM layer, got {type(lstm).__name__}")
+    h = lstm.hidden_size
+    with torch.no_grad():
+        lstm.bias_ih_l0[h:2 * h] = 0.0  # gate order (i, f, g, o): f is the second block
+        lstm.bias_hh_l0[h:2 * h] = value
+    return lstm
 
 
 class RecurrentHead(nn.Module):
@@ -235,13 +259,18 @@ class RecurrentHead(nn.Module):
         d_hidden: the size of the state h.
         d_out: output channels (classes, or 1 for a regression).
         readout: ``"last"`` reads out h_l only; ``"all"`` reads out every h_t.
+        backend: ``"sseq"`` (this module's layers) or ``"torch"`` (PyTorch's fused
+            layers: the same parameters and equations, several times faster on a CPU).
+        forget_bias: for an LSTM, the initial forget-gate bias (see :func:`set_forget_bias`);
+            ``None`` keeps PyTorch's initialization.
 
     Inputs are ``(b, l, d_in)`` floats, or ``(b, l)`` integer token ids in
     ``[0, d_in)``, which are one-hot encoded. The output is ``(b, d_out)`` for
     ``readout="last"`` and ``(b, l, d_out)`` for ``readout="all"``.
     """
 
-    def __init__(self, cell, d_in: int, d_hidden: int, d_out: int, readout: str = "last"):
+    def __init__(self, cell, d_in: int, d_hidden: int, d_out: int, readout: str = "last", *,
+                 backend: str = "sseq", forget_bias: float | None = None):
         super().__init__()
         if isinstance(cell, str) and cell not in _CELLS:
             raise ValueError(f"cell must be one of {sorted(_CELLS)} or a callable, got {cell!r}")
@@ -249,10 +278,19 @@ class RecurrentHead(nn.Module):
             raise TypeError(f"cell must be a name or a callable, got {type(cell).__name__}")
         if readout not in ("last", "all"):
             raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
+        if backend not in ("sseq", "torch"):
+            raise ValueError(f"backend must be 'sseq' or 'torch', got {backend!r}")
         self.d_in = _positive_int("d_in", d_in)
         _positive_int("d_out", d_out)
         self.readout = readout
-        self.recurrent = (_CELLS[cell] if isinstance(cell, str) else cell)(d_in, d_hidden)
+        if not isinstance(cell, str):
+            self.recurrent = cell(d_in, d_hidden)
+        elif backend == "torch":
+            self.recurrent = _TORCH_CELLS[cell](d_in, d_hidden, batch_first=True)
+        else:
+            self.recurrent = _CELLS[cell](d_in, d_hidden)
+        if forget_bias is not None:
+            set_forget_bias(self.recurrent, forget_bias)
         self.head = nn.Linear(d_hidden, d_out)
 
     def forward(self, x):

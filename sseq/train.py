@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from sseq.bench import Timing, time_fn
+from sseq.tasks import IGNORE  # targets equal to this (-100) are not scored
 
 __all__ = ["accuracy", "compute_loss", "evaluate", "fit", "time_training_step"]
 
 LOSSES = ("cross_entropy", "mse")
-IGNORE = -100  # targets equal to this are not scored (sseq.tasks.IGNORE)
 
 
 def compute_loss(output, targets, loss: str = "cross_entropy"):
@@ -87,6 +87,7 @@ def evaluate(model, inputs, targets, loss: str = "cross_entropy", batch_size: in
     Returns:
         ``(loss, accuracy)`` as floats.
     """
+    _check_data(inputs, targets, "inputs", "targets")
     output = _predict(model, inputs, batch_size)
     value = float(compute_loss(output, targets, loss))
     if loss == "mse":
@@ -103,7 +104,7 @@ def _train_step(model, optimizer, inputs, targets, loss, clip_grad):
     if clip_grad is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
     optimizer.step()
-    return float(value)
+    return value.item()
 
 
 def fit(model, inputs, targets, *, steps, batch_size=32, lr=1e-3, loss="cross_entropy", seed=0,
@@ -149,7 +150,9 @@ def fit(model, inputs, targets, *, steps, batch_size=32, lr=1e-3, loss="cross_en
             out_of_time = time_budget is not None and seconds >= time_budget
             if step % eval_every == 0 or step == steps or out_of_time:
                 scores = evaluate(model, *eval_data, loss) if eval_data else (math.nan,) * 2
-                for key, value in zip(history, (step, running / count, *scores, seconds)):
+                record = {"step": step, "loss": running / count, "eval_loss": scores[0],
+                          "eval_acc": scores[1], "seconds": seconds}
+                for key, value in record.items():
                     history[key].append(value)
                 bar.set_postfix(loss=f"{running / count:.3f}")
                 running, count = 0.0, 0

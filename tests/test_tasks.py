@@ -1,0 +1,67 @@
+"""The synthetic tasks: shapes and dtypes, determinism, and each task's defining property."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sseq import tasks
+
+
+def test_adding_problem_shapes_markers_and_targets():
+    inputs, targets = tasks.adding_problem(64, 10, seed=3)
+    assert inputs.shape == (64, 10, 2) and inputs.dtype == torch.float32
+    assert targets.shape == (64,) and targets.dtype == torch.float32
+    values, markers = inputs[..., 0], inputs[..., 1]
+    assert ((values >= 0) & (values < 1)).all()
+    assert set(markers.unique().tolist()) == {0.0, 1.0}
+    assert (markers[:, :5].sum(1) == 1).all() and (markers[:, 5:].sum(1) == 1).all()
+    for i in range(64):  # the oracle: a loop adding the marked values
+        expected = sum(float(v) for v, m in zip(values[i], markers[i], strict=True) if m == 1)
+        assert abs(float(targets[i]) - expected) < 1e-6
+
+
+def test_adding_problem_baseline_mse_is_one_sixth():
+    _, targets = tasks.adding_problem(20_000, 20, seed=0)
+    # The sum of two independent U[0, 1) values has mean 1 and variance 2/12.
+    assert abs(float(((targets - 1.0) ** 2).mean()) - 1 / 6) < 0.01
+
+
+def test_delayed_recall_defining_property():
+    inputs, targets = tasks.delayed_recall(200, 6, n_symbols=5, seed=1)
+    assert inputs.shape == (200, 7) and inputs.dtype == torch.int64
+    assert targets.shape == (200,) and targets.dtype == torch.int64
+    assert torch.equal(targets, inputs[:, 0])
+    assert inputs.min() >= 1 and inputs.max() <= 5  # distractors are symbols too
+    assert len(inputs[:, 1:].unique()) == 5
+    blank, answer = tasks.delayed_recall(50, 4, distractors=False, seed=1)
+    assert (blank[:, 1:] == tasks.BLANK).all() and torch.equal(answer, blank[:, 0])
+    no_delay, _ = tasks.delayed_recall(5, 0)
+    assert no_delay.shape == (5, 1)
+
+
+@pytest.mark.parametrize("task, args", [(tasks.adding_problem, (8, 6)),
+                                        (tasks.delayed_recall, (8, 6))])
+def test_tasks_are_deterministic_and_accept_a_generator(task, args):
+    first, second, other = task(*args, seed=5), task(*args, seed=5), task(*args, seed=6)
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(first[0], other[0])
+    g = torch.Generator().manual_seed(5)
+    from_generator = task(*args, seed=g)
+    assert torch.equal(from_generator[0], first[0])
+    assert not torch.equal(task(*args, seed=g)[0], first[0])  # the generator advanced
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: tasks.adding_problem(0, 5), ValueError, "n must be an int >= 1"),
+    (lambda: tasks.adding_problem(4, 1), ValueError, "length must be an int >= 2"),
+    (lambda: tasks.delayed_recall(4, -1), ValueError, "delay must be an int >= 0"),
+    (lambda: tasks.delayed_recall(4, 3, n_symbols=1), ValueError, "n_symbols"),
+    (lambda: tasks.delayed_recall(4, 3, distractors="yes"), TypeError, "distractors"),
+    (lambda: tasks.delayed_recall(4, 3, seed=1.5), TypeError, "seed must be an int"),
+    (lambda: tasks.adding_problem(4, 3, seed=-1), ValueError, "seed must be >= 0"),
+])
+def test_bad_arguments_are_rejected(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
