@@ -36,6 +36,7 @@ from __future__ import annotations
 import importlib
 import os
 import random
+import sys
 
 __version__ = "0.1.0"
 
@@ -96,6 +97,11 @@ def seed_everything(seed: int = 0) -> None:
     import numpy as np
     import torch
 
+    if not torch.cuda.is_available() and "triton" not in sys.modules:
+        # use_deterministic_algorithms below imports Triton (via torch._dynamo), and Triton
+        # decides at import whether to interpret: without CUDA, sseq's Triton kernels need its
+        # CPU interpreter. No GPU run is affected.
+        os.environ.setdefault("TRITON_INTERPRET", "1")
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (legacy global state that learners' code may use)

@@ -1,0 +1,316 @@
+"""The Triton selective scan equals a float64 loop: outputs, last state and every gradient.
+
+Without a GPU these tests run the real kernels in Triton's CPU interpreter, which executes
+each operation as NumPy code one program at a time: the shapes are chosen to cover every
+axis of the specification (L ∈ {1, 7, 64, 130, 300}; D not a multiple of the block;
+N ∈ {1, 4, 16}; with and without D, z, delta_bias, softplus and the last state) without
+taking the full cross-product. GPU-only tests (large shapes, fp16/bf16) are marked ``gpu``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+if importlib.util.find_spec("triton") is None:  # find, not import: sseq sets the interpreter up
+    pytest.skip("triton is not installed", allow_module_level=True)
+from sseq import scan_triton  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+RTOL, ATOL = 6e-4, 2e-3  # fp32 against float64, the tolerances of the other backends
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def scan_loop(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """The oracle: the recurrence one step at a time, in float64. Returns y and the last state."""
+    u, delta, A, B, C = (x.double() for x in (u, delta, A, B, C))
+    if delta_bias is not None:
+        delta = delta + delta_bias.double()
+    if delta_softplus:
+        delta = F.softplus(delta)
+    h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])  # (b, d, n)
+    ys = []
+    for t in range(u.shape[1]):
+        A_bar = torch.exp(delta[:, t, :, None] * A)
+        h = A_bar * h + (delta[:, t] * u[:, t])[:, :, None] * B[:, t, None, :]
+        ys.append((h * C[:, t, None, :]).sum(-1))
+    y = torch.stack(ys, dim=1)
+    if D is not None:
+        y = y + D.double() * u
+    if z is not None:
+        y = y * F.silu(z.double())
+    return y, h
+
+
+def make_inputs(b, l, d, n, *, D=True, z=True, bias=True, softplus=True, dtype=torch.float32,
+                seed=0):
+    """Random inputs; without softplus, delta (+ bias) stays positive so the scan is stable."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=1.0, offset=0.0):
+        x = offset + scale * torch.randn(*shape, generator=g)
+        return x.to(DEVICE, dtype).requires_grad_()
+
+    return dict(
+        u=rand(b, l, d),
+        delta=rand(b, l, d, scale=0.5, offset=-0.5) if softplus else
+        (0.3 * torch.rand(b, l, d, generator=g) + 0.2).to(DEVICE, dtype).requires_grad_(),
+        A=(-torch.rand(d, n, generator=g) * 2 - 0.1).to(DEVICE).requires_grad_(),
+        B=rand(b, l, n), C=rand(b, l, n),
+        D=rand(d) if D else None, z=rand(b, l, d) if z else None,
+        delta_bias=(rand(d, scale=0.3) if softplus else
+                    (0.1 * torch.rand(d, generator=g)).to(DEVICE, dtype).requires_grad_())
+        if bias else None,
+    )
+
+
+def outputs_and_grads(fn, inputs, seed=1):
+    """y, last state, and the gradient of a random linear function of both."""
+    y, last = fn(**inputs)
+    g = torch.Generator().manual_seed(seed)  # the same upstream gradients for every fn:
+    gy = torch.randn(y.shape, generator=g).to(y.device, inputs["u"].dtype)  # in u's dtype
+    glast = torch.randn(last.shape, generator=g).to(last.device)
+    loss = (y * gy).sum() + (last * glast).sum()
+    tensors = {k: v for k, v in inputs.items() if v is not None}
+    grads = torch.autograd.grad(loss, list(tensors.values()))
+    return y, last, dict(zip(tensors, grads, strict=True))
+
+
+def assert_matches_loop(inputs, softplus, rtol=RTOL, atol=ATOL):
+    def triton_fn(**kw):
+        return scan_triton.selective_scan_triton(**kw, delta_softplus=softplus,
+                                                 return_last_state=True)
+
+    def loop_fn(**kw):
+        return scan_loop(**kw, delta_softplus=softplus)
+
+    y, last, grads = outputs_and_grads(triton_fn, inputs)
+    y_ref, last_ref, grads_ref = outputs_and_grads(loop_fn, inputs)
+    assert y.dtype == inputs["u"].dtype and last.dtype == torch.float32
+    torch.testing.assert_close(y.double(), y_ref, rtol=rtol, atol=atol)
+    torch.testing.assert_close(last.double(), last_ref, rtol=rtol, atol=atol)
+    for name in grads:
+        torch.testing.assert_close(grads[name].double(), grads_ref[name].double(), rtol=rtol,
+                                   atol=atol, msg=lambda m, name=name: f"d{name}: {m}")
+
+
+# (b, l, d, n, D, z, delta_bias, softplus): each axis of the specification is covered.
+CASES = [
+    (2, 1, 5, 4, True, True, True, True),
+    (2, 7, 6, 1, False, False, False, False),
+    (2, 9, 6, 16, True, True, True, True),
+    (1, 64, 3, 16, False, True, False, True),
+    (1, 130, 5, 4, True, False, True, False),
+    (1, 300, 3, 1, True, True, True, True),
+]
+
+
+@pytest.mark.parametrize("b, l, d, n, D, z, bias, softplus", CASES)
+def test_selective_scan_matches_float64_loop(b, l, d, n, D, z, bias, softplus):
+    inputs = make_inputs(b, l, d, n, D=D, z=z, bias=bias, softplus=softplus)
+    assert_matches_loop(inputs, softplus)
+
+
+def test_without_last_state_returns_only_y():
+    inputs = make_inputs(2, 5, 3, 2, softplus=False)
+    inputs = {k: v.detach() for k, v in inputs.items()}
+    y = scan_triton.selective_scan_triton(**inputs)
+    y_ref, _ = scan_loop(**inputs)
+    assert isinstance(y, torch.Tensor)
+    torch.testing.assert_close(y.double(), y_ref, rtol=RTOL, atol=ATOL)
+
+
+def test_gradient_of_the_last_state_alone():
+    inputs = make_inputs(1, 11, 3, 4, D=False, z=False, bias=False, softplus=False)
+    _, last = scan_triton.selective_scan_triton(**inputs, return_last_state=True)
+    grads = torch.autograd.grad(last.sum(), [inputs["u"], inputs["A"]])
+    _, last_ref = scan_loop(**inputs)
+    grads_ref = torch.autograd.grad(last_ref.sum(), [inputs["u"], inputs["A"]])
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g.double(), g_ref.double(), rtol=RTOL, atol=ATOL)
+
+
+def test_adjoint_runs_backwards_in_time():
+    """A loss on y at one time t0 reaches inputs at t <= t0 only: the flipped scan is causal.
+
+    Run the other way round (a reversed scan with its operands swapped), gradients would leak
+    to t > t0 or miss t < t0.
+    """
+    l, t0 = 40, 21  # t0 inside the third chunk of the interpreter's 8 steps
+    inputs = make_inputs(1, l, 3, 4, D=False, z=False, bias=False, softplus=False)
+    y = scan_triton.selective_scan_triton(**inputs)
+    (du,) = torch.autograd.grad(y[0, t0].sum(), [inputs["u"]])
+    assert torch.all(du[0, t0 + 1:] == 0)
+    assert torch.all(du[0, : t0 + 1].abs().sum(-1) > 0)
+    y_ref, _ = scan_loop(**inputs)
+    (du_ref,) = torch.autograd.grad(y_ref[0, t0].sum(), [inputs["u"]])
+    torch.testing.assert_close(du.double(), du_ref.double(), rtol=RTOL, atol=ATOL)
+
+
+def linear_loop(a, b, h0=None):
+    h = torch.zeros_like(b[:, 0], dtype=torch.float64) if h0 is None else h0.double()
+    hs = []
+    for t in range(b.shape[1]):
+        h = a[:, t].double() * h + b[:, t].double()
+        hs.append(h)
+    return torch.stack(hs, dim=1)
+
+
+@pytest.mark.parametrize("shape, with_h0", [((2, 13, 3, 2), True), ((1, 20, 5), False)])
+def test_linear_scan_matches_loop(shape, with_h0):
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(shape, generator=g).to(DEVICE).requires_grad_()
+    b = torch.randn(shape, generator=g).to(DEVICE).requires_grad_()
+    h0 = torch.randn(shape[:1] + shape[2:], generator=g).to(DEVICE).requires_grad_() \
+        if with_h0 else None
+    h, h_ref = scan_triton.linear_scan_triton(a, b, h0), linear_loop(a, b, h0)
+    assert h.shape == shape
+    torch.testing.assert_close(h.double(), h_ref, rtol=RTOL, atol=ATOL)
+    gh = torch.randn(shape, generator=g).to(DEVICE)
+    leaves = [x for x in (a, b, h0) if x is not None]
+    grads = torch.autograd.grad((h * gh).sum(), leaves)
+    grads_ref = torch.autograd.grad((h_ref * gh.double()).sum(), leaves)
+    for x, x_ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(x.double(), x_ref.double(), rtol=RTOL, atol=ATOL)
+
+
+def test_linear_scan_rejects_complex_inputs():
+    a = torch.ones(1, 3, 2, dtype=torch.complex64, device=DEVICE)
+    with pytest.raises(TypeError, match="real-only"):
+        scan_triton.linear_scan_triton(a, a)
+
+
+class TinyMambaMixer(torch.nn.Module):
+    """Mamba's selective-scan mixer, without the short convolution: enough for a training step."""
+
+    def __init__(self, d_model=4, d_inner=6, d_state=4, dt_rank=2):
+        super().__init__()
+        self.in_proj = torch.nn.Linear(d_model, 2 * d_inner)
+        self.x_proj = torch.nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = torch.nn.Linear(dt_rank, d_inner)
+        A = torch.arange(1.0, d_state + 1).repeat(d_inner, 1)  # (d_inner, n), S4D-real
+        self.A_log = torch.nn.Parameter(torch.log(A))
+        self.D = torch.nn.Parameter(torch.ones(d_inner))
+        self.out_proj = torch.nn.Linear(d_inner, d_model)
+        self.sizes = (dt_rank, d_state, d_state)
+
+    def forward(self, x, scan):
+        u, z = self.in_proj(x).chunk(2, dim=-1)  # (b, l, d_inner) each
+        u = F.silu(u)
+        dt, B, C = self.x_proj(u).split(self.sizes, dim=-1)
+        delta = dt @ self.dt_proj.weight.T  # (b, l, d_inner); the bias goes in as delta_bias
+        y = scan(u, delta, -torch.exp(self.A_log), B, C, self.D, z, self.dt_proj.bias, True)
+        return self.out_proj(y)
+
+
+def test_training_step_matches_the_loop():
+    """forward, backward and an SGD step through the Triton scan give the loop's parameters."""
+    torch.manual_seed(0)
+    model = TinyMambaMixer().to(DEVICE)
+    twin = TinyMambaMixer().to(DEVICE)
+    twin.load_state_dict(model.state_dict())
+    x, target = torch.randn(2, 12, 4, device=DEVICE), torch.randn(2, 12, 4, device=DEVICE)
+
+    def triton_scan(*args):
+        return scan_triton.selective_scan_triton(*args)
+
+    def loop_scan(*args):
+        return scan_loop(*args)[0].float()
+
+    losses = []
+    for net, scan in ((model, triton_scan), (twin, loop_scan)):
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        loss = F.mse_loss(net(x, scan), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(F.mse_loss(net(x, scan), target).item())
+        assert losses[-1] < loss.item()  # one step downhill
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for CPU-only machines")
+def test_interpreter_is_on_without_cuda():
+    assert scan_triton.INTERPRETED
+
+
+def test_importing_sseq_does_not_import_triton():
+    code = "import sys, sseq; print('triton' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for CPU-only machines")
+def test_clear_error_when_triton_was_imported_without_the_interpreter():
+    code = "import triton\nfrom sseq import scan_triton"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode != 0 and "set TRITON_INTERPRET=1" in out.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for CPU-only machines")
+def test_interpreter_works_after_pytorch_imported_triton():
+    """seed_everything -> torch.use_deterministic_algorithms imports Triton via torch._dynamo."""
+    code = ("import sys, torch, sseq\n"
+            "sseq.seed_everything(0)\n"
+            "assert 'triton' in sys.modules\n"
+            "u = torch.randn(1, 5, 2)\n"
+            "y = sseq.scan.linear_scan(torch.full_like(u, 0.5), u, backend='triton')\n"
+            "ref = sseq.scan.linear_scan(torch.full_like(u, 0.5), u, backend='reference')\n"
+            "print(torch.allclose(y, ref, atol=1e-6))")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+def test_scan_api_triton_backend_matches_reference():
+    scan = pytest.importorskip("sseq.scan")
+    inputs = make_inputs(2, 19, 5, 4)
+    kwargs = dict(delta_softplus=True, return_last_state=True)
+    y, last, grads = outputs_and_grads(
+        lambda **kw: scan.selective_scan(**kw, **kwargs, backend="triton"), inputs)
+    y_ref, last_ref, grads_ref = outputs_and_grads(
+        lambda **kw: scan.selective_scan(**kw, **kwargs, backend="reference"), inputs)
+    torch.testing.assert_close(y, y_ref, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(last, last_ref, rtol=RTOL, atol=ATOL)
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=RTOL, atol=ATOL)
+
+
+def test_scan_api_linear_scan_triton_matches_reference():
+    scan = pytest.importorskip("sseq.scan")
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 11, 3, generator=g).to(DEVICE)
+    b = torch.randn(2, 11, 3, generator=g).to(DEVICE)
+    h0 = torch.randn(2, 3, generator=g).to(DEVICE)
+    h, h_ref = (scan.linear_scan(a, b, h0, backend=name) for name in ("triton", "reference"))
+    torch.testing.assert_close(h, h_ref, rtol=RTOL, atol=ATOL)
+
+
+# ---------------------------------------------------------------------------------------------
+# On a GPU: large shapes, every chunk and block size in play, and half precision.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("b, l, d, n", [(2, 1000, 300, 16), (1, 333, 70, 64), (1, 77, 9, 256)])
+def test_gpu_large_shapes(b, l, d, n):
+    inputs = make_inputs(b, l, d, n)
+    assert_matches_loop(inputs, softplus=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gpu_half_precision_inputs(dtype):
+    """Half inputs, fp32 accumulation: the error is the output's rounding, not the scan's."""
+    inputs = make_inputs(2, 500, 100, 16, dtype=dtype)
+    tol = dict(float16=(5e-3, 1e-2), bfloat16=(3e-2, 5e-2))[str(dtype).split(".")[1]]
+    assert_matches_loop(inputs, softplus=True, rtol=tol[0], atol=tol[1])
