@@ -30,7 +30,7 @@ unit: $(STAMP)
 # the summary prints each notebook's execution time. Two notebooks run at once, one thread
 # each: on a 2-core machine, oversubscribed threads make small torch ops 10x slower.
 notebooks: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/pytest -p no:randomly --nbval --nbval-current-env --nbval-cell-timeout=120 \
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p tests.nbtimes --nbval --nbval-current-env --nbval-cell-timeout=120 \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -n $(JOBS) --dist loadfile $(NOTEBOOKS)
 
 # Execute notebooks in place, top to bottom, refreshing their stored outputs (NB=... for one).
