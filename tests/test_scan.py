@@ -1,0 +1,403 @@
+"""sseq.scan: every CPU backend against float64 loops — outputs, last states and gradients.
+
+The oracles below are written here, independently of ``sseq.scan``: explicit loops over time
+in float64, differentiated by autograd. float32 backends are held to rtol 6e-4 / atol 2e-3,
+the tolerances of the Mamba project's own tests; float64 paths to 1e-10. (The Triton backend
+has its own test file.)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from sseq import scan
+
+BACKENDS = [name for name in scan.BACKENDS if name != "triton"]
+RTOL, ATOL = 6e-4, 2e-3  # float32 against float64
+TOL = 1e-10  # float64 against float64
+LENGTHS = [1, 7, 130, 300]  # not powers of two; 130 and 300 span many checkpoint chunks
+OPTIONS = {  # name: the optional parts of the selective scan that are switched on
+    "plain": (),
+    "D": ("D",),
+    "z": ("z",),
+    "D+bias": ("D", "delta_bias"),
+    "bias+softplus": ("delta_bias", "delta_softplus"),
+    "all": ("D", "z", "delta_bias", "delta_softplus"),
+}
+
+
+def selective_oracle(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """Mamba's selective scan, one time step at a time, from the paper's equations."""
+    dt = delta if delta_bias is None else delta + delta_bias
+    if delta_softplus:
+        dt = torch.log1p(torch.exp(dt))
+    batch, length, d = u.shape
+    h = torch.zeros(batch, d, A.shape[1], dtype=u.dtype)
+    ys = []
+    for t in range(length):
+        A_bar = torch.exp(dt[:, t, :, None] * A)  # zero-order hold for A
+        B_bar = dt[:, t, :, None] * B[:, t, None, :]  # Euler for B
+        h = A_bar * h + B_bar * u[:, t, :, None]
+        y = (h * C[:, t, None, :]).sum(-1)
+        if D is not None:
+            y = y + D * u[:, t]
+        if z is not None:
+            y = y * z[:, t] * torch.sigmoid(z[:, t])
+        ys.append(y)
+    return torch.stack(ys, 1), h
+
+
+def selective_inputs(length, options, batch=2, d=3, n=4, seed=0):
+    """float64 inputs; Δ is positive unless softplus makes it so."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    softplus = "delta_softplus" in options
+    delta = randn(batch, length, d) if softplus else 0.05 + 0.5 * torch.rand(
+        batch, length, d, generator=g, dtype=torch.float64)
+    x = {"u": randn(batch, length, d), "delta": delta, "A": -torch.exp(0.5 * randn(d, n)),
+         "B": randn(batch, length, n), "C": randn(batch, length, n)}
+    if "D" in options:
+        x["D"] = randn(d)
+    if "z" in options:
+        x["z"] = randn(batch, length, d)
+    if "delta_bias" in options:
+        x["delta_bias"] = 0.5 * randn(d) if softplus else 0.2 * torch.rand(d, generator=g,
+                                                                          dtype=torch.float64)
+    return x, softplus
+
+
+def run_with_grads(fn, inputs, dtype, seed=1, **kwargs):
+    """y, last state and the gradients of a random linear function of both, in float64."""
+    leaves = {k: v.to(dtype).requires_grad_() for k, v in inputs.items()}
+    y, last = fn(**leaves, return_last_state=True, **kwargs)
+    g = torch.Generator().manual_seed(seed)
+    gy = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    g_last = torch.randn(last.shape, generator=g, dtype=torch.float64)
+    ((y.double() * gy).sum() + (last.double() * g_last).sum()).backward()
+    # A gradient that is exactly zero may come back as None (l = 1 leaves A unused).
+    grads = {k: torch.zeros_like(v) if v.grad is None else v.grad for k, v in leaves.items()}
+    return y.double(), last.double(), {k: v.double() for k, v in grads.items()}
+
+
+def oracle_with_grads(inputs, softplus):
+    def fn(return_last_state, **x):
+        return selective_oracle(**x, delta_softplus=softplus)
+
+    return run_with_grads(fn, inputs, torch.float64)
+
+
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+@pytest.mark.parametrize("length", LENGTHS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_selective_scan_matches_float64_loop(backend, length, options):
+    inputs, softplus = selective_inputs(length, options)
+    y, last, grads = run_with_grads(scan.selective_scan, inputs, torch.float32,
+                                    delta_softplus=softplus, backend=backend)
+    y_ref, last_ref, grads_ref = oracle_with_grads(inputs, softplus)
+    torch.testing.assert_close(y, y_ref, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(last, last_ref, rtol=RTOL, atol=ATOL)
+    assert grads.keys() == grads_ref.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=RTOL, atol=ATOL,
+                                   msg=lambda m, name=name: f"d{name}: {m}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_selective_scan_float64_is_exact(backend):
+    inputs, softplus = selective_inputs(130, OPTIONS["all"])
+    y, last, grads = run_with_grads(scan.selective_scan, inputs, torch.float64,
+                                    delta_softplus=softplus, backend=backend)
+    y_ref, last_ref, grads_ref = oracle_with_grads(inputs, softplus)
+    torch.testing.assert_close(y, y_ref, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(last, last_ref, rtol=TOL, atol=TOL)
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=TOL, atol=TOL)
+
+
+def test_reference_is_the_oracle():
+    inputs, softplus = selective_inputs(7, OPTIONS["all"])
+    y, last = scan.selective_scan_ref(**inputs, delta_softplus=softplus, return_last_state=True)
+    y_ref, last_ref = selective_oracle(**inputs, delta_softplus=softplus)
+    torch.testing.assert_close(y, y_ref, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(last, last_ref, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+@pytest.mark.parametrize("options", [OPTIONS["plain"], OPTIONS["all"]], ids=["plain", "all"])
+def test_cpu_backward_passes_gradcheck(options):
+    """The hand-written backward against finite differences (float64)."""
+    inputs, softplus = selective_inputs(21, options, batch=1, d=2, n=3)
+    names = list(inputs)
+
+    def fn(*xs):
+        return scan.scan_cpu.selective_scan_cpu(**dict(zip(names, xs, strict=True)),
+                                                delta_softplus=softplus, return_last_state=True)
+
+    leaves = tuple(v.requires_grad_() for v in inputs.values())
+    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("used", ["y", "last"])
+def test_gradients_when_only_one_output_is_used(backend, used):
+    inputs, _ = selective_inputs(40, ("D",))
+    grads = []
+    for name in (backend, "reference"):
+        x = {k: v.float().requires_grad_() for k, v in inputs.items()}
+        y, last = scan.selective_scan(**x, return_last_state=True, backend=name)
+        (y if used == "y" else last).square().sum().backward()
+        grads.append([torch.zeros_like(v) if v.grad is None else v.grad for v in x.values()])
+    for g, g_ref in zip(*grads, strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_contiguous_inputs(backend):
+    inputs, _ = selective_inputs(33, ("z",))
+    strided = {k: v.transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 else v
+               for k, v in inputs.items()}
+    assert not strided["u"].is_contiguous()
+    y = scan.selective_scan(**strided, backend=backend)
+    torch.testing.assert_close(y, selective_oracle(**inputs)[0], rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_low_precision_inputs_are_computed_in_float32(backend):
+    inputs, _ = selective_inputs(50, ("D", "z"))
+    y16 = scan.selective_scan(**{k: v.bfloat16() for k, v in inputs.items()},
+                              return_last_state=True, backend=backend)
+    y32 = scan.selective_scan(**{k: v.bfloat16().float() for k, v in inputs.items()},
+                              return_last_state=True, backend=backend)
+    assert y16[0].dtype == torch.bfloat16 and y16[1].dtype == torch.float32
+    torch.testing.assert_close(y16[0], y32[0].bfloat16())  # only the final rounding differs
+    torch.testing.assert_close(y16[1], y32[1])
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_fast_exp_is_within_two_ulp():
+    special = [0.0, -87.33654, 88.37, 88.72, 88.73, -np.inf, np.inf, np.nan]
+    x = np.concatenate([np.linspace(-90, 89, 400_001), special]).astype(np.float32)
+    out = np.empty_like(x)
+    scan.scan_cpu._exp_into(x, out, np.empty(2 * x.size, dtype=np.int32))
+    with np.errstate(over="ignore"):
+        exact = np.exp(x.astype(np.float64))
+    normal = (exact >= np.finfo(np.float32).tiny) & (exact <= np.finfo(np.float32).max)
+    rel = np.abs(out[normal] - exact[normal]) / exact[normal]
+    assert rel.max() <= 2 * 2.0**-23
+    assert np.all(out[exact < np.finfo(np.float32).tiny] < 1.2e-38)  # flushed, or denormal
+    assert np.all(np.isinf(out[x > 88.73])) and np.isnan(out[-1])
+
+
+# --------------------------------------------------------------------------- linear scan
+def linear_oracle(a, b, h0=None):
+    h = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    hs = []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        hs.append(h)
+    return torch.stack(hs, 1)
+
+
+def linear_inputs(length, trailing, with_h0, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (2, length, *trailing)
+    a = torch.rand(shape, generator=g, dtype=torch.float64) * 1.8 - 0.9  # |a| < 1
+    x = {"a": a, "b": torch.randn(shape, generator=g, dtype=torch.float64)}
+    if with_h0:
+        x["h0"] = torch.randn((2, *trailing), generator=g, dtype=torch.float64)
+    if dtype.is_complex:
+        phase = torch.exp(1j * torch.rand(shape, generator=g, dtype=torch.float64))
+        x = {k: v.to(dtype) for k, v in x.items()}
+        x["a"] = x["a"] * phase.to(dtype)
+    return x
+
+
+def linear_with_grads(fn, inputs, dtype):
+    leaves = {k: v.to(dtype).requires_grad_() for k, v in inputs.items()}
+    h = fn(**leaves)
+    g = torch.randn(h.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    (h.real.double() * g).sum().backward()
+    return h, {k: torch.zeros_like(v) if v.grad is None else v.grad for k, v in leaves.items()}
+
+
+@pytest.mark.parametrize("with_h0", [False, True], ids=["zeros", "h0"])
+@pytest.mark.parametrize("trailing", [(), (3,), (2, 3)], ids=str)
+@pytest.mark.parametrize("length", [1, 7, 130])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_linear_scan_matches_loop(backend, length, trailing, with_h0):
+    inputs = linear_inputs(length, trailing, with_h0)
+    h, grads = linear_with_grads(lambda **x: scan.linear_scan(**x, backend=backend), inputs,
+                                 torch.float32)
+    h_ref, grads_ref = linear_with_grads(linear_oracle, inputs, torch.float64)
+    assert h.shape == (2, length, *trailing) and h.dtype == torch.float32
+    torch.testing.assert_close(h.double(), h_ref, rtol=RTOL, atol=ATOL)
+    for name in grads_ref:
+        torch.testing.assert_close(grads[name].double(), grads_ref[name], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_linear_scan_complex(backend):
+    """Complex a (an S4D recurrence): values, and gradients in PyTorch's convention."""
+    inputs = linear_inputs(45, (4,), True, dtype=torch.complex128)
+    h, grads = linear_with_grads(lambda **x: scan.linear_scan(**x, backend=backend), inputs,
+                                 torch.complex128)
+    h_ref, grads_ref = linear_with_grads(linear_oracle, inputs, torch.complex128)
+    torch.testing.assert_close(h, h_ref, rtol=TOL, atol=TOL)
+    for name in grads_ref:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("length", [*range(1, 18), 31, 33, 100, 257])
+def test_parallel_scan_any_length(length):
+    inputs = linear_inputs(length, (5,), True)
+    torch.testing.assert_close(scan.linear_scan_parallel(**inputs), linear_oracle(**inputs),
+                               rtol=TOL, atol=TOL)
+
+
+def test_linear_scan_keeps_low_precision_dtype():
+    inputs = {k: v.bfloat16() for k, v in linear_inputs(20, (3,), True).items()}
+    for backend in BACKENDS:
+        h = scan.linear_scan(**inputs, backend=backend)
+        assert h.dtype == torch.bfloat16
+        torch.testing.assert_close(h, linear_oracle(**{k: v.float() for k, v in inputs.items()})
+                                   .bfloat16())
+
+
+# --------------------------------------------------------------------------- backends
+def test_backends_lists_what_is_installed():
+    assert scan.BACKENDS[:2] == ("reference", "parallel")
+    assert ("cpu" in scan.BACKENDS) == (importlib.util.find_spec("numba") is not None)
+    assert ("triton" in scan.BACKENDS) == (importlib.util.find_spec("triton") is not None)
+
+
+def test_auto_picks_the_fastest_available(monkeypatch):
+    expected_cpu = "cpu" if "cpu" in scan.BACKENDS else "parallel"
+    assert scan.resolve_backend("auto", "cpu") == expected_cpu
+    assert scan.resolve_backend("auto", "meta") == "parallel"
+    monkeypatch.setattr(scan, "BACKENDS", ("reference", "parallel", "triton"))
+    assert scan.resolve_backend("auto", "cuda") == "triton"
+    assert scan.resolve_backend("auto", "cpu") == "parallel"  # numba missing
+    monkeypatch.setattr(scan, "BACKENDS", ("reference", "parallel"))
+    assert scan.resolve_backend("auto", torch.device("cuda")) == "parallel"
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_auto_on_cpu_runs_the_cpu_backend():
+    inputs, _ = selective_inputs(20, ("D",))
+    assert torch.equal(scan.selective_scan(**inputs), scan.selective_scan(**inputs, backend="cpu"))
+
+
+@pytest.mark.parametrize("name, message", [("triton", "pip install triton"),
+                                           ("cpu", "pip install numba")])
+def test_missing_dependency_says_what_to_install(monkeypatch, name, message):
+    monkeypatch.setattr(scan, "BACKENDS", ("reference", "parallel"))
+    inputs, _ = selective_inputs(5, ())
+    with pytest.raises(ImportError, match=message):
+        scan.selective_scan(**inputs, backend=name)
+    with pytest.raises(ImportError, match=message):
+        scan.linear_scan(inputs["u"], inputs["u"], backend=name)
+
+
+@pytest.mark.parametrize("backend", ["fast", "", None, 3, "Reference"])
+def test_unknown_backend_lists_backends(backend):
+    inputs, _ = selective_inputs(5, ())
+    with pytest.raises(ValueError, match=r"backend must be .*BACKENDS = \('reference'"):
+        scan.selective_scan(**inputs, backend=backend)
+    with pytest.raises(ValueError, match="backend must be"):
+        scan.linear_scan(inputs["u"], inputs["u"], backend=backend)
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_backend_needs_cpu_tensors():
+    inputs, _ = selective_inputs(5, ())
+    with pytest.raises(ValueError, match="needs CPU tensors, got tensors on meta"):
+        scan.selective_scan(**{k: v.to("meta") for k, v in inputs.items()}, backend="cpu")
+
+
+# --------------------------------------------------------------------------- bad input
+def _replace(**changes):
+    def make():
+        inputs, _ = selective_inputs(5, ("D", "z", "delta_bias"))  # b=2, l=5, d=3, n=4
+        inputs.update({k: v(inputs) if callable(v) else v for k, v in changes.items()})
+        return inputs
+    return make
+
+
+BAD_SELECTIVE = {  # case: (inputs, error, message)
+    "u not a tensor": (_replace(u=[[1.0]]), TypeError, r"u must be a torch.Tensor.*list"),
+    "u integer": (_replace(u=lambda x: x["u"].long()), TypeError, r"u must be .*int64"),
+    "u 2-d": (_replace(u=lambda x: x["u"][0]), ValueError, r"u must have shape \(b, l, d\)"),
+    "u empty": (_replace(u=torch.zeros(2, 0, 3), delta=torch.zeros(2, 0, 3), B=torch.zeros(
+        2, 0, 4), C=torch.zeros(2, 0, 4), z=torch.zeros(2, 0, 3)), ValueError, "u must be non-"),
+    "delta vs u": (_replace(delta=torch.ones(2, 5, 4)), ValueError,
+                   r"delta must have shape \(b, l, d\) = \(2, 5, 3\), got \(2, 5, 4\)"),
+    "delta integer": (_replace(delta=lambda x: x["delta"].int()), TypeError, "delta must be"),
+    "A rows vs d": (_replace(A=-torch.ones(5, 4)), ValueError,
+                    r"A must have shape \(d, n\).* = \(3, \?\), got \(5, 4\)"),
+    "A complex": (_replace(A=-torch.ones(3, 4, dtype=torch.complex64)), TypeError,
+                  "A must be a real floating-point tensor, got dtype torch.complex64"),
+    "n < 1": (_replace(A=torch.ones(3, 0)), ValueError, r"A must have n >= 1.*\(3, 0\)"),
+    "B state size": (_replace(B=torch.ones(2, 5, 6)), ValueError,
+                     r"B must have shape \(b, l, n\) = \(2, 5, 4\), got \(2, 5, 6\)"),
+    "B batch": (_replace(B=torch.ones(1, 5, 4)), ValueError, r"B must .* got \(1, 5, 4\)"),
+    "C length": (_replace(C=torch.ones(2, 6, 4)), ValueError,
+                 r"C must have shape \(b, l, n\) = \(2, 5, 4\), got \(2, 6, 4\)"),
+    "C integer": (_replace(C=torch.ones(2, 5, 4, dtype=torch.int32)), TypeError, "C must be"),
+    "D shape": (_replace(D=torch.ones(4)), ValueError, r"D must have shape \(d,\) = \(3,\)"),
+    "z shape": (_replace(z=torch.ones(2, 5, 2)), ValueError, r"z must have shape .*\(2, 5, 2\)"),
+    "delta_bias shape": (_replace(delta_bias=torch.ones(3, 1)), ValueError,
+                         r"delta_bias must have shape \(d,\)"),
+    "D not a tensor": (_replace(D=1.0), TypeError, "D must be a torch.Tensor"),
+    "B on another device": (_replace(B=lambda x: x["B"].to("meta")), ValueError,
+                            "B is on meta but the first input is on cpu"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SELECTIVE.values(), ids=BAD_SELECTIVE.keys())
+@pytest.mark.parametrize("fn", [scan.selective_scan, scan.selective_scan_ref],
+                         ids=["selective_scan", "selective_scan_ref"])
+def test_bad_selective_input_fails_early(fn, case):
+    make, error, message = case
+    with pytest.raises(error, match=message):
+        fn(**make())
+
+
+def test_flags_must_be_bools():
+    inputs, _ = selective_inputs(5, ())
+    with pytest.raises(TypeError, match="delta_softplus must be a bool"):
+        scan.selective_scan(**inputs, delta_softplus="yes")
+    with pytest.raises(TypeError, match="return_last_state must be a bool"):
+        scan.selective_scan(**inputs, return_last_state=1)
+
+
+BAD_LINEAR = {  # case: (a, b, h0, error, message)
+    "a not a tensor": ([1.0, 2.0], torch.ones(2, 3), None, TypeError, "a must be a torch.Tensor"),
+    "a integer": (torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 3), None, TypeError,
+                  "a must be a floating-point or complex tensor, got dtype torch.int64"),
+    "a 1-d": (torch.ones(3), torch.ones(3), None, ValueError, r"a must have shape \(batch, l"),
+    "a empty": (torch.ones(2, 0), torch.ones(2, 0), None, ValueError, "a must be non-empty"),
+    "b vs a": (torch.ones(2, 3, 4), torch.ones(2, 3, 5), None, ValueError,
+               r"b must have shape a.shape = \(2, 3, 4\), got \(2, 3, 5\)"),
+    "b integer": (torch.ones(2, 3), torch.ones(2, 3, dtype=torch.int32), None, TypeError,
+                  "b must be"),
+    "h0 shape": (torch.ones(2, 3, 4), torch.ones(2, 3, 4), torch.ones(2, 3), ValueError,
+                 r"h0 must have shape .* = \(2, 4\), got \(2, 3\)"),
+    "h0 device": (torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, device="meta"), ValueError,
+                  "h0 is on meta"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LINEAR.values(), ids=BAD_LINEAR.keys())
+@pytest.mark.parametrize("fn", [scan.linear_scan, scan.linear_scan_ref,
+                                scan.linear_scan_parallel], ids=lambda f: f.__name__)
+def test_bad_linear_input_fails_early(fn, case):
+    a, b, h0, error, message = case
+    with pytest.raises(error, match=message):
+        fn(a, b, h0)
