@@ -40,7 +40,9 @@ memory traffic and the ``b·l·d·n`` exponentials are. So:
    Storing every state instead would cost ``b·l·d·n`` floats (32 MiB at b=2, l=1024, d=256,
    n=16) to save one forward pass of work; Mamba's CUDA kernel makes the same trade.
 
-``fastmath`` is off, so NaN and inf propagate as in PyTorch and sums run in a fixed order.
+``fastmath`` is off, so NaN and inf propagate as in PyTorch and sums run in a fixed order;
+``error_model="numpy"`` lets a division by zero give inf (as in PyTorch) instead of raising,
+which keeps branches out of the loops so that they vectorize.
 Two exceptions: :func:`_exp_into` may fuse ``a·b + c`` into one FMA, and :func:`_dot`, the sums
 over channels in the backward pass (∂B, ∂C), may be reassociated so that they vectorize; it
 accumulates in float64.
@@ -135,9 +137,12 @@ def _delta_into(delta_t, bias, softplus, dt, sig, e, bits):
         sig[:] = 1
         return
     _sigmoid_into(dt, sig, e, bits)  # softplus' = sigmoid; e = exp(−|x|) as a by-product
+    if dt.itemsize != 4:  # softplus(x) = max(x, 0) + log1p(exp(−|x|))
+        for j in range(dt.size):
+            dt[j] = (dt[j] if dt[j] > 0 else 0.0) + math.log1p(e[j])
+        return
     for j in range(dt.size):
-        log1p = math.log1p(e[j]) if dt.itemsize != 4 else _log1p_unit(e[j])
-        dt[j] = (dt[j] if dt[j] > 0 else np.float32(0)) + log1p  # max(x, 0) + log1p(e^−|x|)
+        dt[j] = (dt[j] if dt[j] > 0 else np.float32(0)) + _log1p_unit(e[j])
 
 
 # --------------------------------------------------------------------------- forward
@@ -187,7 +192,7 @@ def _readout(h, C_t, u_t, D_blk, y_pre):
         y_pre[j] += D_blk[j] * u_t[j]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _forward_block(u, delta, bias, softplus, A, B, C, D, z, has_z, y, h_last, ckpt,
                    i, blk, d0, d1):
     """Sequence i, channels d0:d1: fill y[i, :, d0:d1], h_last[i, d0:d1] and the checkpoints."""
@@ -267,7 +272,7 @@ def _adjoint_step(g, h_prev, h, A_bar, A_blk, dt_t, u_t, B_t, C_t, gy_t, dtu,
         du_t[j] *= dt_t[j]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _backward_block(u, delta, bias, softplus, A, B, C, D, z, has_z, g_out, g_last, ckpt,
                     du, ddelta, dz, dA, dB, dC, dD, dbias, i, blk, d0, d1):
     """Sequence i, channels d0:d1: du, ddelta, dz (b, l, d); dA (b, d, n); dB, dC (blocks, b,
@@ -313,7 +318,7 @@ def _backward_block(u, delta, bias, softplus, A, B, C, D, z, has_z, g_out, g_las
     dbias[i, d0:d1] = dbias_blk
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _linear_block(a, x, h0, out, i, blk, p0, p1):
     """out[i, t, p0:p1] = a[i, t, p0:p1] ⊙ out[i, t−1, p0:p1] + x[i, t, p0:p1], from h0[i]."""
     h = h0[i, p0:p1].copy()

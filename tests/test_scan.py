@@ -195,6 +195,23 @@ def test_fast_exp_is_within_two_ulp():
     assert np.all(np.isinf(out[x > 88.73])) and np.isnan(out[-1])
 
 
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_softplus_and_gate_match_torch():
+    """With l = n = 1 and u = B = C = 1, y_0 = Δ_0 · SiLU(z_0): the fused elementwise maths."""
+    x = torch.cat([torch.linspace(-40, 40, 4001), torch.tensor([0.0, 1e-8, -1e-8, 88.0, -100.0])])
+    d = x.numel()
+    ones = torch.ones(1, 1, d)
+    delta = scan.selective_scan(ones, x.view(1, 1, d), -torch.ones(d, 1), ones[..., :1],
+                                ones[..., :1], delta_softplus=True, backend="cpu")
+    tiny = torch.finfo(torch.float32).tiny  # below it, the fast exp flushes to zero
+    torch.testing.assert_close(delta.view(-1), torch.nn.functional.softplus(x), rtol=1e-6,
+                               atol=tiny)
+    gated = scan.selective_scan(ones, ones, -torch.ones(d, 1), ones[..., :1], ones[..., :1],
+                                z=x.view(1, 1, d), backend="cpu")
+    torch.testing.assert_close(gated.view(-1), torch.nn.functional.silu(x), rtol=1e-6,
+                               atol=tiny)
+
+
 # --------------------------------------------------------------------------- linear scan
 def linear_oracle(a, b, h0=None):
     h = torch.zeros_like(b[:, 0]) if h0 is None else h0
