@@ -241,13 +241,8 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     """
     _check_selective(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     dtype = torch.promote_types(u.dtype, torch.float32)
-    u_, dt, A, B, C = (x.to(dtype) for x in (u, delta, A, B, C))
-    if delta_bias is not None:
-        dt = dt + delta_bias.to(dtype)
-    if delta_softplus:
-        dt = F.softplus(dt)
-    A_bar = torch.exp(dt[..., None] * A)  # (b, l, d, n)
-    Bu = (dt * u_)[..., None] * B[:, :, None, :]  # (b, l, d, n)
+    u_, A_bar, Bu = _discretize(u, delta, A, B, delta_bias, delta_softplus, dtype)
+    C = C.to(dtype)
     h = u_.new_zeros(u.shape[0], A.shape[0], A.shape[1])  # (b, d, n)
     ys = []
     for A_bar_t, Bu_t, C_t in zip(A_bar.unbind(1), Bu.unbind(1), C.unbind(1), strict=True):
@@ -261,18 +256,28 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     return (y.to(u.dtype), h) if return_last_state else y.to(u.dtype)
 
 
-def _selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                             return_last_state):
-    """The "parallel" backend: :func:`selective_scan_ref` with the loop replaced by
-    :func:`_blelloch`, which materializes every state (b, l, d, n)."""
-    dtype = torch.promote_types(u.dtype, torch.float32)
-    u_, dt, A, B, C = (x.to(dtype) for x in (u, delta, A, B, C))
+def _discretize(u, delta, A, B, delta_bias, delta_softplus, dtype):
+    """Δ = softplus(delta + delta_bias); Ā = exp(Δ A) (ZOH); B̄u = Δ B u (Euler, as Mamba).
+
+    Returns u, Ā and B̄u in ``dtype``: ``(b, l, d)``, ``(b, l, d, n)``, ``(b, l, d, n)``.
+    """
+    u, dt, A, B = (x.to(dtype) for x in (u, delta, A, B))
     if delta_bias is not None:
         dt = dt + delta_bias.to(dtype)
     if delta_softplus:
         dt = F.softplus(dt)
     A_bar = torch.exp(dt[..., None] * A)  # (b, l, d, n)
-    Bu = (dt * u_)[..., None] * B[:, :, None, :]  # (b, l, d, n)
+    Bu = (dt * u)[..., None] * B[:, :, None, :]  # (b, l, d, n)
+    return u, A_bar, Bu
+
+
+def _selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                             return_last_state):
+    """The "parallel" backend: :func:`selective_scan_ref` with the loop replaced by
+    :func:`_blelloch`, which materializes every state (b, l, d, n)."""
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    u_, A_bar, Bu = _discretize(u, delta, A, B, delta_bias, delta_softplus, dtype)
+    C = C.to(dtype)
     h = _blelloch(A_bar, Bu)  # (b, l, d, n)
     y = torch.einsum("bldn,bln->bld", h, C)
     if D is not None:
