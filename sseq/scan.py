@@ -14,7 +14,8 @@ computed in several ways, each a backend of this module with the same semantics:
   of the Mamba paper's §3.3.
 * ``"cpu"`` — a fused, compiled loop (numba) that never materializes them; see
   :mod:`sseq.scan_cpu` for why it is built that way.
-* ``"triton"`` — the GPU kernel in :mod:`sseq.scan_triton` (needs ``triton``).
+* ``"triton"`` — the GPU kernels in :mod:`sseq.scan_triton` and
+  :mod:`sseq.scan_triton_linear` (need ``triton``).
 
 :data:`BACKENDS` lists those available here; ``backend="auto"`` picks the fastest one for
 the inputs' device. Every backend is differentiable in every tensor argument.
@@ -211,9 +212,9 @@ def linear_scan(a, b, h0=None, backend="auto"):
         return linear_scan_parallel(a_, b_, h0_).to(out_dtype)
     if name == "cpu":
         return scan_cpu.linear_scan(a_, b_, h0_).to(out_dtype)
-    from sseq import scan_triton
+    from sseq import scan_triton_linear
 
-    return scan_triton.linear_scan_triton(a, b, h0)
+    return scan_triton_linear.linear_scan_triton(a, b, h0)
 
 
 # ----------------------------------------------------------------------------- selective scan

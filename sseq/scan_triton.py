@@ -46,7 +46,10 @@ from dataclasses import dataclass
 
 import torch
 
-if not torch.cuda.is_available():
+# SSEQ_TRITON_COMPILE_ONLY=1: compile for a GPU that is not here, to inspect what the compiler
+# makes of the kernels (``python -m sseq.kernel_bench --compile``); nothing is launched.
+COMPILE_ONLY = os.environ.get("SSEQ_TRITON_COMPILE_ONLY") == "1"
+if not torch.cuda.is_available() and not COMPILE_ONLY:
     # Triton decides at import whether it interprets: PyTorch itself may have imported it
     # already (torch._dynamo does), which sseq.seed_everything prevents by setting this first.
     if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
@@ -60,7 +63,7 @@ if not torch.cuda.is_available():
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-__all__ = ["INTERPRETED", "linear_scan_triton", "selective_scan_triton"]
+__all__ = ["GPU_CONFIG", "INTERPRETED", "STEPWISE_CONFIG", "KernelConfig", "selective_scan_triton"]
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 # exp(x) = exp2(x · log2 e): the GPU's fast exponential is base 2.
@@ -115,19 +118,107 @@ def _load_tile(ptr, base, rows, n_rows, cols, n_cols):
 
 
 # --------------------------------------------------------------------------------------------
-# Forward: one program = (batch element, BLOCK_D channels); the state stays in registers.
+# Forward: one program = (batch element, BLOCK_D channels); time is walked in chunks of T steps.
+#
+# Inside a chunk the recurrence h_t = a_t h_{t-1} + x_t (a_t = exp(Δ_t A), x_t = Δ_t B_t u_t)
+# is solved for all T steps at once by a scan down the time axis of (T, BLOCK_D) tiles, one
+# state index n at a time. The scan starts from the state entering the chunk: its first step
+# is h_0 = a_0 h_in + x_0. A chunk's loads are issued together, and the next chunk's before
+# this one is computed, instead of every time step waiting for its own.
+#
+# Each thread owns one channel and all T steps of it, so the scan runs inside the thread,
+# with no communication. The compiler would rather give a thread 4 neighbouring channels
+# (one 16-byte load) and split the time steps across threads, which turns the scan into
+# shuffles between threads: ``tl.max_contiguous(d, 1)`` tells it not to count on
+# neighbouring channels being contiguous, and it then lays one channel per thread.
 # --------------------------------------------------------------------------------------------
 
 
 @triton.jit
 def _selective_scan_fwd_kernel(
+    u_ptr, delta_ptr, A_ptr, Bt_ptr, Ct_ptr, D_ptr, z_ptr, bias_ptr,  # inputs; B, C as (b, n, l)
+    y_ptr, last_ptr, states_ptr,  # outputs: (b, l, d), (b, d, n), (b, l / SAVE_EVERY, n, d)
+    L, DIM, NSTATE: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+    SAVE_EVERY: tl.constexpr, UNROLL_N: tl.constexpr,
+):
+    pid_b = tl.program_id(0).to(tl.int64)
+    d = tl.max_contiguous(tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D), 1)  # my channels
+    d_ok = d < DIM
+    steps = tl.arange(0, T)  # (T,) position inside a chunk
+    ns = tl.arange(0, BLOCK_N)  # (N,)
+    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    # The state entering the current chunk, (N, BLOCK_D): registers only. Row n is read and
+    # replaced by masking, since a register tile cannot be indexed by a loop variable.
+    H = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    n_saved = tl.cdiv(L, SAVE_EVERY)
+    state_tile = ns[:, None] * DIM + d[None, :]  # (N, BLOCK_D) offsets in an (n, d) slice
+    state_mask = (ns[:, None] < NSTATE) & d_ok[None, :]
+    if SAVE_STATES:  # the backward pass restarts from every SAVE_EVERY-th state; the first is 0
+        tl.store(states_ptr + pid_b * n_saved * NSTATE * DIM + state_tile, H, mask=state_mask)
+    io = (pid_b * L + steps[:, None]) * DIM + d[None, :]  # (T, BLOCK_D) offsets of chunk 0
+    mask = (steps[:, None] < L) & d_ok[None, :]
+    u_next = tl.load(u_ptr + io, mask=mask, other=0.0)
+    delta_next = tl.load(delta_ptr + io, mask=mask, other=0.0)
+    for c in range(tl.cdiv(L, T)):
+        t = c * T + steps  # (T,)
+        in_seq = t < L
+        io = (pid_b * L + t[:, None]) * DIM + d[None, :]
+        mask = in_seq[:, None] & d_ok[None, :]
+        u = u_next.to(tl.float32)
+        delta = delta_next.to(tl.float32)
+        # Prefetch: the next chunk's loads go out now and arrive while this chunk computes.
+        mask_next = (t[:, None] + T < L) & d_ok[None, :]
+        u_next = tl.load(u_ptr + io + T * DIM, mask=mask_next, other=0.0)
+        delta_next = tl.load(delta_ptr + io + T * DIM, mask=mask_next, other=0.0)
+        if HAS_Z:  # needed only at the end of the chunk
+            z = tl.load(z_ptr + io, mask=mask, other=0.0).to(tl.float32)
+        dt = _step_dt(delta, bias[None, :], in_seq[:, None], HAS_BIAS, SOFTPLUS)  # (T, BLOCK_D)
+        dt_u = dt * u
+        y = tl.zeros((T, BLOCK_D), dtype=tl.float32)  # Σ_n C_t h_t, built one n at a time
+        # Unrolled (N small), n is a constant in each copy and the masks below cost nothing.
+        for n in tl.range(0, NSTATE, loop_unroll_factor=UNROLL_N):
+            A_n = tl.load(A_ptr + d * NSTATE + n, mask=d_ok, other=0.0).to(tl.float32)
+            bn = (pid_b * NSTATE + n) * L + t  # (T,): B and C arrive transposed, (b, n, l), so
+            B_n = tl.load(Bt_ptr + bn, mask=in_seq, other=0.0).to(tl.float32)  # B_n is T
+            C_n = tl.load(Ct_ptr + bn, mask=in_seq, other=0.0).to(tl.float32)  # numbers in a row
+            a = tl.exp2(dt * (A_n * LOG2E)[None, :])  # A_bar = exp(Δ A), (T, BLOCK_D)
+            x = dt_u * B_n[:, None]  # B_bar u = Δ B u
+            h_in = tl.sum(tl.where(ns[:, None] == n, H, 0.0), axis=0)  # (BLOCK_D,)
+            x = tl.where(steps[:, None] == 0, a * h_in[None, :] + x, x)
+            _, h = tl.associative_scan((a, x), 0, _compose)  # every h_t of the chunk, this n
+            y += h * C_n[:, None]
+            h_out = tl.sum(tl.where(steps[:, None] == T - 1, h, 0.0), axis=0)  # past the end,
+            H = tl.where(ns[:, None] == n, h_out[None, :], H)  # Δ = 0 keeps the state as is
+            if SAVE_STATES:  # h_t enters step t + 1: keep it where t + 1 starts a saved chunk
+                nxt = t + 1
+                keep = (nxt % SAVE_EVERY == 0) & (nxt < L)
+                at = ((pid_b * n_saved + nxt[:, None] // SAVE_EVERY) * NSTATE + n) * DIM
+                tl.store(states_ptr + at + d[None, :], h, mask=keep[:, None] & d_ok[None, :])
+        # The skip and the gate act on whole tiles; y is written once.
+        if HAS_D:
+            y += D_skip[None, :] * u
+        if HAS_Z:
+            y = y * z * tl.sigmoid(z)  # SiLU(z) = z σ(z)
+        tl.store(y_ptr + io, y.to(y_ptr.dtype.element_ty), mask=mask)
+    last = pid_b * DIM * NSTATE + d[None, :] * NSTATE + ns[:, None]  # (b, d, n)
+    tl.store(last_ptr + last, H, mask=state_mask)
+
+
+@triton.jit
+def _selective_scan_fwd_stepwise_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,  # inputs
-    y_ptr, last_ptr, states_ptr,  # outputs: (b, l, d), (b, d, n), (b, chunks, d, n)
+    y_ptr, last_ptr, states_ptr,  # outputs: (b, l, d), (b, d, n), (b, l / CHUNK, n, d)
     L, DIM, NSTATE,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
     CHUNK: tl.constexpr,
 ):
+    """The first version, kept to compare against: one time step after the other, the whole
+    (BLOCK_D, N) state updated at each. Simple, but each step's loads wait on the step before,
+    and ⟨C_t, h_t⟩ is a sum across threads at every step (``book/kernel_performance.md``)."""
     pid_b = tl.program_id(0).to(tl.int64)
     d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)  # (BLOCK_D,) my channels
     n = tl.arange(0, BLOCK_N)  # (N,)
@@ -138,12 +229,11 @@ def _selective_scan_fwd_kernel(
     h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # the state: registers only
     steps = tl.arange(0, CHUNK)  # (T,)
     n_chunks = tl.cdiv(L, CHUNK)
-    state_offsets = d[:, None] * NSTATE + n[None, :]
     state_mask = d_ok[:, None] & (n[None, :] < NSTATE)
     for c in range(n_chunks):
         if SAVE_STATES:  # the state entering chunk c, for the backward pass
             base = (pid_b * n_chunks + c) * DIM * NSTATE
-            tl.store(states_ptr + base + state_offsets, h, mask=state_mask)
+            tl.store(states_ptr + base + n[None, :] * DIM + d[:, None], h, mask=state_mask)
         y = tl.zeros((BLOCK_D, CHUNK), dtype=tl.float32)  # this chunk's ⟨C_t, h_t⟩, by column
         for i in tl.static_range(CHUNK):  # unrolled by the compiler
             t = c * CHUNK + i
@@ -157,10 +247,8 @@ def _selective_scan_fwd_kernel(
             rn = (pid_b * L + t) * NSTATE + n[None, :]  # B_t, C_t as (1, N) rows
             B = tl.load(B_ptr + rn, mask=n_in[None, :], other=0.0).to(tl.float32)
             C = tl.load(C_ptr + rn, mask=n_in[None, :], other=0.0).to(tl.float32)
-            # h_t = exp(Δ A) h_{t-1} + Δ B u, all (BLOCK_D, N), never leaving the chip
             h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * B
             y = tl.where(steps[None, :] == i, tl.sum(h * C, axis=1)[:, None], y)
-        # The skip and the gate act on whole (BLOCK_D, T) tiles, stored in one go.
         t = c * CHUNK + steps
         offsets = pid_b * L * DIM + t[None, :] * DIM + d[:, None]  # (BLOCK_D, T)
         mask = d_ok[:, None] & (t[None, :] < L)
@@ -169,9 +257,10 @@ def _selective_scan_fwd_kernel(
             y += D_skip[:, None] * u
         if HAS_Z:
             z = tl.load(z_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-            y = y * z / (1.0 + tl.exp(-z))  # SiLU(z) = z σ(z)
+            y = y * z * tl.sigmoid(z)
         tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
-    tl.store(last_ptr + pid_b * DIM * NSTATE + state_offsets, h, mask=state_mask)
+    tl.store(last_ptr + pid_b * DIM * NSTATE + d[:, None] * NSTATE + n[None, :], h,
+             mask=state_mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,7 +288,7 @@ def _recompute_chunk(u_ptr, delta_ptr, B_ptr, C_ptr, states_ptr, io, bn, sn, t, 
     A_bar = tl.exp2(dt[:, :, None] * A2[None, :, :])  # (T, BLOCK_D, N)
     Bu = (dt * u)[:, :, None] * B[:, None, :]  # (T, BLOCK_D, N)
     A_cum, h_from_zero = tl.associative_scan((A_bar, Bu), 0, _compose)
-    h_start = _load_tile(states_ptr, sn, d, DIM, n, NSTATE)  # (BLOCK_D, N)
+    h_start = tl.trans(_load_tile(states_ptr, sn, n, NSTATE, d, DIM))  # (BLOCK_D, N)
     h = A_cum * h_start[None, :, :] + h_from_zero  # (T, BLOCK_D, N)
     return h, Bu, dt, u, delta, B, C
 
@@ -299,86 +388,41 @@ def _selective_scan_bwd_kernel(
 
 
 # --------------------------------------------------------------------------------------------
-# The plain linear scan h_t = a_t ⊙ h_{t-1} + b_t: the same structure, one number per state.
-# Its output *is* every state, so the backward pass reads h instead of recomputing it, and
-# walks time backwards one step at a time with the index flipped: t = chunk end − 1 − i.
-# --------------------------------------------------------------------------------------------
-
-
-@triton.jit
-def _linear_scan_fwd_kernel(a_ptr, b_ptr, h0_ptr, h_ptr, L, F, HAS_H0: tl.constexpr,
-                            BLOCK: tl.constexpr, CHUNK: tl.constexpr):
-    pid_b = tl.program_id(0).to(tl.int64)
-    f = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)  # (BLOCK,) my features
-    ok = f < F
-    h = tl.zeros((BLOCK,), dtype=tl.float32)
-    if HAS_H0:
-        h += tl.load(h0_ptr + pid_b * F + f, mask=ok, other=0.0).to(tl.float32)
-    for c in range(tl.cdiv(L, CHUNK)):
-        for i in tl.static_range(CHUNK):
-            t = c * CHUNK + i
-            m = f < tl.where(t < L, F, 0)  # my features; none past the end
-            row = (pid_b * L + t) * F
-            a = tl.load(a_ptr + row + f, mask=m, other=0.0).to(tl.float32)
-            b = tl.load(b_ptr + row + f, mask=m, other=0.0).to(tl.float32)
-            h = a * h + b
-            tl.store(h_ptr + row + f, h.to(h_ptr.dtype.element_ty), mask=m)
-
-
-@triton.jit
-def _linear_scan_bwd_kernel(a_ptr, h0_ptr, h_ptr, g_ptr, da_ptr, db_ptr, dh0_ptr, L, F,
-                            HAS_H0: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
-    """λ_t = g_t + a_{t+1} λ_{t+1};  ∂b_t = λ_t;  ∂a_t = λ_t h_{t-1};  ∂h0 = a_0 λ_0."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    f = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    ok = f < F
-    lam = tl.zeros((BLOCK,), dtype=tl.float32)
-    a_next = tl.zeros((BLOCK,), dtype=tl.float32)  # a_{t+1}; zero past the end
-    h0 = tl.zeros((BLOCK,), dtype=tl.float32)
-    if HAS_H0:
-        h0 += tl.load(h0_ptr + pid_b * F + f, mask=ok, other=0.0).to(tl.float32)
-    n_chunks = tl.cdiv(L, CHUNK)
-    for k in range(n_chunks):
-        for i in tl.static_range(CHUNK):
-            t = (n_chunks - 1 - k) * CHUNK + (CHUNK - 1 - i)  # flipped: latest step first
-            m = f < tl.where(t < L, F, 0)
-            row = (pid_b * L + t) * F
-            lam = tl.load(g_ptr + row + f, mask=m, other=0.0).to(tl.float32) + a_next * lam
-            m_prev = f < tl.where(t > 0, tl.where(t < L, F, 0), 0)  # h_{t-1} exists for t > 0
-            h_prev = tl.load(h_ptr + row - F + f, mask=m_prev, other=0.0).to(tl.float32)
-            h_prev = tl.where(t > 0, h_prev, h0)
-            tl.store(da_ptr + row + f, (lam * h_prev).to(da_ptr.dtype.element_ty), mask=m)
-            tl.store(db_ptr + row + f, lam.to(db_ptr.dtype.element_ty), mask=m)
-            a_next = tl.load(a_ptr + row + f, mask=m, other=0.0).to(tl.float32)
-    if HAS_H0:
-        tl.store(dh0_ptr + pid_b * F + f, (a_next * lam).to(dh0_ptr.dtype.element_ty), mask=ok)
-
-
-# --------------------------------------------------------------------------------------------
 # Launch configuration and the autograd wrappers.
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class KernelConfig:
-    """Block sizes: channels per program, warps per program, time steps per chunk."""
+    """Launch parameters: channels and warps per program, time steps per chunk.
 
+    ``forward`` picks the chunked forward kernel or the step-by-step first version (which
+    uses ``block_d_fwd`` and ``warps_fwd`` too, and ``chunk`` as its chunk length). ``chunk``
+    is the backward pass's chunk, hence also how often the forward pass saves a state. The
+    forward unrolls its loop over the state index n when n <= ``unroll_n``.
+    """
+
+    forward: str = "chunked"
     block_d_fwd: int = 32
-    warps_fwd: int = 4
+    warps_fwd: int = 1
+    chunk_fwd: int = 16
+    unroll_n: int = 16
     block_d_bwd: int = 16
     warps_bwd: int = 4
     chunk: int = 16
-    block_linear: int = 256
+    block_linear: int = 128
 
 
-# Chosen on an H100 with ``python -m sseq.kernel_bench --tune`` (b=8, l=4096, d=1536, n=16):
-# the forward took 2.8-3.0 ms for 16 to 64 channels per program and 1 to 4 warps (more was
-# slower), forward+backward about 12 ms for most backward block sizes; longer chunks (32)
-# cost more in the backward than they save in the forward. The interpreter runs each program as
-# NumPy code, one after the other: small blocks there make the tests cover partial blocks.
+# One warp of 32 threads, one channel each, 16 time steps per chunk: on an H100 (sm_90) the
+# forward then needs 140 registers and spills none (``python -m sseq.kernel_bench --compile``).
+# Its speed has not been measured yet: see ``book/kernel_performance.md``.
 GPU_CONFIG = KernelConfig()
-INTERPRETER_CONFIG = KernelConfig(block_d_fwd=4, warps_fwd=1, block_d_bwd=4, warps_bwd=1,
-                                  chunk=8, block_linear=8)
+# The first, step-by-step forward, with the launch parameters it was measured with.
+STEPWISE_CONFIG = KernelConfig(forward="stepwise", block_d_fwd=32, warps_fwd=4)
+# The interpreter runs each program as NumPy code, one after the other: small blocks there
+# make the tests cover partial blocks and chunks.
+INTERPRETER_CONFIG = KernelConfig(block_d_fwd=4, warps_fwd=1, chunk_fwd=16, block_d_bwd=4,
+                                  warps_bwd=1, chunk=8, block_linear=8)
 
 
 def _config() -> KernelConfig:
@@ -395,6 +439,8 @@ def _block_d(preferred: int, elements_per_channel: int, budget: int) -> int:
 
 
 def _check_device(*tensors: torch.Tensor) -> None:
+    if COMPILE_ONLY:
+        return
     for x in tensors:
         if x is not None and x.is_cuda == INTERPRETED:
             want = "CPU tensors (Triton's interpreter)" if INTERPRETED else "CUDA tensors"
@@ -403,24 +449,35 @@ def _check_device(*tensors: torch.Tensor) -> None:
 
 def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cfg):
     """Launch the forward kernel. Returns y (b, l, d), last state (b, d, n) fp32, and the
-    states entering each chunk (b, chunks, d, n) fp32 (None unless ``save_states``)."""
+    states entering each backward chunk (b, chunks, n, d) fp32 (None unless ``save_states``)."""
     batch, length, dim = u.shape
     nstate = A.shape[1]
     block_n = _pow2(nstate)
-    block_d = _block_d(cfg.block_d_fwd, block_n, budget=4096)
     f32 = dict(device=u.device, dtype=torch.float32)
     y = torch.empty_like(u)
     last = torch.empty(batch, dim, nstate, **f32)
-    states = torch.empty(batch, triton.cdiv(length, cfg.chunk), dim, nstate, **f32) \
+    states = torch.empty(batch, triton.cdiv(length, cfg.chunk), nstate, dim, **f32) \
         if save_states else None
     zeros = torch.zeros(dim, **f32)  # stands in for an absent D or delta_bias
-    grid = (batch, triton.cdiv(dim, block_d))
-    _selective_scan_fwd_kernel[grid](
-        u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
-        zeros if delta_bias is None else delta_bias, y, last, last if states is None else states,
-        length, dim, nstate, HAS_D=D is not None, HAS_Z=z is not None,
-        HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), SAVE_STATES=save_states,
-        BLOCK_D=block_d, BLOCK_N=block_n, CHUNK=cfg.chunk, num_warps=cfg.warps_fwd)
+    args = (u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
+            zeros if delta_bias is None else delta_bias, y, last,
+            last if states is None else states, length, dim, nstate)
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                 SOFTPLUS=bool(softplus), SAVE_STATES=save_states, BLOCK_N=block_n,
+                 num_warps=cfg.warps_fwd)
+    if cfg.forward == "chunked":
+        block_d = _block_d(cfg.block_d_fwd, 1, budget=4096)
+        args = (*args[:3], B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
+                *args[5:])
+        _selective_scan_fwd_kernel[(batch, triton.cdiv(dim, block_d))](
+            *args, **flags, BLOCK_D=block_d, T=cfg.chunk_fwd, SAVE_EVERY=cfg.chunk,
+            UNROLL_N=nstate if nstate <= cfg.unroll_n else 1)
+    elif cfg.forward == "stepwise":
+        block_d = _block_d(cfg.block_d_fwd, block_n, budget=4096)
+        _selective_scan_fwd_stepwise_kernel[(batch, triton.cdiv(dim, block_d))](
+            *args, **flags, BLOCK_D=block_d, CHUNK=cfg.chunk)
+    else:
+        raise ValueError(f"forward must be 'chunked' or 'stepwise', got {cfg.forward!r}")
     return y, last, states
 
 
@@ -500,53 +557,3 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     args = [None if x is None else x.contiguous() for x in (u, delta, A, B, C, D, z, delta_bias)]
     y, last = _SelectiveScan.apply(*args, bool(delta_softplus))
     return (y, last) if return_last_state else y
-
-
-class _LinearScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, b, h0, out_dtype):
-        batch, length, features = b.shape
-        h = torch.empty(b.shape, device=b.device, dtype=out_dtype)
-        block = min(_config().block_linear, _pow2(features))
-        grid = (batch, triton.cdiv(features, block))
-        _linear_scan_fwd_kernel[grid](a, b, a if h0 is None else h0, h, length, features,
-                                      HAS_H0=h0 is not None, BLOCK=block, CHUNK=_config().chunk)
-        ctx.save_for_backward(a, h0, h)
-        ctx.block, ctx.b_dtype = block, b.dtype
-        return h
-
-    @staticmethod
-    def backward(ctx, g):
-        a, h0, h = ctx.saved_tensors
-        batch, length, features = h.shape
-        da, db = torch.empty_like(a), torch.empty(h.shape, device=h.device, dtype=ctx.b_dtype)
-        dh0 = None if h0 is None else torch.empty_like(h0)
-        grid = (batch, triton.cdiv(features, ctx.block))
-        _linear_scan_bwd_kernel[grid](a, h0 if h0 is not None else a, h, g.contiguous(), da, db,
-                                      da if dh0 is None else dh0, length, features,
-                                      HAS_H0=h0 is not None, BLOCK=ctx.block,
-                                      CHUNK=_config().chunk)
-        return da, db, dh0, None
-
-
-def linear_scan_triton(a, b, h0=None):
-    """h_t = a_t ⊙ h_{t-1} + b_t along dim 1 (h_{-1} = h0, or 0), in Triton.
-
-    Args:
-        a, b: (b, l, ...) coefficients and inputs, same shape.
-        h0: (b, ...) initial state, or None.
-
-    Returns:
-        h: (b, l, ...) every state, in the inputs' promoted dtype (computed in fp32);
-        differentiable in a, b and h0.
-    """
-    _check_device(a, b, h0)
-    if any(x is not None and x.is_complex() for x in (a, b, h0)):
-        raise TypeError(f"linear_scan_triton is real-only; got a {a.dtype}, b {b.dtype}")
-    out_dtype = torch.promote_types(a.dtype, b.dtype)
-    if h0 is not None:
-        out_dtype = torch.promote_types(out_dtype, h0.dtype)
-    batch, length = b.shape[:2]
-    flat = [a.reshape(batch, length, -1).contiguous(), b.reshape(batch, length, -1).contiguous()]
-    h0_flat = None if h0 is None else h0.reshape(batch, -1).contiguous()
-    return _LinearScan.apply(*flat, h0_flat, out_dtype).reshape(b.shape)

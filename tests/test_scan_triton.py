@@ -9,6 +9,7 @@ taking the full cross-product. GPU-only tests (large shapes, fp16/bf16) are mark
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import subprocess
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 if importlib.util.find_spec("triton") is None:  # find, not import: sseq sets the interpreter up
     pytest.skip("triton is not installed", allow_module_level=True)
-from sseq import scan_triton  # noqa: E402
+from sseq import scan_triton, scan_triton_linear  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 RTOL, ATOL = 6e-4, 2e-3  # fp32 against float64, the tolerances of the other backends
@@ -117,6 +118,35 @@ def test_selective_scan_matches_float64_loop(b, l, d, n, D, z, bias, softplus):
     assert_matches_loop(inputs, softplus)
 
 
+# Launch parameters other than the interpreter's defaults: the step-by-step forward, forward
+# chunks shorter and longer than the backward's, several channel blocks, n not unrolled.
+OTHER_CONFIGS = {
+    "stepwise": dict(forward="stepwise"),
+    "short forward chunks": dict(chunk_fwd=4, chunk=8),
+    "long forward chunks": dict(chunk_fwd=32, chunk=8, block_d_fwd=2),
+    "n in a loop": dict(unroll_n=1, chunk_fwd=8, chunk=16),
+}
+
+
+@pytest.mark.parametrize("name", OTHER_CONFIGS)
+def test_other_launch_configurations_match_the_loop(name, monkeypatch):
+    config = "INTERPRETER_CONFIG" if scan_triton.INTERPRETED else "GPU_CONFIG"
+    changed = dataclasses.replace(getattr(scan_triton, config), **OTHER_CONFIGS[name])
+    monkeypatch.setattr(scan_triton, config, changed)
+    for b, l, d, n, D, z, bias, softplus in [(2, 37, 5, 4, True, True, True, True),
+                                              (1, 70, 3, 16, False, False, False, False)]:
+        inputs = make_inputs(b, l, d, n, D=D, z=z, bias=bias, softplus=softplus)
+        assert_matches_loop(inputs, softplus)
+
+
+def test_unknown_forward_kernel_is_a_clear_error(monkeypatch):
+    config = "INTERPRETER_CONFIG" if scan_triton.INTERPRETED else "GPU_CONFIG"
+    monkeypatch.setattr(scan_triton, config,
+                        dataclasses.replace(getattr(scan_triton, config), forward="fast"))
+    with pytest.raises(ValueError, match="forward must be 'chunked' or 'stepwise'"):
+        scan_triton.selective_scan_triton(**make_inputs(1, 3, 2, 2))
+
+
 def test_without_last_state_returns_only_y():
     inputs = make_inputs(2, 5, 3, 2, softplus=False)
     inputs = {k: v.detach() for k, v in inputs.items()}
@@ -162,14 +192,15 @@ def linear_loop(a, b, h0=None):
     return torch.stack(hs, dim=1)
 
 
-@pytest.mark.parametrize("shape, with_h0", [((2, 13, 3, 2), True), ((1, 20, 5), False)])
+@pytest.mark.parametrize("shape, with_h0",
+                         [((2, 13, 3, 2), True), ((1, 20, 5), False), ((1, 17, 19), True)])
 def test_linear_scan_matches_loop(shape, with_h0):
     g = torch.Generator().manual_seed(0)
     a = torch.rand(shape, generator=g).to(DEVICE).requires_grad_()
     b = torch.randn(shape, generator=g).to(DEVICE).requires_grad_()
     h0 = torch.randn(shape[:1] + shape[2:], generator=g).to(DEVICE).requires_grad_() \
         if with_h0 else None
-    h, h_ref = scan_triton.linear_scan_triton(a, b, h0), linear_loop(a, b, h0)
+    h, h_ref = scan_triton_linear.linear_scan_triton(a, b, h0), linear_loop(a, b, h0)
     assert h.shape == shape
     torch.testing.assert_close(h.double(), h_ref, rtol=RTOL, atol=ATOL)
     gh = torch.randn(shape, generator=g).to(DEVICE)
@@ -183,7 +214,7 @@ def test_linear_scan_matches_loop(shape, with_h0):
 def test_linear_scan_rejects_complex_inputs():
     a = torch.ones(1, 3, 2, dtype=torch.complex64, device=DEVICE)
     with pytest.raises(TypeError, match="real-only"):
-        scan_triton.linear_scan_triton(a, a)
+        scan_triton_linear.linear_scan_triton(a, a)
 
 
 class TinyMambaMixer(torch.nn.Module):
@@ -305,6 +336,13 @@ def test_scan_api_linear_scan_triton_matches_reference():
 def test_gpu_large_shapes(b, l, d, n):
     inputs = make_inputs(b, l, d, n)
     assert_matches_loop(inputs, softplus=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("b, l, d, n", [(2, 1000, 300, 16), (1, 77, 9, 256)])
+def test_gpu_stepwise_forward_large_shapes(b, l, d, n, monkeypatch):
+    monkeypatch.setattr(scan_triton, "GPU_CONFIG", scan_triton.STEPWISE_CONFIG)
+    assert_matches_loop(make_inputs(b, l, d, n), softplus=True)
 
 
 @pytest.mark.gpu
