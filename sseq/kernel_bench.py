@@ -14,7 +14,12 @@ the ratio says how close a kernel comes to the cost of just reading its inputs.
 The forward is timed under ``torch.no_grad()`` (inference: the kernel then skips saving
 chunk-boundary states); forward+backward with every input requiring a gradient. Timings
 through Triton's CPU interpreter would be meaningless, so without CUDA this prints that and
-exits.
+exits. The row ``triton-stepwise`` is the first forward kernel, kept to compare in one run.
+
+Two more entry points: ``python -m sseq.kernel_bench --tune`` times candidate launch
+parameters on a GPU, and ``python -m sseq.kernel_bench --compile [--arch 90 75]`` compiles
+every kernel for a GPU that need not be there and reports what the compiler made of it:
+registers per thread, bytes spilled to local memory, instructions.
 """
 
 from __future__ import annotations
@@ -65,6 +70,17 @@ def _scan_fn(backend):
         from sseq.scan_triton import selective_scan_triton
 
         return selective_scan_triton
+    if backend == "triton-stepwise":  # the first forward kernel, to compare in the same run
+        from sseq import scan_triton
+
+        def stepwise(*args, **kwargs):
+            chosen, scan_triton.GPU_CONFIG = scan_triton.GPU_CONFIG, scan_triton.STEPWISE_CONFIG
+            try:  # the backward pass keeps the configuration its forward pass used
+                return scan_triton.selective_scan_triton(*args, **kwargs)
+            finally:
+                scan_triton.GPU_CONFIG = chosen
+
+        return stepwise
     from sseq.scan import selective_scan
 
     return lambda *args, **kw: selective_scan(*args, **kw, backend=backend)
@@ -131,7 +147,8 @@ def main(args) -> None:
     rows, speedups = [], []
     for length in shapes["lengths"]:
         times = {}
-        runs = [("triton", torch.float32), ("triton", torch.bfloat16), ("parallel", torch.float32)]
+        runs = [("triton", torch.float32), ("triton", torch.bfloat16),
+                ("triton-stepwise", torch.float32), ("parallel", torch.float32)]
         if length <= REFERENCE_MAX_L:
             runs.append(("reference", torch.float32))
         for backend, dtype in runs:
@@ -147,19 +164,21 @@ def main(args) -> None:
 
 
 def _speedups(length, times):
-    """Triton fp32 against the fastest PyTorch forward and the parallel forward+backward."""
+    """Triton fp32 against the fastest PyTorch forward, the parallel forward+backward and the
+    step-by-step forward kernel."""
     tri_fwd, tri_both = times["triton"]
     torch_fwd = [t[0] for k, t in times.items() if not k.startswith("triton") and t[0]]
     par_both = times["parallel"][1]
     return {"L": length,
             "fwd: fastest PyTorch / triton": min(torch_fwd) / tri_fwd if torch_fwd else math.nan,
-            "fwd+bwd: parallel / triton": par_both / tri_both if par_both else math.nan}
+            "fwd+bwd: parallel / triton": par_both / tri_both if par_both else math.nan,
+            "fwd: stepwise / chunked": times["triton-stepwise"][0] / tri_fwd}
 
 
-# Block sizes tried by ``python -m sseq.kernel_bench --tune`` (how GPU_CONFIG was chosen):
-# (channels per program, warps, chunk length) for the forward, then the backward kernel.
-FWD_CANDIDATES = [(32, 4, 16), (16, 2, 16), (32, 1, 16), (32, 2, 16), (64, 4, 16), (64, 8, 16),
-                  (128, 4, 16), (32, 4, 32)]
+# Launch parameters tried by ``python -m sseq.kernel_bench --tune``: (channels per program,
+# warps, time steps per chunk) for the chunked forward kernel, then for the backward kernel.
+FWD_CANDIDATES = [(32, 1, 16), (32, 1, 8), (32, 1, 32), (16, 1, 16), (64, 2, 16), (32, 2, 16),
+                  (64, 1, 8), (128, 4, 16)]
 BWD_CANDIDATES = [(8, 2, 16), (16, 2, 16), (16, 4, 16), (32, 4, 16), (16, 4, 8)]
 
 
@@ -173,7 +192,8 @@ def tune(batch=8, length=4096, d=1536, n=16) -> None:
     for kind, candidates in (("fwd", FWD_CANDIDATES), ("bwd", BWD_CANDIDATES)):
         for block_d, warps, chunk in candidates:
             if kind == "fwd":
-                cfg = dataclasses.replace(base, block_d_fwd=block_d, warps_fwd=warps, chunk=chunk)
+                cfg = dataclasses.replace(base, block_d_fwd=block_d, warps_fwd=warps,
+                                          chunk_fwd=chunk)
             else:
                 cfg = dataclasses.replace(base, block_d_bwd=block_d, warps_bwd=warps, chunk=chunk)
             scan_triton.GPU_CONFIG = cfg
@@ -267,8 +287,9 @@ def compile_launch(kernel, args, kwargs, arch):
 
 
 def _resources(cubin: bytes) -> dict:
-    """Registers per thread, stack (spill) bytes, shared memory and SASS instructions of a
-    cubin, read with the cuobjdump that ships with Triton."""
+    """Registers per thread, stack (spill) bytes, shared memory, and the SASS instructions,
+    block-wide barriers and warp shuffles in the code of a cubin (read with the cuobjdump that
+    ships with Triton): barriers and shuffles are where threads wait for each other."""
     import pathlib
     import re
     import subprocess
@@ -287,7 +308,8 @@ def _resources(cubin: bytes) -> dict:
     found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", usage)
     return {"registers": int(found[1]), "spill bytes": int(found[2]),
             "shared B": int(found[3]),
-            "SASS instructions": len(re.findall(r"^\s+/\*[0-9a-f]{4,}\*/", sass, re.M))}
+            "SASS instructions": len(re.findall(r"^\s+/\*[0-9a-f]{4,}\*/", sass, re.M)),
+            "barriers": sass.count("BAR.SYNC"), "shuffles": sass.count("SHFL.")}
 
 
 def compile_report(archs=(90,), cases=None, kernels=None) -> list[dict]:

@@ -11,27 +11,30 @@ A plain PyTorch version materializes ``exp(ΔA)`` and ``ΔBu`` as ``(b, l, d, n)
 several times. The kernel below never does. Its plan, the one of Gu & Dao (2023):
 
 * **What a program owns.** One program instance (a "block" of GPU threads) owns one batch
-  element and ``BLOCK_D`` channels. The channels are independent recurrences, so programs
-  never talk to each other in the forward pass; ``b · d / BLOCK_D`` of them fill the GPU.
-* **Where the state lives.** The state ``h`` of its channels, a ``(BLOCK_D, N)`` tile, lives
-  in registers for the whole sequence. Each time step reads ``u_t, δ_t`` (``BLOCK_D``
-  numbers) and ``B_t, C_t`` (``N`` numbers): the ``(b, l, d, n)`` tensors exist only one
-  time step at a time, inside the chip. Time is walked in chunks of ``CHUNK`` steps; a
-  chunk's outputs are collected in a ``(BLOCK_D, CHUNK)`` tile, and the skip ``D u`` and the
-  gate ``SiLU(z)`` are applied to whole tiles, read and written in one go.
+  element and ``BLOCK_D`` channels, one channel per thread. The channels are independent
+  recurrences, so programs never talk to each other in the forward pass.
+* **Where the state lives.** The state of its channels, an ``(N, BLOCK_D)`` tile, lives in
+  registers for the whole sequence. Time is walked in chunks of ``T`` steps: a chunk's
+  ``u, δ, z`` arrive as ``(T, BLOCK_D)`` tiles, and for each state index ``n`` in turn the
+  chunk's ``T`` states are computed at once, by a scan down the time axis of a tile that
+  starts from the state entering the chunk. The ``(b, l, d, n)`` tensors exist one
+  ``(T, BLOCK_D)`` slice at a time, inside the chip; ``y`` is accumulated over ``n`` in a
+  tile and written once, after the skip ``D u`` and the gate ``SiLU(z)``.
 * **Why chunk boundaries are saved.** The backward pass needs every state again, in reverse
   time order. Storing all of them would cost the ``(b, l, d, n)`` tensor we just avoided, so
-  the forward pass stores only the state entering each chunk: ``CHUNK`` times fewer bytes.
+  the forward pass stores only every ``CHUNK``-th state: ``CHUNK`` times fewer bytes.
 * **What is recomputed.** The backward pass walks the chunks from last to first. For each,
-  it recomputes the chunk's ``CHUNK`` states from the saved boundary state with a parallel
-  scan (``tl.associative_scan``), then runs the adjoint recurrence — which runs backwards in
+  it recomputes the chunk's ``CHUNK`` states from the saved state with a parallel scan
+  (``tl.associative_scan``), then runs the adjoint recurrence — which runs backwards in
   time — as a second scan over the chunk loaded with its time index flipped.
 
-Where the time goes (measured on an H100, ``book/kernel_performance.md``): the forward pass
-is about 13 times faster than the PyTorch parallel scan, yet moves only about a tenth of the
-bytes per second that a plain copy does. Each program waits for one time step's loads
-before it can start the next, so too few bytes are in flight; loading several steps ahead
-is the next optimization.
+The first version of the forward kernel, kept below as ``_selective_scan_fwd_stepwise_kernel``,
+walked time one step after the other with the whole ``(BLOCK_D, N)`` state. Measured on an
+H100 (``book/kernel_performance.md``) it was about 13 times faster than the PyTorch parallel
+scan, yet moved only about a tenth of the bytes per second that a plain copy does: each
+step's loads waited on the step before, and each step summed ``C_t h_t`` across threads. The
+chunked kernel issues a whole chunk's loads at once (and the next chunk's before computing
+this one), and keeps each scan inside one thread.
 
 Without a CUDA device the same kernels run in Triton's interpreter on CPU tensors (slow,
 but exact enough to test every line). This module switches the interpreter on before it
