@@ -14,7 +14,8 @@ the ratio says how close a kernel comes to the cost of just reading its inputs.
 The forward is timed under ``torch.no_grad()`` (inference: the kernel then skips saving
 chunk-boundary states); forward+backward with every input requiring a gradient. Timings
 through Triton's CPU interpreter would be meaningless, so without CUDA this prints that and
-exits. The row ``triton-stepwise`` is the first forward kernel, kept to compare in one run.
+exits. The rows ``triton-v1`` are the first kernels (:mod:`sseq.scan_triton_v1`), kept to
+compare in one run.
 
 Two more entry points: ``python -m sseq.kernel_bench --tune`` times candidate launch
 parameters on a GPU, and ``python -m sseq.kernel_bench --compile [--arch 90 75]`` compiles
@@ -70,17 +71,17 @@ def _scan_fn(backend):
         from sseq.scan_triton import selective_scan_triton
 
         return selective_scan_triton
-    if backend == "triton-stepwise":  # the first forward kernel, to compare in the same run
+    if backend == "triton-v1":  # the first kernels, to compare in the same run
         from sseq import scan_triton
 
-        def stepwise(*args, **kwargs):
-            chosen, scan_triton.GPU_CONFIG = scan_triton.GPU_CONFIG, scan_triton.STEPWISE_CONFIG
+        def first_version(*args, **kwargs):
+            chosen, scan_triton.GPU_CONFIG = scan_triton.GPU_CONFIG, scan_triton.V1_CONFIG
             try:  # the backward pass keeps the configuration its forward pass used
                 return scan_triton.selective_scan_triton(*args, **kwargs)
             finally:
                 scan_triton.GPU_CONFIG = chosen
 
-        return stepwise
+        return first_version
     from sseq.scan import selective_scan
 
     return lambda *args, **kw: selective_scan(*args, **kw, backend=backend)
@@ -148,7 +149,7 @@ def main(args) -> None:
     for length in shapes["lengths"]:
         times = {}
         runs = [("triton", torch.float32), ("triton", torch.bfloat16),
-                ("triton-stepwise", torch.float32), ("parallel", torch.float32)]
+                ("triton-v1", torch.float32), ("parallel", torch.float32)]
         if length <= REFERENCE_MAX_L:
             runs.append(("reference", torch.float32))
         for backend, dtype in runs:
@@ -165,21 +166,23 @@ def main(args) -> None:
 
 def _speedups(length, times):
     """Triton fp32 against the fastest PyTorch forward, the parallel forward+backward and the
-    step-by-step forward kernel."""
+    first kernels."""
     tri_fwd, tri_both = times["triton"]
     torch_fwd = [t[0] for k, t in times.items() if not k.startswith("triton") and t[0]]
     par_both = times["parallel"][1]
     return {"L": length,
             "fwd: fastest PyTorch / triton": min(torch_fwd) / tri_fwd if torch_fwd else math.nan,
             "fwd+bwd: parallel / triton": par_both / tri_both if par_both else math.nan,
-            "fwd: stepwise / chunked": times["triton-stepwise"][0] / tri_fwd}
+            "fwd: v1 / triton": times["triton-v1"][0] / tri_fwd,
+            "fwd+bwd: v1 / triton": times["triton-v1"][1] / tri_both}
 
 
-# Launch parameters tried by ``python -m sseq.kernel_bench --tune``: (channels per program,
-# warps, time steps per chunk) for the chunked forward kernel, then for the backward kernel.
-FWD_CANDIDATES = [(32, 1, 16), (32, 1, 8), (32, 1, 32), (16, 1, 16), (64, 2, 16), (32, 2, 16),
-                  (64, 1, 8), (128, 4, 16)]
-BWD_CANDIDATES = [(8, 2, 16), (16, 2, 16), (16, 4, 16), (32, 4, 16), (16, 4, 8)]
+# Launch parameters tried by ``python -m sseq.kernel_bench --tune``: channels per program,
+# warps, forward chunk, backward chunk (= how often the forward saves a state), n unrolled
+# in the backward up to.
+CANDIDATES = [(32, 1, 16, 8, 1), (32, 1, 8, 8, 1), (32, 1, 32, 8, 1), (32, 1, 16, 16, 1),
+              (32, 1, 16, 8, 16), (16, 1, 16, 8, 1), (64, 2, 16, 8, 1), (64, 1, 8, 8, 1),
+              (128, 4, 16, 8, 1)]
 
 
 def tune(batch=8, length=4096, d=1536, n=16) -> None:
@@ -189,21 +192,17 @@ def tune(batch=8, length=4096, d=1536, n=16) -> None:
     from sseq import scan_triton
 
     base = scan_triton.GPU_CONFIG
-    for kind, candidates in (("fwd", FWD_CANDIDATES), ("bwd", BWD_CANDIDATES)):
-        for block_d, warps, chunk in candidates:
-            if kind == "fwd":
-                cfg = dataclasses.replace(base, block_d_fwd=block_d, warps_fwd=warps,
-                                          chunk_fwd=chunk)
-            else:
-                cfg = dataclasses.replace(base, block_d_bwd=block_d, warps_bwd=warps, chunk=chunk)
-            scan_triton.GPU_CONFIG = cfg
-            try:
-                fwd, both = time_scan("triton", batch, length, d, n, repeat=5)
-                print(f"{kind}: block_d={block_d} warps={warps} chunk={chunk}: "
-                      f"fwd {fwd:.3f} ms, fwd+bwd {both:.3f} ms", flush=True)
-            except Exception as error:  # a configuration that does not compile or fit
-                print(f"{kind}: block_d={block_d} warps={warps} chunk={chunk}: "
-                      f"{type(error).__name__}: {str(error)[:200]}", flush=True)
+    for block_d, warps, chunk_fwd, chunk, unroll_bwd in CANDIDATES:
+        scan_triton.GPU_CONFIG = dataclasses.replace(
+            base, block_d=block_d, warps=warps, chunk_fwd=chunk_fwd, chunk=chunk,
+            unroll_n_bwd=unroll_bwd)
+        label = (f"block_d={block_d} warps={warps} chunk_fwd={chunk_fwd} chunk={chunk} "
+                 f"unroll_n_bwd={unroll_bwd}")
+        try:
+            fwd, both = time_scan("triton", batch, length, d, n, repeat=5)
+            print(f"{label}: fwd {fwd:.3f} ms, fwd+bwd {both:.3f} ms", flush=True)
+        except Exception as error:  # a configuration that does not compile or fit
+            print(f"{label}: {type(error).__name__}: {str(error)[:200]}", flush=True)
     scan_triton.GPU_CONFIG = base
 
 
@@ -228,17 +227,21 @@ class _Recorder:
 
 def _record_launches(config, b, l, d, n, dtype):
     """The kernel launches of a selective scan (and a linear scan) on meta tensors."""
-    from sseq import scan_triton, scan_triton_linear
+    from sseq import scan_triton, scan_triton_linear, scan_triton_v1
 
     calls = []
-    modules = {scan_triton: ("_selective_scan_fwd_kernel", "_selective_scan_fwd_stepwise_kernel",
-                             "_selective_scan_bwd_kernel"),
+    modules = {scan_triton: ("_selective_scan_fwd_kernel", "_selective_scan_bwd_kernel"),
+               scan_triton_v1: ("_selective_scan_fwd_stepwise_kernel",
+                                "_selective_scan_bwd_kernel"),
                scan_triton_linear: ("_linear_scan_fwd_kernel", "_linear_scan_bwd_kernel")}
     saved = {(m, k): getattr(m, k) for m, names in modules.items() for k in names}
     saved_config = scan_triton.GPU_CONFIG
     try:
         for (module, name), kernel in saved.items():
-            setattr(module, name, _Recorder(kernel, calls, name.strip("_").replace("_kernel", "")))
+            label = name.strip("_").replace("_kernel", "")
+            if module is scan_triton_v1:
+                label = "v1 " + label
+            setattr(module, name, _Recorder(kernel, calls, label))
         scan_triton.GPU_CONFIG = config
         meta = dict(device="meta", dtype=dtype)
         x = dict(u=torch.empty(b, l, d, **meta), delta=torch.empty(b, l, d, **meta),
@@ -325,9 +328,9 @@ def compile_report(archs=(90,), cases=None, kernels=None) -> list[dict]:
     b, l, d = SHAPES["batch"], 4096, SHAPES["d"]
     rows, seen = [], set()
     for n, dtype in cases or COMPILE_CASES:
-        for config in (scan_triton.GPU_CONFIG, scan_triton.STEPWISE_CONFIG):
+        for config in (scan_triton.GPU_CONFIG, scan_triton.V1_CONFIG):
             for label, kernel, args, kwargs in _record_launches(config, b, l, d, n, dtype):
-                selective = label.startswith("selective")
+                selective = "selective" in label
                 key = (label, n if selective else None, dtype, kwargs.get("SAVE_STATES"))
                 if (kernels and label not in kernels) or key in seen:
                     continue

@@ -23,18 +23,19 @@ several times. The kernel below never does. Its plan, the one of Gu & Dao (2023)
 * **Why chunk boundaries are saved.** The backward pass needs every state again, in reverse
   time order. Storing all of them would cost the ``(b, l, d, n)`` tensor we just avoided, so
   the forward pass stores only every ``CHUNK``-th state: ``CHUNK`` times fewer bytes.
-* **What is recomputed.** The backward pass walks the chunks from last to first. For each,
-  it recomputes the chunk's ``CHUNK`` states from the saved state with a parallel scan
-  (``tl.associative_scan``), then runs the adjoint recurrence — which runs backwards in
-  time — as a second scan over the chunk loaded with its time index flipped.
+* **What is recomputed.** The backward pass walks the chunks from last to first, and, for
+  each state index ``n`` in turn, recomputes the chunk's ``CHUNK`` states from the saved
+  one with the same scan, then runs the adjoint recurrence — which runs backwards in time —
+  as a second scan over the chunk loaded with its time index flipped.
 
-The first version of the forward kernel, kept below as ``_selective_scan_fwd_stepwise_kernel``,
-walked time one step after the other with the whole ``(BLOCK_D, N)`` state. Measured on an
-H100 (``book/kernel_performance.md``) it was about 13 times faster than the PyTorch parallel
-scan, yet moved only about a tenth of the bytes per second that a plain copy does: each
-step's loads waited on the step before, and each step summed ``C_t h_t`` across threads. The
-chunked kernel issues a whole chunk's loads at once (and the next chunk's before computing
-this one), and keeps each scan inside one thread.
+The first versions of these kernels, in :mod:`sseq.scan_triton_v1`, walked time one step
+after the other (forward) and recomputed a chunk for all ``n`` at once in ``(T, BLOCK_D, N)``
+tiles (backward). Measured on an H100 (``book/kernel_performance.md``) they were about 13
+and 12 times faster than the PyTorch parallel scan, yet the forward moved only about a tenth
+of the bytes per second that a plain copy does: each step's loads waited on the step before,
+and each step summed ``C_t h_t`` across threads. The kernels below issue a whole chunk's
+loads at once (the forward also the next chunk's, before computing this one), and keep
+every scan inside one thread.
 
 Without a CUDA device the same kernels run in Triton's interpreter on CPU tensors (slow,
 but exact enough to test every line). This module switches the interpreter on before it
@@ -66,7 +67,7 @@ if not torch.cuda.is_available() and not COMPILE_ONLY:
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-__all__ = ["GPU_CONFIG", "INTERPRETED", "STEPWISE_CONFIG", "KernelConfig", "selective_scan_triton"]
+__all__ = ["GPU_CONFIG", "INTERPRETED", "V1_CONFIG", "KernelConfig", "selective_scan_triton"]
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 # exp(x) = exp2(x · log2 e): the GPU's fast exponential is base 2.
@@ -102,22 +103,6 @@ def _step_dt(delta, bias, valid, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr)
     if SOFTPLUS:
         delta = _softplus(delta)
     return tl.where(valid, delta, 0.0)
-
-
-@triton.jit
-def _store_tile(ptr, base, rows, n_rows, cols, n_cols, value):
-    """Store value (len(rows), len(cols)) at ptr[base + row · n_cols + col], inside bounds."""
-    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-    offsets = base + rows[:, None] * n_cols + cols[None, :]
-    tl.store(ptr + offsets, value.to(ptr.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _load_tile(ptr, base, rows, n_rows, cols, n_cols):
-    """The (len(rows), len(cols)) tile ptr[base + row · n_cols + col] in fp32, zero outside."""
-    mask = (rows[:, None] >= 0) & (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-    offsets = base + rows[:, None] * n_cols + cols[None, :]
-    return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,65 +195,10 @@ def _selective_scan_fwd_kernel(
     tl.store(last_ptr + last, H, mask=state_mask)
 
 
-@triton.jit
-def _selective_scan_fwd_stepwise_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,  # inputs
-    y_ptr, last_ptr, states_ptr,  # outputs: (b, l, d), (b, d, n), (b, l / CHUNK, n, d)
-    L, DIM, NSTATE,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-    CHUNK: tl.constexpr,
-):
-    """The first version, kept to compare against: one time step after the other, the whole
-    (BLOCK_D, N) state updated at each. Simple, but each step's loads wait on the step before,
-    and ⟨C_t, h_t⟩ is a sum across threads at every step (``book/kernel_performance.md``)."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)  # (BLOCK_D,) my channels
-    n = tl.arange(0, BLOCK_N)  # (N,)
-    d_ok = d < DIM
-    A2 = _load_tile(A_ptr, 0, d, DIM, n, NSTATE) * LOG2E  # (BLOCK_D, N)
-    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(tl.float32)  # (BLOCK_D,)
-    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(tl.float32)  # (BLOCK_D,)
-    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # the state: registers only
-    steps = tl.arange(0, CHUNK)  # (T,)
-    n_chunks = tl.cdiv(L, CHUNK)
-    state_mask = d_ok[:, None] & (n[None, :] < NSTATE)
-    for c in range(n_chunks):
-        if SAVE_STATES:  # the state entering chunk c, for the backward pass
-            base = (pid_b * n_chunks + c) * DIM * NSTATE
-            tl.store(states_ptr + base + n[None, :] * DIM + d[:, None], h, mask=state_mask)
-        y = tl.zeros((BLOCK_D, CHUNK), dtype=tl.float32)  # this chunk's ⟨C_t, h_t⟩, by column
-        for i in tl.static_range(CHUNK):  # unrolled by the compiler
-            t = c * CHUNK + i
-            valid = t < L
-            d_in = d < tl.where(valid, DIM, 0)  # my channels; none past the end
-            n_in = n < tl.where(valid, NSTATE, 0)
-            row = (pid_b * L + t) * DIM
-            u = tl.load(u_ptr + row + d, mask=d_in, other=0.0).to(tl.float32)
-            delta = tl.load(delta_ptr + row + d, mask=d_in, other=0.0).to(tl.float32)
-            dt = _step_dt(delta, bias, valid, HAS_BIAS, SOFTPLUS)  # (BLOCK_D,)
-            rn = (pid_b * L + t) * NSTATE + n[None, :]  # B_t, C_t as (1, N) rows
-            B = tl.load(B_ptr + rn, mask=n_in[None, :], other=0.0).to(tl.float32)
-            C = tl.load(C_ptr + rn, mask=n_in[None, :], other=0.0).to(tl.float32)
-            h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * B
-            y = tl.where(steps[None, :] == i, tl.sum(h * C, axis=1)[:, None], y)
-        t = c * CHUNK + steps
-        offsets = pid_b * L * DIM + t[None, :] * DIM + d[:, None]  # (BLOCK_D, T)
-        mask = d_ok[:, None] & (t[None, :] < L)
-        if HAS_D:
-            u = tl.load(u_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-            y += D_skip[:, None] * u
-        if HAS_Z:
-            z = tl.load(z_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-            y = y * z * tl.sigmoid(z)
-        tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
-    tl.store(last_ptr + pid_b * DIM * NSTATE + d[:, None] * NSTATE + n[None, :], h,
-             mask=state_mask)
-
-
 # --------------------------------------------------------------------------------------------
-# Backward: walk the chunks from last to first; recompute each chunk's states, then run the
-# adjoint recurrence backwards through it. Derivatives, with λ_t = ∂loss/∂h_t:
+# Backward: walk the chunks from last to first, one state index n at a time; for each,
+# recompute the chunk's states, then run the adjoint recurrence backwards through it.
+# Derivatives, with λ_t = ∂loss/∂h_t:
 #
 #   dy_t = g_t · SiLU(z_t)                         (g = ∂loss/∂out)
 #   λ_t  = C_t dy_t + A_bar_{t+1} λ_{t+1}           (runs backwards in time)
@@ -276,116 +206,116 @@ def _selective_scan_fwd_stepwise_kernel(
 #   ∂u_t = D dy_t + Δ_t Σ_n λ_t B_t,   ∂B_t = Σ_d λ_t Δ_t u_t,   ∂C_t = Σ_d dy_t h_t
 #
 # A_bar_t h_{t-1} = h_t − Δ_t B_t u_t needs no shifted copy of h (and no division by A_bar).
+# λ runs backwards in time: the chunk is loaded a second time with its time index flipped, so
+# that λ is an ordinary scan (``tl.associative_scan(reverse=True)`` has had bugs), and the
+# recomputed states are flipped to meet it (``tl.flip``, inside each thread).
 # --------------------------------------------------------------------------------------------
 
 
 @triton.jit
-def _recompute_chunk(u_ptr, delta_ptr, B_ptr, C_ptr, states_ptr, io, bn, sn, t, L, d, DIM, n,
-                     NSTATE, A2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """The chunk's states h (T, BLOCK_D, N) from the saved state entering it, by a parallel scan."""
-    u = _load_tile(u_ptr, io, t, L, d, DIM)  # (T, BLOCK_D)
-    delta = _load_tile(delta_ptr, io, t, L, d, DIM)
-    dt = _step_dt(delta, bias[None, :], (t < L)[:, None], HAS_BIAS, SOFTPLUS)
-    B = _load_tile(B_ptr, bn, t, L, n, NSTATE)  # (T, N)
-    C = _load_tile(C_ptr, bn, t, L, n, NSTATE)
-    A_bar = tl.exp2(dt[:, :, None] * A2[None, :, :])  # (T, BLOCK_D, N)
-    Bu = (dt * u)[:, :, None] * B[:, None, :]  # (T, BLOCK_D, N)
-    A_cum, h_from_zero = tl.associative_scan((A_bar, Bu), 0, _compose)
-    h_start = tl.trans(_load_tile(states_ptr, sn, n, NSTATE, d, DIM))  # (BLOCK_D, N)
-    h = A_cum * h_start[None, :, :] + h_from_zero  # (T, BLOCK_D, N)
-    return h, Bu, dt, u, delta, B, C
-
-
-@triton.jit
-def _adjoint_chunk(delta_ptr, C_ptr, z_ptr, g_ptr, io, bn, t_flip, L, d, DIM, n, NSTATE, A2,
-                   bias, lam_after, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-                   SOFTPLUS: tl.constexpr):
-    """λ over the chunk, (T, BLOCK_D, N) in time order, from λ after it (BLOCK_D, N).
-
-    λ runs backwards in time, so we load the chunk with its time index flipped (t_flip) and
-    run an ordinary forward scan; one tl.flip puts the result back in time order.
-    """
-    delta_next = _load_tile(delta_ptr, io, t_flip + 1, L, d, DIM)  # (T, BLOCK_D) at t + 1
-    dt_next = _step_dt(delta_next, bias[None, :], (t_flip + 1 < L)[:, None], HAS_BIAS, SOFTPLUS)
-    A_bar_next = tl.exp2(dt_next[:, :, None] * A2[None, :, :])  # 1 past the end
-    dy = _load_tile(g_ptr, io, t_flip, L, d, DIM)  # (T, BLOCK_D), zero past the end
-    if HAS_Z:
-        z = _load_tile(z_ptr, io, t_flip, L, d, DIM)
-        dy = dy * z * tl.sigmoid(z)
-    C = _load_tile(C_ptr, bn, t_flip, L, n, NSTATE)  # (T, N)
-    A_cum, lam_from_zero = tl.associative_scan(
-        (A_bar_next, dy[:, :, None] * C[:, None, :]), 0, _compose)
-    lam_flipped = A_cum * lam_after[None, :, :] + lam_from_zero
-    return tl.flip(lam_flipped, 0)
-
-
-@triton.jit
 def _selective_scan_bwd_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, g_ptr, states_ptr, dlast_ptr,
-    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    BATCH, L, DIM, NSTATE,
+    u_ptr, delta_ptr, A_ptr, Bt_ptr, Ct_ptr, D_ptr, z_ptr, bias_ptr, g_ptr, states_ptr,
+    dlast_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    BATCH, L, DIM, NSTATE: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_DLAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+    HAS_DLAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
+    UNROLL_N: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
-    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BLOCK_D,)
-    n = tl.arange(0, BLOCK_N)  # (N,)
-    i = tl.arange(0, CHUNK)  # (T,) position inside a chunk
+    d = tl.max_contiguous(pid_d * BLOCK_D + tl.arange(0, BLOCK_D), 1)  # one channel a thread
     d_ok = d < DIM
-    A = _load_tile(A_ptr, 0, d, DIM, n, NSTATE)  # (BLOCK_D, N)
+    steps = tl.arange(0, T)
+    ns = tl.arange(0, BLOCK_N)
     bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
     D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
-    lam = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # λ after the current chunk
+    state_mask = (ns[:, None] < NSTATE) & d_ok[None, :]
+    by_dn = pid_b * DIM * NSTATE + d[None, :] * NSTATE + ns[:, None]  # (N, BLOCK_D) in (b, d, n)
+    LAM = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # λ just after the chunk, row n
     if HAS_DLAST:  # the loss may also depend on the last state
-        lam += _load_tile(dlast_ptr, pid_b * DIM * NSTATE, d, DIM, n, NSTATE)
-    dA = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # sums over this program's time steps
+        LAM += tl.load(dlast_ptr + by_dn, mask=state_mask, other=0.0)
+    dA = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # sums over this program's time steps
     dD = tl.zeros((BLOCK_D,), dtype=tl.float32)
     dbias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    io, bn = pid_b * L * DIM, pid_b * L * NSTATE  # where this batch element's rows start
-    n_chunks = tl.cdiv(L, CHUNK)
+    n_chunks = tl.cdiv(L, T)
     for k in range(n_chunks):
         c = n_chunks - 1 - k  # chunks in reverse order
-        t = c * CHUNK + i  # (T,)
-        sn = (pid_b * n_chunks + c) * DIM * NSTATE
-        h, Bu, dt, u, delta, B, C = _recompute_chunk(
-            u_ptr, delta_ptr, B_ptr, C_ptr, states_ptr, io, bn, sn, t, L, d, DIM, n, NSTATE,
-            A * LOG2E, bias, HAS_BIAS, SOFTPLUS)
-        lam_chunk = _adjoint_chunk(
-            delta_ptr, C_ptr, z_ptr, g_ptr, io, bn, c * CHUNK + CHUNK - 1 - i, L, d, DIM, n,
-            NSTATE, A * LOG2E, bias, lam, HAS_Z, HAS_BIAS, SOFTPLUS)
-        lam = tl.sum(tl.where(i[:, None, None] == 0, lam_chunk, 0.0), axis=0)  # λ at chunk start
-        # Output side: the gate's gradient needs y, recomputed from h.
-        g = _load_tile(g_ptr, io, t, L, d, DIM)  # (T, BLOCK_D)
+        # Each chunk is read twice: in time order, to recompute its states, and flipped
+        # (latest step first), for the adjoint λ and everything that meets it.
+        tt = c * T + steps
+        tf = c * T + (T - 1 - steps)
+        m_t = (tt < L)[:, None] & d_ok[None, :]
+        m_f = (tf < L)[:, None] & d_ok[None, :]
+        io_t = (pid_b * L + tt[:, None]) * DIM + d[None, :]
+        io_f = (pid_b * L + tf[:, None]) * DIM + d[None, :]
+        delta_t = tl.load(delta_ptr + io_t, mask=m_t, other=0.0).to(tl.float32)
+        dt_t = _step_dt(delta_t, bias[None, :], (tt < L)[:, None], HAS_BIAS, SOFTPLUS)
+        dt_u_t = dt_t * tl.load(u_ptr + io_t, mask=m_t, other=0.0).to(tl.float32)
+        u = tl.load(u_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
+        delta = tl.load(delta_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
+        dt = _step_dt(delta, bias[None, :], (tf < L)[:, None], HAS_BIAS, SOFTPLUS)
+        m_next = (tf + 1 < L)[:, None] & d_ok[None, :]  # Δ_{t+1}; 0 past the end (A_bar = 1)
+        delta_next = tl.load(delta_ptr + io_f + DIM, mask=m_next, other=0.0).to(tl.float32)
+        dt_next = _step_dt(delta_next, bias[None, :], (tf + 1 < L)[:, None], HAS_BIAS, SOFTPLUS)
+        g = tl.load(g_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
         dy = g
         if HAS_Z:
-            z = _load_tile(z_ptr, io, t, L, d, DIM)
-            sig = tl.sigmoid(z)
-            y = tl.sum(h * C[:, None, :], axis=2)  # (T, BLOCK_D)
+            z = tl.load(z_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
+            dy = g * z * tl.sigmoid(z)
+        ddt = tl.zeros((T, BLOCK_D), dtype=tl.float32)  # Σ_n over each, flipped like the rest
+        lam_B = tl.zeros((T, BLOCK_D), dtype=tl.float32)
+        y = tl.zeros((T, BLOCK_D), dtype=tl.float32)
+        saved = (pid_b * tl.cdiv(L, T) + c) * NSTATE * DIM  # the states entering chunk c
+        for n in tl.range(0, NSTATE, loop_unroll_factor=UNROLL_N):
+            A_n = tl.load(A_ptr + d * NSTATE + n, mask=d_ok, other=0.0).to(tl.float32)
+            bn = (pid_b * NSTATE + n) * L
+            B_t = tl.load(Bt_ptr + bn + tt, mask=tt < L, other=0.0).to(tl.float32)
+            B_f = tl.load(Bt_ptr + bn + tf, mask=tf < L, other=0.0).to(tl.float32)
+            C_f = tl.load(Ct_ptr + bn + tf, mask=tf < L, other=0.0).to(tl.float32)
+            # The chunk's states for this n, from the saved one, in time order; then flipped.
+            a_t = tl.exp2(dt_t * (A_n * LOG2E)[None, :])
+            x_t = dt_u_t * B_t[:, None]
+            h_in = tl.load(states_ptr + saved + n * DIM + d, mask=d_ok, other=0.0)
+            x_t = tl.where(steps[:, None] == 0, a_t * h_in[None, :] + x_t, x_t)
+            _, h = tl.associative_scan((a_t, x_t), 0, _compose)
+            h = tl.flip(h, 0)
+            # λ_t = C_t dy_t + A_bar_{t+1} λ_{t+1}: an ordinary scan over the flipped chunk,
+            # started from λ after the chunk.
+            a_next = tl.exp2(dt_next * (A_n * LOG2E)[None, :])
+            lam_after = tl.sum(tl.where(ns[:, None] == n, LAM, 0.0), axis=0)
+            q = dy * C_f[:, None]
+            q = tl.where(steps[:, None] == 0, a_next * lam_after[None, :] + q, q)
+            _, lam = tl.associative_scan((a_next, q), 0, _compose)
+            lam_start = tl.sum(tl.where(steps[:, None] == T - 1, lam, 0.0), axis=0)
+            LAM = tl.where(ns[:, None] == n, lam_start[None, :], LAM)
+            # What λ and h give: A_bar_t h_{t-1} = h_t − Δ_t B_t u_t (no shifted copy of h).
+            Ah_prev = h - (dt * u) * B_f[:, None]
+            lam_B += lam * B_f[:, None]
+            ddt += lam * A_n[None, :] * Ah_prev
+            dA += tl.where(ns[:, None] == n, tl.sum(lam * Ah_prev * dt, axis=0)[None, :], 0.0)
+            if HAS_Z:
+                y += h * C_f[:, None]
+            # ∂B, ∂C sum over channels: this program writes its partial sum (_scan_backward).
+            part = ((pid_d * BATCH + pid_b) * L + tf) * NSTATE + n  # (T,)
+            tl.store(dB_ptr + part, tl.sum(lam * (dt * u), axis=1), mask=tf < L)
+            tl.store(dC_ptr + part, tl.sum(h * dy, axis=1), mask=tf < L)
+        if HAS_Z:  # the gate's gradient needs y, recomputed from h above
             if HAS_D:
                 y += D_skip[None, :] * u
-            _store_tile(dz_ptr, io, t, L, d, DIM, g * y * sig * (1.0 + z * (1.0 - sig)))
-            dy = g * z * sig  # SiLU'(z) = σ(z)(1 + z(1 − σ(z))) above
+            sig = tl.sigmoid(z)
+            dz = g * y * sig * (1.0 + z * (1.0 - sig))  # SiLU'(z) = σ(z)(1 + z(1 − σ(z)))
+            tl.store(dz_ptr + io_f, dz.to(dz_ptr.dtype.element_ty), mask=m_f)
         dD += tl.sum(dy * u, axis=0)
-        # Input side.
-        lam_B = tl.sum(lam_chunk * B[:, None, :], axis=2)  # (T, BLOCK_D)
-        Ah_prev = h - Bu  # A_bar_t h_{t-1}, (T, BLOCK_D, N)
-        ddt = u * lam_B + tl.sum(lam_chunk * A[None, :, :] * Ah_prev, axis=2)  # (T, BLOCK_D)
-        ddt = tl.where((t < L)[:, None], ddt, 0.0)
-        dA += tl.sum(lam_chunk * Ah_prev * dt[:, :, None], axis=0)
+        ddt = tl.where(m_f, ddt + lam_B * u, 0.0)
         if SOFTPLUS:  # softplus'(x) = σ(x)
             ddt = ddt * tl.sigmoid(delta + bias[None, :])
         dbias += tl.sum(ddt, axis=0)
         du = dt * lam_B
         if HAS_D:
             du += D_skip[None, :] * dy
-        _store_tile(du_ptr, io, t, L, d, DIM, du)
-        _store_tile(ddelta_ptr, io, t, L, d, DIM, ddt)
-        # ∂B, ∂C sum over channels: this program writes its partial sum (see _partial_sums).
-        part = ((pid_d * BATCH + pid_b) * L) * NSTATE
-        _store_tile(dB_ptr, part, t, L, n, NSTATE, tl.sum(lam_chunk * (dt * u)[:, :, None], 1))
-        _store_tile(dC_ptr, part, t, L, n, NSTATE, tl.sum(h * dy[:, :, None], axis=1))
-    _store_tile(dA_ptr, pid_b * DIM * NSTATE, d, DIM, n, NSTATE, dA)
+        tl.store(du_ptr + io_f, du.to(du_ptr.dtype.element_ty), mask=m_f)
+        tl.store(ddelta_ptr + io_f, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_f)
+    tl.store(dA_ptr + by_dn, dA, mask=state_mask)
     tl.store(dD_ptr + pid_b * DIM + d, dD, mask=d_ok)
     tl.store(dbias_ptr + pid_b * DIM + d, dbias, mask=d_ok)
 
@@ -399,33 +329,36 @@ def _selective_scan_bwd_kernel(
 class KernelConfig:
     """Launch parameters: channels and warps per program, time steps per chunk.
 
-    ``forward`` picks the chunked forward kernel or the step-by-step first version (which
-    uses ``block_d_fwd`` and ``warps_fwd`` too, and ``chunk`` as its chunk length). ``chunk``
-    is the backward pass's chunk, hence also how often the forward pass saves a state. The
-    forward unrolls its loop over the state index n when n <= ``unroll_n``.
+    ``chunk`` is the backward pass's chunk, hence also how often the forward pass saves a
+    state; ``chunk_fwd`` is the forward pass's. The loop over the state index n is unrolled
+    when n <= ``unroll_n`` (forward) or ``unroll_n_bwd`` (backward). ``version=1`` runs the
+    first kernels, :mod:`sseq.scan_triton_v1`, with ``block_d``/``warps`` for its forward and
+    ``block_d_bwd``/``warps_bwd`` for its backward.
     """
 
-    forward: str = "chunked"
-    block_d_fwd: int = 32
-    warps_fwd: int = 1
+    version: int = 2
+    block_d: int = 32
+    warps: int = 1
     chunk_fwd: int = 16
+    chunk: int = 8
     unroll_n: int = 16
+    unroll_n_bwd: int = 1
     block_d_bwd: int = 16
     warps_bwd: int = 4
-    chunk: int = 16
     block_linear: int = 128
 
 
-# One warp of 32 threads, one channel each, 16 time steps per chunk: on an H100 (sm_90) the
-# forward then needs 140 registers and spills none (``python -m sseq.kernel_bench --compile``).
-# Its speed has not been measured yet: see ``book/kernel_performance.md``.
+# One warp of 32 threads, one channel each: every thread keeps a chunk of its channel in
+# registers, and chunks of 16 steps forward and 8 backward fit there without (or almost
+# without) spilling on an H100 (``python -m sseq.kernel_bench --compile``). Their speed has
+# not been measured yet: see ``book/kernel_performance.md``.
 GPU_CONFIG = KernelConfig()
-# The first, step-by-step forward, with the launch parameters it was measured with.
-STEPWISE_CONFIG = KernelConfig(forward="stepwise", block_d_fwd=32, warps_fwd=4)
+# The first kernels, with the launch parameters they were measured with.
+V1_CONFIG = KernelConfig(version=1, block_d=32, warps=4, chunk=16, block_d_bwd=16, warps_bwd=4)
 # The interpreter runs each program as NumPy code, one after the other: small blocks there
 # make the tests cover partial blocks and chunks.
-INTERPRETER_CONFIG = KernelConfig(block_d_fwd=4, warps_fwd=1, chunk_fwd=16, block_d_bwd=4,
-                                  warps_bwd=1, chunk=8, block_linear=8)
+INTERPRETER_CONFIG = KernelConfig(block_d=4, chunk_fwd=16, chunk=8, block_d_bwd=4, warps_bwd=1,
+                                  block_linear=8)
 
 
 def _config() -> KernelConfig:
@@ -450,37 +383,37 @@ def _check_device(*tensors: torch.Tensor) -> None:
             raise ValueError(f"the Triton backend here needs {want}; got a tensor on {x.device}")
 
 
+def _flags(D, z, delta_bias, softplus, nstate):
+    return dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                SOFTPLUS=bool(softplus), BLOCK_N=_pow2(nstate))
+
+
 def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cfg):
-    """Launch the forward kernel. Returns y (b, l, d), last state (b, d, n) fp32, and the
-    states entering each backward chunk (b, chunks, n, d) fp32 (None unless ``save_states``)."""
+    """Launch the forward kernel. Returns y (b, l, d), the last state (b, d, n) in fp32, and
+    the states entering every ``cfg.chunk``-th step, (b, chunks, n, d) in fp32 (None unless
+    ``save_states``)."""
+    if cfg.version == 1:
+        from sseq import scan_triton_v1
+
+        return scan_triton_v1.forward(u, delta, A, B, C, D, z, delta_bias, softplus,
+                                      save_states, cfg)
+    if cfg.version != 2:
+        raise ValueError(f"KernelConfig.version must be 1 or 2, got {cfg.version!r}")
     batch, length, dim = u.shape
     nstate = A.shape[1]
-    block_n = _pow2(nstate)
     f32 = dict(device=u.device, dtype=torch.float32)
     y = torch.empty_like(u)
     last = torch.empty(batch, dim, nstate, **f32)
     states = torch.empty(batch, triton.cdiv(length, cfg.chunk), nstate, dim, **f32) \
         if save_states else None
     zeros = torch.zeros(dim, **f32)  # stands in for an absent D or delta_bias
-    args = (u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
-            zeros if delta_bias is None else delta_bias, y, last,
-            last if states is None else states, length, dim, nstate)
-    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                 SOFTPLUS=bool(softplus), SAVE_STATES=save_states, BLOCK_N=block_n,
-                 num_warps=cfg.warps_fwd)
-    if cfg.forward == "chunked":
-        block_d = _block_d(cfg.block_d_fwd, 1, budget=4096)
-        args = (*args[:3], B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
-                *args[5:])
-        _selective_scan_fwd_kernel[(batch, triton.cdiv(dim, block_d))](
-            *args, **flags, BLOCK_D=block_d, T=cfg.chunk_fwd, SAVE_EVERY=cfg.chunk,
-            UNROLL_N=nstate if nstate <= cfg.unroll_n else 1)
-    elif cfg.forward == "stepwise":
-        block_d = _block_d(cfg.block_d_fwd, block_n, budget=4096)
-        _selective_scan_fwd_stepwise_kernel[(batch, triton.cdiv(dim, block_d))](
-            *args, **flags, BLOCK_D=block_d, CHUNK=cfg.chunk)
-    else:
-        raise ValueError(f"forward must be 'chunked' or 'stepwise', got {cfg.forward!r}")
+    _selective_scan_fwd_kernel[(batch, triton.cdiv(dim, cfg.block_d))](
+        u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
+        zeros if D is None else D, u if z is None else z,
+        zeros if delta_bias is None else delta_bias, y, last, last if states is None else states,
+        length, dim, nstate, **_flags(D, z, delta_bias, softplus, nstate),
+        SAVE_STATES=save_states, BLOCK_D=cfg.block_d, T=cfg.chunk_fwd, SAVE_EVERY=cfg.chunk,
+        UNROLL_N=nstate if nstate <= cfg.unroll_n else 1, num_warps=cfg.warps)
     return y, last, states
 
 
@@ -493,25 +426,30 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
     buffer of (d / BLOCK_D) · b · l · n numbers. ∂A, ∂D, ∂bias are summed over batch likewise.
     """
     u, delta, A, B, C, D, z, delta_bias, states = saved
-    batch, length, dim = u.shape
-    nstate = A.shape[1]
-    block_n = _pow2(nstate)
-    block_d = _block_d(cfg.block_d_bwd, cfg.chunk * block_n, budget=4096)
-    n_blocks = triton.cdiv(dim, block_d)
-    f32 = dict(device=u.device, dtype=torch.float32)
-    du, ddelta = torch.empty_like(u), torch.empty_like(delta)
-    dz = None if z is None else torch.empty_like(z)
-    dA = torch.empty(batch, dim, nstate, **f32)
-    dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
-    dD, dbias = torch.empty(batch, dim, **f32), torch.empty(batch, dim, **f32)
-    zeros = torch.zeros(dim, **f32)
-    _selective_scan_bwd_kernel[(batch, n_blocks)](
-        u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
-        zeros if delta_bias is None else delta_bias, g, states, dA if dlast is None else dlast,
-        du, ddelta, du if dz is None else dz, dA, dB, dC, dD, dbias, batch, length, dim, nstate,
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-        SOFTPLUS=bool(softplus), HAS_DLAST=dlast is not None, BLOCK_D=block_d,
-        BLOCK_N=block_n, CHUNK=cfg.chunk, num_warps=cfg.warps_bwd)
+    if cfg.version == 1:
+        from sseq import scan_triton_v1
+
+        du, ddelta, dA, dB, dC, dD, dz, dbias = scan_triton_v1.backward(saved, softplus, g,
+                                                                        dlast, cfg)
+    else:
+        batch, length, dim = u.shape
+        nstate = A.shape[1]
+        n_blocks = triton.cdiv(dim, cfg.block_d)
+        f32 = dict(device=u.device, dtype=torch.float32)
+        du, ddelta = torch.empty_like(u), torch.empty_like(delta)
+        dz = None if z is None else torch.empty_like(z)
+        dA = torch.empty(batch, dim, nstate, **f32)
+        dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
+        dD, dbias = torch.empty(batch, dim, **f32), torch.empty(batch, dim, **f32)
+        zeros = torch.zeros(dim, **f32)
+        _selective_scan_bwd_kernel[(batch, n_blocks)](
+            u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
+            zeros if D is None else D, u if z is None else z,
+            zeros if delta_bias is None else delta_bias, g, states,
+            dA if dlast is None else dlast, du, ddelta, du if dz is None else dz, dA, dB, dC,
+            dD, dbias, batch, length, dim, nstate, **_flags(D, z, delta_bias, softplus, nstate),
+            HAS_DLAST=dlast is not None, BLOCK_D=cfg.block_d, T=cfg.chunk,
+            UNROLL_N=nstate if nstate <= cfg.unroll_n_bwd else 1, num_warps=cfg.warps)
     return (du, ddelta, dA.sum(0).to(A.dtype), dB.sum(0).to(B.dtype), dC.sum(0).to(C.dtype),
             None if D is None else dD.sum(0).to(D.dtype), dz,
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype))

@@ -35,9 +35,9 @@ def test_every_kernel_compiles_for_sm90():
     compiled = {(row["kernel"], row["call"]) for row in rows}
     assert compiled == {
         ("selective_scan_fwd", "inference"), ("selective_scan_fwd", "training"),
-        ("selective_scan_fwd_stepwise", "inference"), ("selective_scan_fwd_stepwise", "training"),
-        ("selective_scan_bwd", "training"), ("linear_scan_fwd", "training"),
-        ("linear_scan_bwd", "training")}
+        ("selective_scan_bwd", "training"), ("v1 selective_scan_fwd_stepwise", "inference"),
+        ("v1 selective_scan_fwd_stepwise", "training"), ("v1 selective_scan_bwd", "training"),
+        ("linear_scan_fwd", "training"), ("linear_scan_bwd", "training")}
     assert all(row["registers"] > 0 and row["SASS instructions"] > 100 for row in rows)
 
 

@@ -118,13 +118,13 @@ def test_selective_scan_matches_float64_loop(b, l, d, n, D, z, bias, softplus):
     assert_matches_loop(inputs, softplus)
 
 
-# Launch parameters other than the interpreter's defaults: the step-by-step forward, forward
-# chunks shorter and longer than the backward's, several channel blocks, n not unrolled.
+# Launch parameters other than the interpreter's defaults: the first kernels, forward chunks
+# shorter and longer than the backward's, several channel blocks, n unrolled in the backward.
 OTHER_CONFIGS = {
-    "stepwise": dict(forward="stepwise"),
+    "first kernels": dict(version=1),
     "short forward chunks": dict(chunk_fwd=4, chunk=8),
-    "long forward chunks": dict(chunk_fwd=32, chunk=8, block_d_fwd=2),
-    "n in a loop": dict(unroll_n=1, chunk_fwd=8, chunk=16),
+    "long forward chunks": dict(chunk_fwd=32, chunk=16, block_d=2),
+    "n unrolled in the backward": dict(unroll_n=1, unroll_n_bwd=16, chunk_fwd=8, chunk=4),
 }
 
 
@@ -139,11 +139,11 @@ def test_other_launch_configurations_match_the_loop(name, monkeypatch):
         assert_matches_loop(inputs, softplus)
 
 
-def test_unknown_forward_kernel_is_a_clear_error(monkeypatch):
+def test_unknown_kernel_version_is_a_clear_error(monkeypatch):
     config = "INTERPRETER_CONFIG" if scan_triton.INTERPRETED else "GPU_CONFIG"
     monkeypatch.setattr(scan_triton, config,
-                        dataclasses.replace(getattr(scan_triton, config), forward="fast"))
-    with pytest.raises(ValueError, match="forward must be 'chunked' or 'stepwise'"):
+                        dataclasses.replace(getattr(scan_triton, config), version=3))
+    with pytest.raises(ValueError, match="KernelConfig.version must be 1 or 2"):
         scan_triton.selective_scan_triton(**make_inputs(1, 3, 2, 2))
 
 
@@ -340,8 +340,8 @@ def test_gpu_large_shapes(b, l, d, n):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("b, l, d, n", [(2, 1000, 300, 16), (1, 77, 9, 256)])
-def test_gpu_stepwise_forward_large_shapes(b, l, d, n, monkeypatch):
-    monkeypatch.setattr(scan_triton, "GPU_CONFIG", scan_triton.STEPWISE_CONFIG)
+def test_gpu_first_kernels_large_shapes(b, l, d, n, monkeypatch):
+    monkeypatch.setattr(scan_triton, "GPU_CONFIG", scan_triton.V1_CONFIG)
     assert_matches_loop(make_inputs(b, l, d, n), softplus=True)
 
 

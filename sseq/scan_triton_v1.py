@@ -1,0 +1,260 @@
+"""The first versions of the selective-scan kernels, kept to compare against the current ones.
+
+:mod:`sseq.scan_triton` holds the kernels that ``backend="triton"`` runs; this module holds
+the ones they replaced, measured on an H100 in ``book/kernel_performance.md``, so that a
+benchmark can time both in one run (``KernelConfig(version=1)``, the ``triton-v1`` rows of
+``python -m sseq.bench scan --device cuda``).
+
+* The forward pass walks time one step after the other, with the whole ``(BLOCK_D, N)``
+  state of its channels in registers. Simple — but each step's loads wait on the step before,
+  and ``⟨C_t, h_t⟩`` is a sum across threads at every step.
+* The backward pass recomputes a chunk's states as a ``(T, BLOCK_D, N)`` tile and runs the
+  adjoint over the same tile: big tiles, spread over many threads, so the scans and the sums
+  over ``n`` and over channels make threads wait for each other.
+
+Both save and read the states entering each chunk in the layout of the current kernels,
+``(b, chunks, n, d)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sseq.scan_triton import LOG2E, _block_d, _compose, _pow2, _step_dt, triton
+
+tl = triton.language
+
+__all__ = ["backward", "forward"]
+
+
+@triton.jit
+def _store_tile(ptr, base, rows, n_rows, cols, n_cols, value):
+    """Store value (len(rows), len(cols)) at ptr[base + row · n_cols + col], inside bounds."""
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    offsets = base + rows[:, None] * n_cols + cols[None, :]
+    tl.store(ptr + offsets, value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _load_tile(ptr, base, rows, n_rows, cols, n_cols):
+    """The (len(rows), len(cols)) tile ptr[base + row · n_cols + col] in fp32, zero outside."""
+    mask = (rows[:, None] >= 0) & (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    offsets = base + rows[:, None] * n_cols + cols[None, :]
+    return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _selective_scan_fwd_stepwise_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,  # inputs
+    y_ptr, last_ptr, states_ptr,  # outputs: (b, l, d), (b, d, n), (b, l / CHUNK, n, d)
+    L, DIM, NSTATE,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    CHUNK: tl.constexpr,
+):
+    pid_b = tl.program_id(0).to(tl.int64)
+    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)  # (BLOCK_D,) my channels
+    n = tl.arange(0, BLOCK_N)  # (N,)
+    d_ok = d < DIM
+    A2 = _load_tile(A_ptr, 0, d, DIM, n, NSTATE) * LOG2E  # (BLOCK_D, N)
+    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(tl.float32)  # (BLOCK_D,)
+    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(tl.float32)  # (BLOCK_D,)
+    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # the state: registers only
+    steps = tl.arange(0, CHUNK)  # (T,)
+    n_chunks = tl.cdiv(L, CHUNK)
+    state_mask = d_ok[:, None] & (n[None, :] < NSTATE)
+    for c in range(n_chunks):
+        if SAVE_STATES:  # the state entering chunk c, for the backward pass
+            base = (pid_b * n_chunks + c) * DIM * NSTATE
+            tl.store(states_ptr + base + n[None, :] * DIM + d[:, None], h, mask=state_mask)
+        y = tl.zeros((BLOCK_D, CHUNK), dtype=tl.float32)  # this chunk's ⟨C_t, h_t⟩, by column
+        for i in tl.static_range(CHUNK):  # unrolled by the compiler
+            t = c * CHUNK + i
+            valid = t < L
+            d_in = d < tl.where(valid, DIM, 0)  # my channels; none past the end
+            n_in = n < tl.where(valid, NSTATE, 0)
+            row = (pid_b * L + t) * DIM
+            u = tl.load(u_ptr + row + d, mask=d_in, other=0.0).to(tl.float32)
+            delta = tl.load(delta_ptr + row + d, mask=d_in, other=0.0).to(tl.float32)
+            dt = _step_dt(delta, bias, valid, HAS_BIAS, SOFTPLUS)  # (BLOCK_D,)
+            rn = (pid_b * L + t) * NSTATE + n[None, :]  # B_t, C_t as (1, N) rows
+            B = tl.load(B_ptr + rn, mask=n_in[None, :], other=0.0).to(tl.float32)
+            C = tl.load(C_ptr + rn, mask=n_in[None, :], other=0.0).to(tl.float32)
+            h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * B
+            y = tl.where(steps[None, :] == i, tl.sum(h * C, axis=1)[:, None], y)
+        t = c * CHUNK + steps
+        offsets = pid_b * L * DIM + t[None, :] * DIM + d[:, None]  # (BLOCK_D, T)
+        mask = d_ok[:, None] & (t[None, :] < L)
+        if HAS_D:
+            u = tl.load(u_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            y += D_skip[:, None] * u
+        if HAS_Z:
+            z = tl.load(z_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            y = y * z * tl.sigmoid(z)
+        tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(last_ptr + pid_b * DIM * NSTATE + d[:, None] * NSTATE + n[None, :], h,
+             mask=state_mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Backward, first version: walk the chunks from last to first; recompute each chunk's states,
+# all n at once, then run the adjoint recurrence backwards through them (the derivatives are
+# written out above the current backward kernel, in sseq/scan_triton.py).
+# --------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _recompute_chunk(u_ptr, delta_ptr, B_ptr, C_ptr, states_ptr, io, bn, sn, t, L, d, DIM, n,
+                     NSTATE, A2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """The chunk's states h (T, BLOCK_D, N) from the saved state entering it, by a parallel scan."""
+    u = _load_tile(u_ptr, io, t, L, d, DIM)  # (T, BLOCK_D)
+    delta = _load_tile(delta_ptr, io, t, L, d, DIM)
+    dt = _step_dt(delta, bias[None, :], (t < L)[:, None], HAS_BIAS, SOFTPLUS)
+    B = _load_tile(B_ptr, bn, t, L, n, NSTATE)  # (T, N)
+    C = _load_tile(C_ptr, bn, t, L, n, NSTATE)
+    A_bar = tl.exp2(dt[:, :, None] * A2[None, :, :])  # (T, BLOCK_D, N)
+    Bu = (dt * u)[:, :, None] * B[:, None, :]  # (T, BLOCK_D, N)
+    A_cum, h_from_zero = tl.associative_scan((A_bar, Bu), 0, _compose)
+    h_start = tl.trans(_load_tile(states_ptr, sn, n, NSTATE, d, DIM))  # (BLOCK_D, N)
+    h = A_cum * h_start[None, :, :] + h_from_zero  # (T, BLOCK_D, N)
+    return h, Bu, dt, u, delta, B, C
+
+
+@triton.jit
+def _adjoint_chunk(delta_ptr, C_ptr, z_ptr, g_ptr, io, bn, t_flip, L, d, DIM, n, NSTATE, A2,
+                   bias, lam_after, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                   SOFTPLUS: tl.constexpr):
+    """λ over the chunk, (T, BLOCK_D, N) in time order, from λ after it (BLOCK_D, N).
+
+    λ runs backwards in time, so we load the chunk with its time index flipped (t_flip) and
+    run an ordinary forward scan; one tl.flip puts the result back in time order.
+    """
+    delta_next = _load_tile(delta_ptr, io, t_flip + 1, L, d, DIM)  # (T, BLOCK_D) at t + 1
+    dt_next = _step_dt(delta_next, bias[None, :], (t_flip + 1 < L)[:, None], HAS_BIAS, SOFTPLUS)
+    A_bar_next = tl.exp2(dt_next[:, :, None] * A2[None, :, :])  # 1 past the end
+    dy = _load_tile(g_ptr, io, t_flip, L, d, DIM)  # (T, BLOCK_D), zero past the end
+    if HAS_Z:
+        z = _load_tile(z_ptr, io, t_flip, L, d, DIM)
+        dy = dy * z * tl.sigmoid(z)
+    C = _load_tile(C_ptr, bn, t_flip, L, n, NSTATE)  # (T, N)
+    A_cum, lam_from_zero = tl.associative_scan(
+        (A_bar_next, dy[:, :, None] * C[:, None, :]), 0, _compose)
+    lam_flipped = A_cum * lam_after[None, :, :] + lam_from_zero
+    return tl.flip(lam_flipped, 0)
+
+
+@triton.jit
+def _selective_scan_bwd_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, g_ptr, states_ptr, dlast_ptr,
+    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    BATCH, L, DIM, NSTATE,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_DLAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+):
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BLOCK_D,)
+    n = tl.arange(0, BLOCK_N)  # (N,)
+    i = tl.arange(0, CHUNK)  # (T,) position inside a chunk
+    d_ok = d < DIM
+    A = _load_tile(A_ptr, 0, d, DIM, n, NSTATE)  # (BLOCK_D, N)
+    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    lam = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # λ after the current chunk
+    if HAS_DLAST:  # the loss may also depend on the last state
+        lam += _load_tile(dlast_ptr, pid_b * DIM * NSTATE, d, DIM, n, NSTATE)
+    dA = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # sums over this program's time steps
+    dD = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dbias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    io, bn = pid_b * L * DIM, pid_b * L * NSTATE  # where this batch element's rows start
+    n_chunks = tl.cdiv(L, CHUNK)
+    for k in range(n_chunks):
+        c = n_chunks - 1 - k  # chunks in reverse order
+        t = c * CHUNK + i  # (T,)
+        sn = (pid_b * n_chunks + c) * DIM * NSTATE
+        h, Bu, dt, u, delta, B, C = _recompute_chunk(
+            u_ptr, delta_ptr, B_ptr, C_ptr, states_ptr, io, bn, sn, t, L, d, DIM, n, NSTATE,
+            A * LOG2E, bias, HAS_BIAS, SOFTPLUS)
+        lam_chunk = _adjoint_chunk(
+            delta_ptr, C_ptr, z_ptr, g_ptr, io, bn, c * CHUNK + CHUNK - 1 - i, L, d, DIM, n,
+            NSTATE, A * LOG2E, bias, lam, HAS_Z, HAS_BIAS, SOFTPLUS)
+        lam = tl.sum(tl.where(i[:, None, None] == 0, lam_chunk, 0.0), axis=0)  # λ at chunk start
+        # Output side: the gate's gradient needs y, recomputed from h.
+        g = _load_tile(g_ptr, io, t, L, d, DIM)  # (T, BLOCK_D)
+        dy = g
+        if HAS_Z:
+            z = _load_tile(z_ptr, io, t, L, d, DIM)
+            sig = tl.sigmoid(z)
+            y = tl.sum(h * C[:, None, :], axis=2)  # (T, BLOCK_D)
+            if HAS_D:
+                y += D_skip[None, :] * u
+            _store_tile(dz_ptr, io, t, L, d, DIM, g * y * sig * (1.0 + z * (1.0 - sig)))
+            dy = g * z * sig  # SiLU'(z) = σ(z)(1 + z(1 − σ(z))) above
+        dD += tl.sum(dy * u, axis=0)
+        # Input side.
+        lam_B = tl.sum(lam_chunk * B[:, None, :], axis=2)  # (T, BLOCK_D)
+        Ah_prev = h - Bu  # A_bar_t h_{t-1}, (T, BLOCK_D, N)
+        ddt = u * lam_B + tl.sum(lam_chunk * A[None, :, :] * Ah_prev, axis=2)  # (T, BLOCK_D)
+        ddt = tl.where((t < L)[:, None], ddt, 0.0)
+        dA += tl.sum(lam_chunk * Ah_prev * dt[:, :, None], axis=0)
+        if SOFTPLUS:  # softplus'(x) = σ(x)
+            ddt = ddt * tl.sigmoid(delta + bias[None, :])
+        dbias += tl.sum(ddt, axis=0)
+        du = dt * lam_B
+        if HAS_D:
+            du += D_skip[None, :] * dy
+        _store_tile(du_ptr, io, t, L, d, DIM, du)
+        _store_tile(ddelta_ptr, io, t, L, d, DIM, ddt)
+        # ∂B, ∂C sum over channels: this program writes its partial sum (see _partial_sums).
+        part = ((pid_d * BATCH + pid_b) * L) * NSTATE
+        _store_tile(dB_ptr, part, t, L, n, NSTATE, tl.sum(lam_chunk * (dt * u)[:, :, None], 1))
+        _store_tile(dC_ptr, part, t, L, n, NSTATE, tl.sum(h * dy[:, :, None], axis=1))
+    _store_tile(dA_ptr, pid_b * DIM * NSTATE, d, DIM, n, NSTATE, dA)
+    tl.store(dD_ptr + pid_b * DIM + d, dD, mask=d_ok)
+    tl.store(dbias_ptr + pid_b * DIM + d, dbias, mask=d_ok)
+
+
+def forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cfg):
+    """Launch the step-by-step forward kernel; same contract as ``scan_triton._scan_forward``."""
+    batch, length, dim = u.shape
+    nstate = A.shape[1]
+    block_n = _pow2(nstate)
+    block_d = _block_d(cfg.block_d, block_n, budget=4096)
+    f32 = dict(device=u.device, dtype=torch.float32)
+    y = torch.empty_like(u)
+    last = torch.empty(batch, dim, nstate, **f32)
+    states = torch.empty(batch, triton.cdiv(length, cfg.chunk), nstate, dim, **f32) \
+        if save_states else None
+    zeros = torch.zeros(dim, **f32)
+    _selective_scan_fwd_stepwise_kernel[(batch, triton.cdiv(dim, block_d))](
+        u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
+        zeros if delta_bias is None else delta_bias, y, last, last if states is None else states,
+        length, dim, nstate, HAS_D=D is not None, HAS_Z=z is not None,
+        HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus), SAVE_STATES=save_states,
+        BLOCK_D=block_d, BLOCK_N=block_n, CHUNK=cfg.chunk, num_warps=cfg.warps)
+    return y, last, states
+
+
+def backward(saved, softplus, g, dlast, cfg):
+    """Launch the first backward kernel; same contract as ``scan_triton._scan_backward``."""
+    u, delta, A, B, C, D, z, delta_bias, states = saved
+    batch, length, dim = u.shape
+    nstate = A.shape[1]
+    block_n = _pow2(nstate)
+    block_d = _block_d(cfg.block_d_bwd, cfg.chunk * block_n, budget=4096)
+    n_blocks = triton.cdiv(dim, block_d)
+    f32 = dict(device=u.device, dtype=torch.float32)
+    du, ddelta = torch.empty_like(u), torch.empty_like(delta)
+    dz = None if z is None else torch.empty_like(z)
+    dA = torch.empty(batch, dim, nstate, **f32)
+    dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
+    dD, dbias = torch.empty(batch, dim, **f32), torch.empty(batch, dim, **f32)
+    zeros = torch.zeros(dim, **f32)
+    _selective_scan_bwd_kernel[(batch, n_blocks)](
+        u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
+        zeros if delta_bias is None else delta_bias, g, states, dA if dlast is None else dlast,
+        du, ddelta, du if dz is None else dz, dA, dB, dC, dD, dbias, batch, length, dim, nstate,
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(softplus), HAS_DLAST=dlast is not None, BLOCK_D=block_d,
+        BLOCK_N=block_n, CHUNK=cfg.chunk, num_warps=cfg.warps_bwd)
+    return du, ddelta, dA, dB, dC, dD, dz, dbias
