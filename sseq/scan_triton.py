@@ -105,6 +105,19 @@ def _step_dt(delta, bias, valid, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr)
     return tl.where(valid, delta, 0.0)
 
 
+@triton.jit
+def _delta_and_u_grads(ddt, dt, lam_B, dy, delta, bias, D_skip, HAS_D: tl.constexpr,
+                       SOFTPLUS: tl.constexpr):
+    """∂δ (through the softplus) and ∂u = Δ Σ_n λ B + D dy, from ∂Δ and Σ_n λ B (the backward
+    pass's formulas below)."""
+    if SOFTPLUS:  # softplus'(x) = σ(x)
+        ddt = ddt * tl.sigmoid(delta + bias[None, :])
+    du = dt * lam_B
+    if HAS_D:
+        du += D_skip[None, :] * dy
+    return ddt, du
+
+
 # --------------------------------------------------------------------------------------------
 # Forward: one program = (batch element, BLOCK_D channels); time is walked in chunks of T steps.
 #
@@ -307,12 +320,8 @@ def _selective_scan_bwd_kernel(
             tl.store(dz_ptr + io_f, dz.to(dz_ptr.dtype.element_ty), mask=m_f)
         dD += tl.sum(dy * u, axis=0)
         ddt = tl.where(m_f, ddt + lam_B * u, 0.0)
-        if SOFTPLUS:  # softplus'(x) = σ(x)
-            ddt = ddt * tl.sigmoid(delta + bias[None, :])
+        ddt, du = _delta_and_u_grads(ddt, dt, lam_B, dy, delta, bias, D_skip, HAS_D, SOFTPLUS)
         dbias += tl.sum(ddt, axis=0)
-        du = dt * lam_B
-        if HAS_D:
-            du += D_skip[None, :] * dy
         tl.store(du_ptr + io_f, du.to(du_ptr.dtype.element_ty), mask=m_f)
         tl.store(ddelta_ptr + io_f, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_f)
     tl.store(dA_ptr + by_dn, dA, mask=state_mask)
@@ -417,6 +426,17 @@ def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cf
     return y, last, states
 
 
+def _gradient_buffers(u, z, nstate, n_blocks):
+    """Outputs of a backward kernel: ∂u, ∂δ, ∂z like u, z; ∂A (b, d, n), ∂B and ∂C as
+    per-block partial sums (blocks, b, l, n), ∂D and ∂bias (b, d), in fp32 (summed later)."""
+    batch, length, dim = u.shape
+    f32 = dict(device=u.device, dtype=torch.float32)
+    dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
+    return (torch.empty_like(u), torch.empty_like(u), None if z is None else torch.empty_like(z),
+            torch.empty(batch, dim, nstate, **f32), dB, dC, torch.empty(batch, dim, **f32),
+            torch.empty(batch, dim, **f32))
+
+
 def _scan_backward(saved, softplus, g, dlast, cfg):
     """Launch the backward kernel; returns the gradients of (u, delta, A, B, C, D, z, bias).
 
@@ -435,13 +455,8 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
         batch, length, dim = u.shape
         nstate = A.shape[1]
         n_blocks = triton.cdiv(dim, cfg.block_d)
-        f32 = dict(device=u.device, dtype=torch.float32)
-        du, ddelta = torch.empty_like(u), torch.empty_like(delta)
-        dz = None if z is None else torch.empty_like(z)
-        dA = torch.empty(batch, dim, nstate, **f32)
-        dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
-        dD, dbias = torch.empty(batch, dim, **f32), torch.empty(batch, dim, **f32)
-        zeros = torch.zeros(dim, **f32)
+        du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, z, nstate, n_blocks)
+        zeros = torch.zeros(dim, device=u.device)
         _selective_scan_bwd_kernel[(batch, n_blocks)](
             u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
             zeros if D is None else D, u if z is None else z,

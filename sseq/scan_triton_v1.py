@@ -20,7 +20,16 @@ from __future__ import annotations
 
 import torch
 
-from sseq.scan_triton import LOG2E, _block_d, _compose, _pow2, _step_dt, triton
+from sseq.scan_triton import (
+    LOG2E,
+    _block_d,
+    _compose,
+    _delta_and_u_grads,
+    _gradient_buffers,
+    _pow2,
+    _step_dt,
+    triton,
+)
 
 tl = triton.language
 
@@ -197,12 +206,8 @@ def _selective_scan_bwd_kernel(
         ddt = u * lam_B + tl.sum(lam_chunk * A[None, :, :] * Ah_prev, axis=2)  # (T, BLOCK_D)
         ddt = tl.where((t < L)[:, None], ddt, 0.0)
         dA += tl.sum(lam_chunk * Ah_prev * dt[:, :, None], axis=0)
-        if SOFTPLUS:  # softplus'(x) = σ(x)
-            ddt = ddt * tl.sigmoid(delta + bias[None, :])
+        ddt, du = _delta_and_u_grads(ddt, dt, lam_B, dy, delta, bias, D_skip, HAS_D, SOFTPLUS)
         dbias += tl.sum(ddt, axis=0)
-        du = dt * lam_B
-        if HAS_D:
-            du += D_skip[None, :] * dy
         _store_tile(du_ptr, io, t, L, d, DIM, du)
         _store_tile(ddelta_ptr, io, t, L, d, DIM, ddt)
         # ∂B, ∂C sum over channels: this program writes its partial sum (see _partial_sums).
@@ -243,13 +248,8 @@ def backward(saved, softplus, g, dlast, cfg):
     block_n = _pow2(nstate)
     block_d = _block_d(cfg.block_d_bwd, cfg.chunk * block_n, budget=4096)
     n_blocks = triton.cdiv(dim, block_d)
-    f32 = dict(device=u.device, dtype=torch.float32)
-    du, ddelta = torch.empty_like(u), torch.empty_like(delta)
-    dz = None if z is None else torch.empty_like(z)
-    dA = torch.empty(batch, dim, nstate, **f32)
-    dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
-    dD, dbias = torch.empty(batch, dim, **f32), torch.empty(batch, dim, **f32)
-    zeros = torch.zeros(dim, **f32)
+    du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, z, nstate, n_blocks)
+    zeros = torch.zeros(dim, device=u.device)
     _selective_scan_bwd_kernel[(batch, n_blocks)](
         u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
         zeros if delta_bias is None else delta_bias, g, states, dA if dlast is None else dlast,
