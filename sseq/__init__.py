@@ -98,9 +98,10 @@ def seed_everything(seed: int = 0) -> None:
     import torch
 
     if not torch.cuda.is_available() and "triton" not in sys.modules:
-        # use_deterministic_algorithms below imports Triton (via torch._dynamo), and Triton
-        # decides at import whether to interpret: without CUDA, sseq's Triton kernels need its
-        # CPU interpreter. No GPU run is affected.
+        # use_deterministic_algorithms below imports Triton (via torch._dynamo), and Triton's
+        # own library functions (tl.sum, tl.cdiv, ...) are made interpreted or compiled when
+        # Triton is imported: without CUDA, sseq's Triton kernels need its CPU interpreter.
+        # No GPU run is affected.
         os.environ.setdefault("TRITON_INTERPRET", "1")
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)

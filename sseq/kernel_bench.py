@@ -212,7 +212,8 @@ def tune(batch=8, length=4096, d=1536, n=16) -> None:
 
 # (n, dtype) of the selective scans the report compiles, at the benchmark's b, l = 4096, d.
 COMPILE_CASES = [(16, torch.float32), (16, torch.bfloat16), (256, torch.float32)]
-_TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+_TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
+                 torch.float64: "fp64"}
 
 
 class _Recorder:
@@ -290,9 +291,10 @@ def compile_launch(kernel, args, kwargs, arch):
 
 
 def _resources(cubin: bytes) -> dict:
-    """Registers per thread, stack (spill) bytes, shared memory, and the SASS instructions,
-    block-wide barriers and warp shuffles in the code of a cubin (read with the cuobjdump that
-    ships with Triton): barriers and shuffles are where threads wait for each other."""
+    """Registers per thread, stack bytes (where registers spill to), shared memory, and the
+    SASS instructions, block-wide barriers and warp shuffles in the code of a cubin (read with
+    the cuobjdump that ships with Triton): barriers and shuffles are where threads wait for
+    each other."""
     import pathlib
     import re
     import subprocess
@@ -301,6 +303,8 @@ def _resources(cubin: bytes) -> dict:
     import triton.backends.nvidia as nvidia
 
     tool = pathlib.Path(nvidia.__file__).parent / "bin" / "cuobjdump"
+    if not tool.exists():
+        raise FileNotFoundError(f"cuobjdump, which Triton's CUDA backend ships, is not at {tool}")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
@@ -309,7 +313,7 @@ def _resources(cubin: bytes) -> dict:
         sass = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True,
                               check=True).stdout
     found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", usage)
-    return {"registers": int(found[1]), "spill bytes": int(found[2]),
+    return {"registers": int(found[1]), "stack bytes": int(found[2]),
             "shared B": int(found[3]),
             "SASS instructions": len(re.findall(r"^\s+/\*[0-9a-f]{4,}\*/", sass, re.M)),
             "barriers": sass.count("BAR.SYNC"), "shuffles": sass.count("SHFL.")}
@@ -323,8 +327,10 @@ def compile_report(archs=(90,), cases=None, kernels=None) -> list[dict]:
     """
     from sseq import scan_triton
 
-    if not scan_triton.COMPILE_ONLY:
-        raise RuntimeError("set SSEQ_TRITON_COMPILE_ONLY=1 before importing sseq.scan_triton")
+    if not scan_triton.COMPILE_ONLY or scan_triton.INTERPRETED:
+        raise RuntimeError("compile_report needs SSEQ_TRITON_COMPILE_ONLY=1 and TRITON_INTERPRET "
+                           "unset (or 0) before sseq.scan_triton is imported; "
+                           "python -m sseq.kernel_bench --compile arranges both")
     b, l, d = SHAPES["batch"], 4096, SHAPES["d"]
     rows, seen = [], set()
     for n, dtype in cases or COMPILE_CASES:
@@ -335,7 +341,9 @@ def compile_report(archs=(90,), cases=None, kernels=None) -> list[dict]:
                 if (kernels and label not in kernels) or key in seen:
                     continue
                 seen.add(key)
-                call = "training" if kwargs.get("SAVE_STATES", True) else "inference"
+                call = {True: "training", False: "inference"}.get(kwargs.get("SAVE_STATES"), "-")
+                if "bwd" in label:
+                    call = "training"
                 for arch in archs:
                     compiled = compile_launch(kernel, args, kwargs, arch)
                     rows.append({"kernel": label, "call": call, "n": n if selective else "-",

@@ -33,7 +33,8 @@ after the other (forward) and recomputed a chunk for all ``n`` at once in ``(T, 
 tiles (backward). Measured on an H100 (``book/kernel_performance.md``) they were about 13
 and 12 times faster than the PyTorch parallel scan, yet the forward moved only about a tenth
 of the bytes per second that a plain copy does: each step's loads waited on the step before,
-and each step summed ``C_t h_t`` across threads. The kernels below issue a whole chunk's
+and each step summed ``C_t h_t`` across threads (the likely causes; no profile was taken).
+The kernels below issue a whole chunk's
 loads at once (the forward also the next chunk's, before computing this one), and keep
 every scan inside one thread.
 
@@ -54,8 +55,10 @@ import torch
 # makes of the kernels (``python -m sseq.kernel_bench --compile``); nothing is launched.
 COMPILE_ONLY = os.environ.get("SSEQ_TRITON_COMPILE_ONLY") == "1"
 if not torch.cuda.is_available() and not COMPILE_ONLY:
-    # Triton decides at import whether it interprets: PyTorch itself may have imported it
-    # already (torch._dynamo does), which sseq.seed_everything prevents by setting this first.
+    # The switch must be on before Triton is imported: a @triton.jit function is interpreted
+    # or compiled according to it when it is defined, and Triton's own library functions
+    # (tl.sum, tl.cdiv, ...) are defined when Triton is imported. PyTorch may have imported
+    # Triton already (torch._dynamo does); sseq.seed_everything sets the switch first.
     if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError(
             "Triton was imported before sseq.scan_triton on a machine without CUDA, so its CPU "
@@ -127,11 +130,13 @@ def _delta_and_u_grads(ddt, dt, lam_B, dy, delta, bias, D_skip, HAS_D: tl.conste
 # is h_0 = a_0 h_in + x_0. A chunk's loads are issued together, and the next chunk's before
 # this one is computed, instead of every time step waiting for its own.
 #
-# Each thread owns one channel and all T steps of it, so the scan runs inside the thread,
-# with no communication. The compiler would rather give a thread 4 neighbouring channels
-# (one 16-byte load) and split the time steps across threads, which turns the scan into
-# shuffles between threads: ``tl.max_contiguous(d, 1)`` tells it not to count on
-# neighbouring channels being contiguous, and it then lays one channel per thread.
+# Each thread owns one channel and all T steps of it (when BLOCK_D = 32 × warps, the
+# default), so the scan runs inside the thread, with no communication. The compiler would
+# rather give a thread 4 neighbouring channels (one 16-byte load) and split the time steps
+# across threads, which turns the scan into shuffles between threads: ``tl.max_contiguous(d,
+# 1)`` tells it not to count on neighbouring channels being contiguous, and it then lays one
+# channel per thread. A warp's 32 threads still read 32 neighbouring channels at each time
+# step: 128 contiguous bytes, as fast a load as the 16-byte kind.
 # --------------------------------------------------------------------------------------------
 
 
@@ -144,7 +149,7 @@ def _selective_scan_fwd_kernel(
     SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
     SAVE_EVERY: tl.constexpr, UNROLL_N: tl.constexpr,
 ):
-    pid_b = tl.program_id(0).to(tl.int64)
+    pid_b = tl.program_id(0).to(tl.int64)  # int64: offsets such as b · L · DIM pass 2^31
     d = tl.max_contiguous(tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D), 1)  # my channels
     d_ok = d < DIM
     steps = tl.arange(0, T)  # (T,) position inside a chunk
@@ -187,12 +192,16 @@ def _selective_scan_fwd_kernel(
             C_n = tl.load(Ct_ptr + bn, mask=in_seq, other=0.0).to(tl.float32)  # numbers in a row
             a = tl.exp2(dt * (A_n * LOG2E)[None, :])  # A_bar = exp(Δ A), (T, BLOCK_D)
             x = dt_u * B_n[:, None]  # B_bar u = Δ B u
-            h_in = tl.sum(tl.where(ns[:, None] == n, H, 0.0), axis=0)  # (BLOCK_D,)
+            h_in = tl.sum(tl.where(ns[:, None] == n, H, 0.0), axis=0)  # H[n], in Triton
             x = tl.where(steps[:, None] == 0, a * h_in[None, :] + x, x)
-            _, h = tl.associative_scan((a, x), 0, _compose)  # every h_t of the chunk, this n
+            # A cumulative "sum" down the time axis with _compose in place of +: its second
+            # output is every state h_t of the chunk, for this n.
+            _, h = tl.associative_scan((a, x), 0, _compose)
             y += h * C_n[:, None]
-            h_out = tl.sum(tl.where(steps[:, None] == T - 1, h, 0.0), axis=0)  # past the end,
-            H = tl.where(ns[:, None] == n, h_out[None, :], H)  # Δ = 0 keeps the state as is
+            # Row T − 1 is the state after the chunk, in a partial last chunk too (Δ = 0 past
+            # the end keeps the state as it is).
+            h_out = tl.sum(tl.where(steps[:, None] == T - 1, h, 0.0), axis=0)
+            H = tl.where(ns[:, None] == n, h_out[None, :], H)  # H[n] = h_out
             if SAVE_STATES:  # h_t enters step t + 1: keep it where t + 1 starts a saved chunk
                 nxt = t + 1
                 keep = (nxt % SAVE_EVERY == 0) & (nxt < L)
@@ -220,8 +229,9 @@ def _selective_scan_fwd_kernel(
 #
 # A_bar_t h_{t-1} = h_t − Δ_t B_t u_t needs no shifted copy of h (and no division by A_bar).
 # λ runs backwards in time: the chunk is loaded a second time with its time index flipped, so
-# that λ is an ordinary scan (``tl.associative_scan(reverse=True)`` has had bugs), and the
-# recomputed states are flipped to meet it (``tl.flip``, inside each thread).
+# that λ is an ordinary forward scan, and the recomputed states are flipped to meet it
+# (``tl.flip``, inside each thread). Names ending in ``_t`` are in time order (to recompute
+# h); all others are flipped: row 0 is the chunk's latest step.
 # --------------------------------------------------------------------------------------------
 
 
@@ -426,13 +436,14 @@ def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cf
     return y, last, states
 
 
-def _gradient_buffers(u, z, nstate, n_blocks):
-    """Outputs of a backward kernel: ∂u, ∂δ, ∂z like u, z; ∂A (b, d, n), ∂B and ∂C as
-    per-block partial sums (blocks, b, l, n), ∂D and ∂bias (b, d), in fp32 (summed later)."""
+def _gradient_buffers(u, delta, z, nstate, n_blocks):
+    """Outputs of a backward kernel: ∂u, ∂δ, ∂z like u, δ, z; ∂A (b, d, n); ∂B and ∂C as
+    per-block partial sums (blocks, b, l, n); ∂D and ∂bias (b, d); fp32 (summed later)."""
     batch, length, dim = u.shape
     f32 = dict(device=u.device, dtype=torch.float32)
     dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
-    return (torch.empty_like(u), torch.empty_like(u), None if z is None else torch.empty_like(z),
+    return (torch.empty_like(u), torch.empty_like(delta),
+            None if z is None else torch.empty_like(z),
             torch.empty(batch, dim, nstate, **f32), dB, dC, torch.empty(batch, dim, **f32),
             torch.empty(batch, dim, **f32))
 
@@ -442,8 +453,8 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
 
     ∂B and ∂C are sums over channels, which belong to different programs. Each program writes
     its partial sum to its own slice of a (blocks, b, l, n) buffer and PyTorch adds the slices:
-    deterministic (the same bits on every run, unlike atomic adds) at the price of one extra
-    buffer of (d / BLOCK_D) · b · l · n numbers. ∂A, ∂D, ∂bias are summed over batch likewise.
+    deterministic (the same bits on every run, unlike atomic adds) at the price of two extra
+    buffers of (d / BLOCK_D) · b · l · n numbers. ∂A, ∂D, ∂bias are summed over batch likewise.
     """
     u, delta, A, B, C, D, z, delta_bias, states = saved
     if cfg.version == 1:
@@ -455,7 +466,7 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
         batch, length, dim = u.shape
         nstate = A.shape[1]
         n_blocks = triton.cdiv(dim, cfg.block_d)
-        du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, z, nstate, n_blocks)
+        du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, delta, z, nstate, n_blocks)
         zeros = torch.zeros(dim, device=u.device)
         _selective_scan_bwd_kernel[(batch, n_blocks)](
             u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
@@ -472,8 +483,7 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
 
 class _SelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
-        save = any(ctx.needs_input_grad)
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, save):
         ctx.cfg, ctx.softplus = _config(), softplus  # the backward must use the same chunks
         y, last, states = _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save,
                                         ctx.cfg)
@@ -487,7 +497,8 @@ class _SelectiveScan(torch.autograd.Function):
         u = ctx.saved_tensors[0]
         g = torch.zeros_like(u) if g is None else g.contiguous()
         dlast = None if dlast is None else dlast.float().contiguous()
-        return (*_scan_backward(ctx.saved_tensors, ctx.softplus, g, dlast, ctx.cfg), None)
+        return (*_scan_backward(ctx.saved_tensors, ctx.softplus, g, dlast, ctx.cfg), None,
+                None)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
@@ -511,5 +522,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     """
     _check_device(u, delta, A, B, C, D, z, delta_bias)
     args = [None if x is None else x.contiguous() for x in (u, delta, A, B, C, D, z, delta_bias)]
-    y, last = _SelectiveScan.apply(*args, bool(delta_softplus))
+    # States are saved for a backward pass only if there can be one: not under no_grad or
+    # inference_mode (where autograd still reports which inputs require a gradient).
+    save = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args)
+    y, last = _SelectiveScan.apply(*args, bool(delta_softplus), save)
     return (y, last) if return_last_state else y

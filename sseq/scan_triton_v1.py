@@ -6,8 +6,8 @@ benchmark can time both in one run (``KernelConfig(version=1)``, the ``triton-v1
 ``python -m sseq.bench scan --device cuda``).
 
 * The forward pass walks time one step after the other, with the whole ``(BLOCK_D, N)``
-  state of its channels in registers. Simple — but each step's loads wait on the step before,
-  and ``⟨C_t, h_t⟩`` is a sum across threads at every step.
+  state of its channels in registers. Simple — but, most likely, each step's loads waited on
+  the step before, and ``⟨C_t, h_t⟩`` is a sum across threads at every step.
 * The backward pass recomputes a chunk's states as a ``(T, BLOCK_D, N)`` tile and runs the
   adjoint over the same tile: big tiles, spread over many threads, so the scans and the sums
   over ``n`` and over channels make threads wait for each other.
@@ -210,7 +210,7 @@ def _selective_scan_bwd_kernel(
         dbias += tl.sum(ddt, axis=0)
         _store_tile(du_ptr, io, t, L, d, DIM, du)
         _store_tile(ddelta_ptr, io, t, L, d, DIM, ddt)
-        # ∂B, ∂C sum over channels: this program writes its partial sum (see _partial_sums).
+        # ∂B, ∂C sum over channels: each program writes a partial sum (scan_triton._scan_backward).
         part = ((pid_d * BATCH + pid_b) * L) * NSTATE
         _store_tile(dB_ptr, part, t, L, n, NSTATE, tl.sum(lam_chunk * (dt * u)[:, :, None], 1))
         _store_tile(dC_ptr, part, t, L, n, NSTATE, tl.sum(h * dy[:, :, None], axis=1))
@@ -248,7 +248,7 @@ def backward(saved, softplus, g, dlast, cfg):
     block_n = _pow2(nstate)
     block_d = _block_d(cfg.block_d_bwd, cfg.chunk * block_n, budget=4096)
     n_blocks = triton.cdiv(dim, block_d)
-    du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, z, nstate, n_blocks)
+    du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, delta, z, nstate, n_blocks)
     zeros = torch.zeros(dim, device=u.device)
     _selective_scan_bwd_kernel[(batch, n_blocks)](
         u, delta, A, B, C, zeros if D is None else D, u if z is None else z,

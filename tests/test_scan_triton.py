@@ -139,6 +139,52 @@ def test_other_launch_configurations_match_the_loop(name, monkeypatch):
         assert_matches_loop(inputs, softplus)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_small(dtype):
+    """Half inputs are read as they are and accumulated in fp32 (large shapes: GPU tests)."""
+    inputs = make_inputs(1, 23, 5, 4, dtype=dtype)
+    tol = dict(float16=(5e-3, 1e-2), bfloat16=(3e-2, 5e-2))[str(dtype).split(".")[1]]
+    assert_matches_loop(inputs, softplus=True, rtol=tol[0], atol=tol[1])
+
+
+@pytest.mark.parametrize("n", [64, 256])
+def test_large_state_sizes(n):
+    """N up to 256: the state tiles are then too large to unroll the loop over n."""
+    inputs = make_inputs(1, 11, 3, n)
+    assert_matches_loop(inputs, softplus=True)
+
+
+def test_gradient_of_delta_keeps_its_own_dtype():
+    """∂δ is computed in fp32 and returned in δ's dtype, whatever u's dtype is."""
+    inputs = make_inputs(1, 9, 3, 4, dtype=torch.bfloat16)
+    inputs["delta"] = inputs["delta"].detach().float().requires_grad_()
+    y = scan_triton.selective_scan_triton(**inputs, delta_softplus=True)
+    (ddelta,) = torch.autograd.grad(y.float().sum(), [inputs["delta"]])
+    y_ref, _ = scan_loop(**inputs, delta_softplus=True)
+    (ddelta_ref,) = torch.autograd.grad(y_ref.sum(), [inputs["delta"]])
+    assert ddelta.dtype == torch.float32
+    torch.testing.assert_close(ddelta.double(), ddelta_ref.double(), rtol=3e-2, atol=5e-2)
+    assert not torch.equal(ddelta, ddelta.bfloat16().float())  # not rounded through bf16
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
+def test_states_are_saved_only_when_a_backward_pass_can_follow(mode, monkeypatch):
+    saved = []
+    forward = scan_triton._scan_forward
+
+    def spy(*args):
+        saved.append(args[9])  # save_states
+        return forward(*args)
+
+    monkeypatch.setattr(scan_triton, "_scan_forward", spy)
+    inputs = make_inputs(1, 5, 2, 2)  # every input requires a gradient
+    context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
+               "grad": torch.enable_grad}[mode]
+    with context():
+        scan_triton.selective_scan_triton(**inputs)
+    assert saved == [mode == "grad"]
+
+
 def test_unknown_kernel_version_is_a_clear_error(monkeypatch):
     config = "INTERPRETER_CONFIG" if scan_triton.INTERPRETED else "GPU_CONFIG"
     monkeypatch.setattr(scan_triton, config,
@@ -281,6 +327,7 @@ def test_importing_sseq_does_not_import_triton():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for CPU-only machines")
 def test_clear_error_when_triton_was_imported_without_the_interpreter():
+    """Triton's own library functions were then made for the GPU: the kernels could not run."""
     code = "import triton\nfrom sseq import scan_triton"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
