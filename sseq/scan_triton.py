@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import torch
 
 # SSEQ_TRITON_COMPILE_ONLY=1: compile for a GPU that is not here, to inspect what the compiler
-# makes of the kernels (``python -m sseq.kernel_bench --compile``); nothing is launched.
+# makes of the kernels (``python -m sseq.kernel_compile``); nothing is launched.
 COMPILE_ONLY = os.environ.get("SSEQ_TRITON_COMPILE_ONLY") == "1"
 if not torch.cuda.is_available() and not COMPILE_ONLY:
     # The switch must be on before Triton is imported: a @triton.jit function is interpreted
@@ -369,7 +369,7 @@ class KernelConfig:
 
 # One warp of 32 threads, one channel each: every thread keeps a chunk of its channel in
 # registers, and chunks of 16 steps forward and 8 backward fit there without (or almost
-# without) spilling on an H100 (``python -m sseq.kernel_bench --compile``). Their speed has
+# without) spilling on an H100 (``python -m sseq.kernel_compile``). Their speed has
 # not been measured yet: see ``book/kernel_performance.md``.
 GPU_CONFIG = KernelConfig()
 # The first kernels, with the launch parameters they were measured with.

@@ -20,7 +20,7 @@ if importlib.util.find_spec("triton") is None:
 
 CODE = """
 import json, torch
-from sseq.kernel_bench import compile_report
+from sseq.kernel_compile import compile_report
 rows = compile_report(archs=(90,), cases=[(16, torch.float32)])
 print(json.dumps(rows))
 """
@@ -42,7 +42,7 @@ def test_every_kernel_compiles_for_sm90():
 
 
 def test_compile_report_refuses_an_interpreting_process():
-    code = "from sseq.kernel_bench import compile_report\ncompile_report()"
+    code = "from sseq.kernel_compile import compile_report\ncompile_report()"
     for extra in ({}, {"SSEQ_TRITON_COMPILE_ONLY": "1"}):  # interpreting, with or without
         env = {k: v for k, v in os.environ.items() if k != "SSEQ_TRITON_COMPILE_ONLY"}
         env.update(TRITON_INTERPRET="1", **extra)
