@@ -1,6 +1,6 @@
 """What the compiler makes of the GPU kernels, on a machine without a GPU.
 
-``python -m sseq.kernel_compile [--arch 90 75]`` compiles every Triton kernel that a
+``python -m sseq.kernel_compile [--arch 90 75] [--quick]`` compiles every Triton kernel that a
 selective scan launches — inference and a training step, both kernel versions, and the
 linear scan — for the given CUDA architectures (90: H100, 80: A100, 75: T4), exactly as
 Triton would at run time for the benchmark's shape, and reads the machine code (SASS) with
@@ -134,9 +134,10 @@ def _resources(cubin: bytes) -> dict:
             "barriers": sass.count("BAR.SYNC"), "shuffles": sass.count("SHFL.")}
 
 
-def compile_report(archs=(90,), cases=None, kernels=None) -> list[dict]:
+def compile_report(archs=(90,), cases=None, kernels=None, progress=False) -> list[dict]:
     """Compile every kernel that inference and a training step launch; one row each.
 
+    ``progress``: name each kernel on stderr as it compiles (a few seconds each).
     ``cases``: (n, dtype) pairs (default :data:`COMPILE_CASES`); ``kernels``: keep only these
     kernel names. Needs ``SSEQ_TRITON_COMPILE_ONLY=1`` set before sseq imports Triton.
     """
@@ -160,6 +161,10 @@ def compile_report(archs=(90,), cases=None, kernels=None) -> list[dict]:
                 if "bwd" in label:
                     call = "training"
                 for arch in archs:
+                    if progress:
+                        what = f"{call}, n={n}" if selective else call
+                        print(f"compiling {label} ({what}, {str(dtype)[6:]}) for sm_{arch}",
+                              file=sys.stderr, flush=True)
                     compiled = compile_launch(kernel, args, kwargs, arch)
                     rows.append({"kernel": label, "call": call, "n": n if selective else "-",
                                  "dtype": str(dtype)[6:], "sm": arch,
@@ -168,17 +173,19 @@ def compile_report(archs=(90,), cases=None, kernels=None) -> list[dict]:
     return rows
 
 
-def main(archs=(90,)) -> None:
-    """Print the compile report, re-running in a process where Triton compiles for a GPU."""
+def main(archs=(90,), quick=False) -> None:
+    """Print the compile report (``quick``: n = 16 in fp32 only), re-running in a process
+    where Triton compiles for a GPU."""
     if os.environ.get("SSEQ_TRITON_COMPILE_ONLY") != "1":
         env = dict(os.environ, SSEQ_TRITON_COMPILE_ONLY="1", TRITON_INTERPRET="0")
         command = [sys.executable, "-m", "sseq.kernel_compile", "--arch", *map(str, archs)]
-        raise SystemExit(subprocess.run(command, env=env).returncode)
+        raise SystemExit(subprocess.run(command + ["--quick"] * quick, env=env).returncode)
     import triton
 
     print(f"Triton {triton.__version__}, compiled for sm_{', sm_'.join(map(str, archs))} "
           f"(no GPU needed); b={SHAPES['batch']}, l=4096, d={SHAPES['d']}\n", flush=True)
-    print(format_table(compile_report(archs)))
+    cases = [(16, torch.float32)] if quick else None
+    print(format_table(compile_report(archs, cases, progress=True)))
 
 
 if __name__ == "__main__":
@@ -188,4 +195,6 @@ if __name__ == "__main__":
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--arch", type=int, nargs="+", default=[90],
                         help="CUDA compute capabilities (90: H100, 80: A100, 75: T4)")
-    main(parser.parse_args().arch)
+    parser.add_argument("--quick", action="store_true", help="n = 16 in fp32 only")
+    cli = parser.parse_args()
+    main(cli.arch, cli.quick)
