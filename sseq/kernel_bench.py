@@ -73,11 +73,8 @@ def _scan_fn(backend):
         from sseq import scan_triton
 
         def first_version(*args, **kwargs):
-            chosen, scan_triton.GPU_CONFIG = scan_triton.GPU_CONFIG, scan_triton.V1_CONFIG
-            try:  # the backward pass keeps the configuration its forward pass used
+            with scan_triton.use_config(scan_triton.V1_CONFIG):
                 return scan_triton.selective_scan_triton(*args, **kwargs)
-            finally:
-                scan_triton.GPU_CONFIG = chosen
 
         return first_version
     from sseq.scan import selective_scan
@@ -189,19 +186,17 @@ def tune(batch=8, length=4096, d=1536, n=16) -> None:
 
     from sseq import scan_triton
 
-    base = scan_triton.GPU_CONFIG
     for block_d, warps, chunk_fwd, chunk, unroll_bwd in CANDIDATES:
-        scan_triton.GPU_CONFIG = dataclasses.replace(
-            base, block_d=block_d, warps=warps, chunk_fwd=chunk_fwd, chunk=chunk,
-            unroll_n_bwd=unroll_bwd)
+        config = dataclasses.replace(scan_triton.GPU_CONFIG, block_d=block_d, warps=warps,
+                                     chunk_fwd=chunk_fwd, chunk=chunk, unroll_n_bwd=unroll_bwd)
         label = (f"block_d={block_d} warps={warps} chunk_fwd={chunk_fwd} chunk={chunk} "
                  f"unroll_n_bwd={unroll_bwd}")
         try:
-            fwd, both = time_scan("triton", batch, length, d, n, repeat=5)
+            with scan_triton.use_config(config):
+                fwd, both = time_scan("triton", batch, length, d, n, repeat=5)
             print(f"{label}: fwd {fwd:.3f} ms, fwd+bwd {both:.3f} ms", flush=True)
         except Exception as error:  # a configuration that does not compile or fit
             print(f"{label}: {type(error).__name__}: {str(error)[:200]}", flush=True)
-    scan_triton.GPU_CONFIG = base
 
 
 if __name__ == "__main__":

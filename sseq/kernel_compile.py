@@ -56,31 +56,29 @@ def _record_launches(config, b, l, d, n, dtype):
                                 "_selective_scan_bwd_kernel"),
                scan_triton_linear: ("_linear_scan_fwd_kernel", "_linear_scan_bwd_kernel")}
     saved = {(m, k): getattr(m, k) for m, names in modules.items() for k in names}
-    saved_config = scan_triton.GPU_CONFIG
     try:
         for (module, name), kernel in saved.items():
             label = name.strip("_").replace("_kernel", "")
             if module is scan_triton_v1:
                 label = "v1 " + label
             setattr(module, name, _Recorder(kernel, calls, label))
-        scan_triton.GPU_CONFIG = config
         meta = dict(device="meta", dtype=dtype)
         x = dict(u=torch.empty(b, l, d, **meta), delta=torch.empty(b, l, d, **meta),
                  A=torch.empty(d, n, device="meta"), B=torch.empty(b, l, n, **meta),
                  C=torch.empty(b, l, n, **meta), D=torch.empty(d, device="meta"),
                  z=torch.empty(b, l, d, **meta), delta_bias=torch.empty(d, device="meta"))
-        with torch.no_grad():
-            scan_triton.selective_scan_triton(**x, delta_softplus=True)
-        leaves = [v.requires_grad_() for v in x.values()]
-        y = scan_triton.selective_scan_triton(**x, delta_softplus=True)
-        torch.autograd.grad(y, leaves, torch.empty_like(y))
+        with scan_triton.use_config(config):
+            with torch.no_grad():
+                scan_triton.selective_scan_triton(**x, delta_softplus=True)
+            leaves = [v.requires_grad_() for v in x.values()]
+            y = scan_triton.selective_scan_triton(**x, delta_softplus=True)
+            torch.autograd.grad(y, leaves, torch.empty_like(y))
         a = torch.empty(b, l, d, **meta, requires_grad=True)
         h = scan_triton_linear.linear_scan_triton(a, a)
         torch.autograd.grad(h, a, torch.empty_like(h))
     finally:
         for (module, name), kernel in saved.items():
             setattr(module, name, kernel)
-        scan_triton.GPU_CONFIG = saved_config
     return calls
 
 

@@ -45,6 +45,7 @@ imports Triton, and only when there is no GPU, so a GPU run is never slowed down
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -70,7 +71,14 @@ if not torch.cuda.is_available() and not COMPILE_ONLY:
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-__all__ = ["GPU_CONFIG", "INTERPRETED", "V1_CONFIG", "KernelConfig", "selective_scan_triton"]
+__all__ = [
+    "GPU_CONFIG",
+    "INTERPRETED",
+    "V1_CONFIG",
+    "KernelConfig",
+    "selective_scan_triton",
+    "use_config",
+]
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 # exp(x) = exp2(x · log2 e): the GPU's fast exponential is base 2.
@@ -380,17 +388,34 @@ INTERPRETER_CONFIG = KernelConfig(block_d=4, chunk_fwd=16, chunk=8, block_d_bwd=
                                   block_linear=8)
 
 
+_override: KernelConfig | None = None  # set by use_config
+
+
+@contextlib.contextmanager
+def use_config(config: KernelConfig):
+    """Launch the kernels with ``config`` inside the ``with`` block (benchmarks, tuning, tests).
+
+    A backward pass keeps the configuration of its forward pass, inside the block or not.
+    """
+    global _override
+    if not isinstance(config, KernelConfig):
+        raise TypeError(f"config must be a KernelConfig, got {type(config).__name__}")
+    outer, _override = _override, config
+    try:
+        yield config
+    finally:
+        _override = outer
+
+
 def _config() -> KernelConfig:
+    """The configuration in use: use_config's, else the interpreter's or the GPU's default."""
+    if _override is not None:
+        return _override
     return INTERPRETER_CONFIG if INTERPRETED else GPU_CONFIG
 
 
 def _pow2(x: int) -> int:
     return triton.next_power_of_2(max(int(x), 1))
-
-
-def _block_d(preferred: int, elements_per_channel: int, budget: int) -> int:
-    """Channels per program, so that the register tiles stay within ``budget`` numbers."""
-    return max(1, min(preferred, budget // elements_per_channel))
 
 
 def _check_device(*tensors: torch.Tensor) -> None:

@@ -22,7 +22,6 @@ import torch
 
 from sseq.scan_triton import (
     LOG2E,
-    _block_d,
     _compose,
     _delta_and_u_grads,
     _gradient_buffers,
@@ -34,6 +33,11 @@ from sseq.scan_triton import (
 tl = triton.language
 
 __all__ = ["backward", "forward"]
+
+
+def _block_d(preferred: int, elements_per_channel: int, budget: int) -> int:
+    """Channels per program, so that the register tiles stay within ``budget`` numbers."""
+    return max(1, min(preferred, budget // elements_per_channel))
 
 
 @triton.jit

@@ -129,14 +129,13 @@ OTHER_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", OTHER_CONFIGS)
-def test_other_launch_configurations_match_the_loop(name, monkeypatch):
-    config = "INTERPRETER_CONFIG" if scan_triton.INTERPRETED else "GPU_CONFIG"
-    changed = dataclasses.replace(getattr(scan_triton, config), **OTHER_CONFIGS[name])
-    monkeypatch.setattr(scan_triton, config, changed)
+def test_other_launch_configurations_match_the_loop(name):
+    changed = dataclasses.replace(scan_triton._config(), **OTHER_CONFIGS[name])
     for b, l, d, n, D, z, bias, softplus in [(2, 37, 5, 4, True, True, True, True),
                                               (1, 70, 3, 16, False, False, False, False)]:
         inputs = make_inputs(b, l, d, n, D=D, z=z, bias=bias, softplus=softplus)
-        assert_matches_loop(inputs, softplus)
+        with scan_triton.use_config(changed):  # the backward pass keeps it outside too
+            assert_matches_loop(inputs, softplus)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -185,12 +184,27 @@ def test_states_are_saved_only_when_a_backward_pass_can_follow(mode, monkeypatch
     assert saved == [mode == "grad"]
 
 
-def test_unknown_kernel_version_is_a_clear_error(monkeypatch):
-    config = "INTERPRETER_CONFIG" if scan_triton.INTERPRETED else "GPU_CONFIG"
-    monkeypatch.setattr(scan_triton, config,
-                        dataclasses.replace(getattr(scan_triton, config), version=3))
-    with pytest.raises(ValueError, match="KernelConfig.version must be 1 or 2"):
-        scan_triton.selective_scan_triton(**make_inputs(1, 3, 2, 2))
+def test_unknown_kernel_version_is_a_clear_error():
+    with scan_triton.use_config(dataclasses.replace(scan_triton._config(), version=3)):
+        with pytest.raises(ValueError, match="KernelConfig.version must be 1 or 2"):
+            scan_triton.selective_scan_triton(**make_inputs(1, 3, 2, 2))
+    with pytest.raises(TypeError, match="config must be a KernelConfig"):
+        with scan_triton.use_config({"version": 1}):
+            pass
+
+
+def test_a_backward_pass_keeps_the_configuration_of_its_forward_pass(monkeypatch):
+    used = []
+    backward = scan_triton._scan_backward
+    monkeypatch.setattr(scan_triton, "_scan_backward",
+                        lambda saved, softplus, g, dlast, cfg: used.append(cfg) or
+                        backward(saved, softplus, g, dlast, cfg))
+    inputs = make_inputs(1, 6, 2, 2)
+    first = dataclasses.replace(scan_triton._config(), version=1)
+    with scan_triton.use_config(first):
+        y = scan_triton.selective_scan_triton(**inputs)
+    y.sum().backward()
+    assert used == [first] and scan_triton._config() != first
 
 
 def test_without_last_state_returns_only_y():
@@ -387,9 +401,9 @@ def test_gpu_large_shapes(b, l, d, n):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("b, l, d, n", [(2, 1000, 300, 16), (1, 77, 9, 256)])
-def test_gpu_first_kernels_large_shapes(b, l, d, n, monkeypatch):
-    monkeypatch.setattr(scan_triton, "GPU_CONFIG", scan_triton.V1_CONFIG)
-    assert_matches_loop(make_inputs(b, l, d, n), softplus=True)
+def test_gpu_first_kernels_large_shapes(b, l, d, n):
+    with scan_triton.use_config(scan_triton.V1_CONFIG):
+        assert_matches_loop(make_inputs(b, l, d, n), softplus=True)
 
 
 @pytest.mark.gpu
