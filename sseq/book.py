@@ -1,0 +1,84 @@
+"""Numbers from the notebook into the prose: ``glue``, rounded so it reads the same everywhere.
+
+The book's Markdown quotes computed numbers with MyST's ``{glue:text}`` role, never typed
+by hand. The number is stored in the notebook's outputs, and nbval compares those outputs
+on every machine that runs the tests. A float's full ``repr`` differs in its last digits
+from one CPU to another (another BLAS kernel, another SIMD width), so ``glue`` stores each
+number at the precision its claim needs: three significant digits unless told otherwise.
+
+``glue`` writes the record that myst-nb reads (a display output whose MIME type starts with
+``application/papermill.record/``) through IPython alone. The chapters therefore need no
+myst-nb where they run (Colab has none); outside IPython the value is only kept in
+:data:`GLUED`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+
+__all__ = ["GLUED", "glue", "round_sig"]
+
+GLUE_PREFIX = "application/papermill.record/"  # what myst-nb's {glue} roles look for
+MAX_DIGITS = 6  # more significant digits than this would not survive another CPU
+
+GLUED: dict[str, object] = {}  # every value glued in this process, by name
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def round_sig(x: float, digits: int = 3) -> float:
+    """``x`` rounded to ``digits`` significant digits (``round_sig(0.0123456, 2) == 0.012``).
+
+    Non-finite values (``inf``, ``nan``) are returned unchanged.
+    """
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral):
+        raise TypeError(f"digits must be an int, got {type(digits).__name__} ({digits!r})")
+    if not 1 <= digits <= MAX_DIGITS:
+        raise ValueError(f"digits must be in 1..{MAX_DIGITS}, got {digits}")
+    x = float(x)
+    if not math.isfinite(x) or x == 0.0:
+        return x + 0.0  # + 0.0 turns -0.0 into 0.0
+    return float(f"{x:.{int(digits)}g}")
+
+
+def _as_plain(value, digits: int):
+    """A Python bool, int, float (rounded) or str for ``value``; a clear error otherwise."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # NumPy / torch 0-d values
+        value = value.item()
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return round_sig(value, digits)
+    raise TypeError(f"value must be a number or a string, got {type(value).__name__}: "
+                    f"glue stores what the prose quotes, one number at a time")
+
+
+def glue(name: str, value, *, digits: int = 3):
+    """Store ``value`` under ``name`` for the prose's ``{glue:text}`name:.2f``` roles.
+
+    Args:
+        name: a Python identifier that starts with the chapter, e.g. ``"ch04_crossover"``.
+        value: a number (Python, NumPy or 0-d torch) or a string. Floats are rounded to
+            ``digits`` significant digits; ints, bools and strings are stored as they are.
+        digits: significant digits of a float (1..6): as many as the claim needs.
+
+    Returns:
+        The value as stored (the rounded float), so the notebook can keep using it.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"name must be an identifier such as 'ch01_slope', got {name!r}")
+    stored = _as_plain(value, digits)
+    GLUED[name] = stored
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # plain Python: nothing to display
+        return stored
+    if get_ipython() is not None:
+        display({GLUE_PREFIX + "text/plain": repr(stored)}, raw=True,
+                metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+    return stored
