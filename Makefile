@@ -1,24 +1,40 @@
 # How Networks Remember — build the book and test everything.
 #   make book   build the HTML book into _build/html
-#   make test   lint, unit tests, every chapter re-run by nbval, and the book build
-# Both create the pinned environment in .venv on first use.
+#   make test   lint, unit tests, every chapter re-run by nbval (twice: as stored, and with
+#               the numerical libraries on another CPU's code paths), the Colab-like
+#               environment, the dependency resolution, and the book build
+# Both create the pinned environment in .venv on first use (Python 3.11.5 to 3.13).
 
 PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+COMPAT  := .venv-compat
 JOBS    ?= 2
 # The chapters are exactly the notebooks listed in _toc.yml.
 NOTEBOOKS = $(shell $(BIN)/python tests/toc.py)
 NB      ?= $(NOTEBOOKS)
+NBVAL    = $(BIN)/python -m pytest -p tests.nbtimes --nbval --nbval-current-env \
+	--nbval-cell-timeout=120 --nbval-sanitize-with tests/nbval_sanitize.cfg -n $(JOBS) \
+	--dist loadfile
 
-.PHONY: book test lint unit notebooks execute timings lab clean distclean freeze
+# An environment that no longer holds its pins (a package removed or changed by hand, an
+# install cut short) loses its stamp here, so that the rule below repairs it.
+ifneq ($(wildcard $(STAMP)),)
+ifneq ($(shell $(BIN)/python tests/envcheck.py pins requirements.txt >/dev/null 2>&1 || echo bad),)
+$(shell rm -f $(STAMP))
+$(info The environment in $(VENV) does not match requirements.txt: reinstalling it.)
+endif
+endif
+
+.PHONY: book test lint unit notebooks notebooks-other-cpu compat deps execute timings lab \
+	clean distclean freeze
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: lint unit notebooks book
+test: lint unit notebooks notebooks-other-cpu compat deps book
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,8 +46,24 @@ unit: $(STAMP)
 # the summary prints each notebook's execution time. Two notebooks run at once, one thread
 # each: on a 2-core machine, oversubscribed threads make small torch ops 10x slower.
 notebooks: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p tests.nbtimes --nbval --nbval-current-env --nbval-cell-timeout=120 \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg -n $(JOBS) --dist loadfile $(NOTEBOOKS)
+	OMP_NUM_THREADS=1 $(NBVAL) $(NOTEBOOKS)
+
+# The same comparison with PyTorch, NumPy, OpenBLAS, MKL, oneDNN and numba forced onto other
+# code paths (tests/other_cpu.py): stored outputs must match on any machine, not only this one.
+notebooks-other-cpu: $(STAMP)
+	env $$($(BIN)/python tests/other_cpu.py) OMP_NUM_THREADS=1 $(NBVAL) $(NOTEBOOKS)
+
+# A Colab-like environment (tests/compat-requirements.txt: Colab's Triton and ipywidgets, the
+# newest of the rest): the Triton kernels' interpreter tests, then every chapter run as a
+# Colab learner runs it, sseq installed by its setup cell from a clone of HEAD (commit first).
+compat: $(COMPAT)/.installed $(STAMP)
+	TRITON_INTERPRET=1 OMP_NUM_THREADS=1 $(COMPAT)/bin/python -m pytest -q -p no:cacheprovider \
+		-n $(JOBS) tests/test_scan_triton.py
+	$(BIN)/python tests/colab_sim.py $(COMPAT)/bin/python
+
+# The dependencies resolve, from the public index, for every Python version the README names.
+deps: $(STAMP)
+	$(BIN)/python tests/check_deps.py
 
 # Execute notebooks in place, top to bottom, refreshing their stored outputs (NB=... for one).
 execute: $(STAMP)
@@ -46,17 +78,29 @@ lab: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
-	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+	find . -name __pycache__ -not -path './$(VENV)/*' -not -path './$(COMPAT)/*' -prune \
+		-exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(COMPAT)
 
 # Rewrite requirements.txt from the current environment (after a deliberate upgrade).
 freeze: $(STAMP)
 	$(BIN)/python tests/freeze.py > requirements.txt.new && mv requirements.txt.new requirements.txt
 
+# A venv whose creation was cut short (a python without pip) is built again from scratch.
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) tests/envcheck.py python
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python tests/envcheck.py pins requirements.txt
 	touch $(STAMP)
+
+$(COMPAT)/.installed: tests/compat-requirements.txt pyproject.toml
+	$(PYTHON) tests/envcheck.py python
+	rm -rf $(COMPAT) && $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT)/bin/python -m pip install -q -r tests/compat-requirements.txt .
+	$(COMPAT)/bin/python -m pip uninstall -q -y sseq
+	touch $@

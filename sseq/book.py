@@ -18,7 +18,7 @@ import math
 import numbers
 import re
 
-__all__ = ["GLUED", "glue", "round_sig"]
+__all__ = ["GLUED", "glue", "power_of_ten_above", "power_of_ten_below", "round_sig"]
 
 GLUE_PREFIX = "application/papermill.record/"  # what myst-nb's {glue} roles look for
 MAX_DIGITS = 6  # more significant digits than this would not survive another CPU
@@ -82,3 +82,24 @@ def glue(name: str, value, *, digits: int = 3):
         display({GLUE_PREFIX + "text/plain": repr(stored)}, raw=True,
                 metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
     return stored
+
+
+def power_of_ten_above(x: float) -> float:
+    """The smallest power of ten at or above ``|x|``: a bound that reads the same on any CPU.
+
+    Residuals near machine epsilon and errors of ill-conditioned computations differ between
+    machines in their leading digit; "below 1e-12" stays true where "2.9e-13" does not.
+    """
+    return 10.0 ** math.ceil(_log10(x) - 1e-12)  # exact powers of ten map to themselves
+
+
+def power_of_ten_below(x: float) -> float:
+    """The largest power of ten at or below ``|x|``: "the error exceeds 1e5" on any CPU."""
+    return 10.0 ** math.floor(_log10(x) + 1e-12)
+
+
+def _log10(x: float) -> float:
+    x = abs(float(x))
+    if not math.isfinite(x) or x == 0.0:
+        raise ValueError(f"x must be finite and non-zero, got {x!r}")
+    return math.log10(x)

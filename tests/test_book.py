@@ -69,3 +69,25 @@ def test_non_finite_values_pass_through():
 def test_bad_input_names_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
         book.glue(**kwargs)
+
+
+@pytest.mark.parametrize(("x", "bound"), [
+    (2.95217466977849e-13, 1e-12), (2.8066438062523957e-13, 1e-12), (1e-3, 1e-3),
+    (0.00101, 1e-2), (-245690.2, 1e6), (7.0, 10.0), (1.0, 1.0),
+])
+def test_power_of_ten_above(x, bound):
+    assert book.power_of_ten_above(x) == pytest.approx(bound, rel=1e-12)
+
+
+@pytest.mark.parametrize(("x", "bound"), [
+    (245690.18537246375, 1e5), (7.1e5, 1e5), (1e-3, 1e-3), (0.00099, 1e-4), (-9.99, 1.0),
+])
+def test_power_of_ten_below(x, bound):
+    assert book.power_of_ten_below(x) == pytest.approx(bound, rel=1e-12)
+
+
+@pytest.mark.parametrize("x", [0.0, float("inf"), float("nan")])
+def test_powers_of_ten_refuse_what_has_no_decade(x):
+    for bound in (book.power_of_ten_above, book.power_of_ten_below):
+        with pytest.raises(ValueError, match="x must be finite and non-zero"):
+            bound(x)

@@ -108,3 +108,84 @@ def test_colab_install_path_against_a_local_clone(tmp_path):
     import sseq
 
     assert out[0] == sseq.__version__
+
+
+# What a chapter may import: the standard library, sseq, and what sseq depends on (Colab's
+# setup cell installs nothing else). IPython comes with ipywidgets.
+IMPORTABLE = {"sseq", "numpy", "torch", "matplotlib", "sympy", "ipywidgets", "tqdm", "numba",
+              "psutil", "sklearn", "triton", "IPython"}
+
+
+def test_importable_names_match_the_package_dependencies():
+    """IMPORTABLE lists pyproject's dependencies (by import name), nothing more."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["gpu"]
+    names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in declared}
+    import_name = {"scikit-learn": "sklearn"}
+    assert IMPORTABLE == {import_name.get(n, n) for n in names} | {"sseq", "IPython"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapters_import_only_what_sseq_depends_on(path):
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    for cell in code_cells(path):
+        source = TransformerManager().transform_cell(cell.source)  # %pip → get_ipython()...
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                assert top in IMPORTABLE or top in sys.stdlib_module_names, (
+                    f"{path.name} imports {module}, which Colab's setup cell does not install")
+
+
+MAX_DIGITS = 6  # sseq.book.MAX_DIGITS: the most significant digits a stored number may carry
+FULL_REPR = re.compile(r"(?<![\w.])-?\d*\.\d{9,}(?:e[-+]?\d+)?")  # a float's repr, unrounded
+
+
+def significant_digits(text: str) -> int:
+    """Significant digits of a float's text; 0 for an int's (ints are exact everywhere)."""
+    if not re.search(r"[.eE]", text):
+        return 0
+    mantissa = text.lstrip("-").lower().split("e")[0].replace(".", "")
+    return len(mantissa.lstrip("0").rstrip("0"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_numbers_carry_only_the_precision_their_claim_needs(path):
+    """Another CPU changes a float's last digits: glued floats carry at most MAX_DIGITS
+    significant digits (sseq.book.glue rounds them), and no compared output prints a float's
+    full repr."""
+    from sseq import book
+
+    assert book.MAX_DIGITS == MAX_DIGITS
+    for i, cell in enumerate(code_cells(path)):
+        ignored = "nbval-ignore-output" in cell.metadata.get("tags", [])
+        for out in cell.outputs:
+            data = out.get("data", {})
+            glued = data.get(book.GLUE_PREFIX + "text/plain")
+            if glued is not None:
+                assert significant_digits(glued) <= MAX_DIGITS, (
+                    f"cell {i} glues {glued}: round it with glue(..., digits=...)")
+            text = out.get("text", "") + str(data.get("text/plain", ""))
+            if not ignored and glued is None:
+                assert not FULL_REPR.search(text), (
+                    f"cell {i} prints {FULL_REPR.search(text).group()}: format it to the "
+                    f"precision its claim needs")
+
+
+@pytest.mark.parametrize(("text", "digits"), [
+    ("0.15151301551189253", 17), ("0.152", 3), ("83198590546.30171", 16), ("8.3e+10", 2),
+    ("1.0", 1), ("2048", 0), ("-0.0385", 3), ("3e-13", 1),
+])
+def test_significant_digits(text, digits):
+    assert significant_digits(text) == digits
