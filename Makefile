@@ -57,6 +57,7 @@ notebooks-other-cpu: $(STAMP)
 # newest of the rest): the Triton kernels' interpreter tests, then every chapter run as a
 # Colab learner runs it, sseq installed by its setup cell from a clone of HEAD (commit first).
 compat: $(COMPAT)/.installed $(STAMP)
+	$(COMPAT)/bin/python -m pip install -q -r tests/compat-requirements.txt  # undo a drift
 	TRITON_INTERPRET=1 OMP_NUM_THREADS=1 $(COMPAT)/bin/python -m pytest -q -p no:cacheprovider \
 		-n $(JOBS) tests/test_scan_triton.py
 	$(BIN)/python tests/colab_sim.py $(COMPAT)/bin/python
