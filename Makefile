@@ -34,7 +34,7 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: lint unit notebooks notebooks-other-cpu compat deps book
+test: lint unit notebooks compat deps book
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -54,8 +54,9 @@ notebooks-other-cpu: $(STAMP)
 	env $$($(BIN)/python tests/other_cpu.py) OMP_NUM_THREADS=1 $(NBVAL) $(NOTEBOOKS)
 
 # A Colab-like environment (tests/compat-requirements.txt: Colab's Triton and ipywidgets, the
-# newest of the rest): the Triton kernels' interpreter tests, then every chapter run as a
-# Colab learner runs it, sseq installed by its setup cell from a clone of HEAD (commit first).
+# newest of the rest): the Triton kernels' interpreter tests, then every chapter run by nbval
+# as a Colab learner runs it (sseq installed by its setup cell from a clone of HEAD: commit
+# first), with the numerical libraries on another CPU's code paths (tests/colab_sim.py).
 compat: $(COMPAT)/.installed $(STAMP)
 	$(COMPAT)/bin/python -m pip install -q -r tests/compat-requirements.txt  # undo a drift
 	TRITON_INTERPRET=1 OMP_NUM_THREADS=1 $(COMPAT)/bin/python -m pytest -q -p no:cacheprovider \

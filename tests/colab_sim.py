@@ -1,31 +1,38 @@
-"""Run every chapter the way a Colab learner does, in a Colab-like environment (``make compat``).
+"""Run every chapter as a Colab learner does, in a Colab-like environment (``make compat``).
 
     python tests/colab_sim.py .venv-compat/bin/python [chapters/NN_name.ipynb ...]
 
 The given interpreter's environment stands in for a Colab runtime: it has torch, Triton,
-NumPy, ipywidgets and the rest, but not ``sseq``. Each chapter runs top to bottom in a
-fresh kernel of that environment, with ``google.colab`` importable and imported (as it is
-on Colab), so the setup cell takes its Colab branch: ``%pip install "sseq @ git+URL@main"``,
-with the URL pointed at a clone of this repository's committed HEAD. The run fails if a
-cell raises, if ``sseq`` does not come from that clone, or if the install changed the
-version of torch, Triton, NumPy or ipywidgets (which on Colab would ask for a restart).
+NumPy, ipywidgets and the rest, but not ``sseq``. Then:
+
+1. ``google.colab`` is made importable, and imported by every kernel (as on Colab), so each
+   chapter's setup cell takes its Colab branch: ``%pip install "sseq @ git+URL@main"``. Git
+   is told to fetch that URL from a clone of this repository's committed HEAD instead of
+   GitHub; nothing else in the cell changes.
+2. That install runs once up front, exactly as the setup cell words it, and must leave the
+   runtime's torch, Triton, NumPy and ipywidgets as they were (on Colab a changed one asks
+   for a restart of the runtime) and install ``sseq`` from the clone.
+3. nbval runs every chapter top to bottom in such a kernel and compares its outputs with the
+   stored ones, with the numerical libraries on another CPU's code paths
+   (``tests/other_cpu.py``): another machine, other library versions, the Colab branch of
+   the setup cell, and the same stored outputs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
 import yaml
-from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from other_cpu import other_cpu_environment  # noqa: E402
 from toc import chapter_notebooks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,16 +41,29 @@ PROBE = ("import importlib.metadata as m, json\n"
          "def v(n):\n"
          "    try: return m.version(n)\n"
          "    except m.PackageNotFoundError: return None\n"
-         f"print(json.dumps({{n: v(n) for n in {KEPT!r} + ('sseq',)}}))")
+         "def url(n):\n"
+         "    try: return json.loads(m.distribution(n).read_text('direct_url.json') or 'null')\n"
+         "    except m.PackageNotFoundError: return None\n"
+         f"print(json.dumps({{**{{n: v(n) for n in {KEPT!r} + ('sseq',)}}, "
+         "'sseq_url': url('sseq')}))")
 
 
-def versions(python: str) -> dict[str, str | None]:
+def installed(python: str) -> dict:
     out = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
-def colab_kernel(python: str, home: Path) -> str:
-    """A kernelspec for ``python`` whose IPython imports a stand-in ``google.colab`` first."""
+def setup_install_spec(path: Path) -> str:
+    """The requirement that a chapter's setup cell ``%pip install``s on Colab."""
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    match = re.search(r'%pip install -q "(.+)"', cell.source)
+    if match is None:
+        raise SystemExit(f"{path}: the setup cell has no '%pip install -q \"...\"' line")
+    return match.group(1)
+
+
+def colab_environment(python: str, home: Path, clone: Path, repo_url: str) -> dict[str, str]:
+    """Environment variables for a Colab-like kernel of ``python`` (a kernelspec in ``home``)."""
     (home / "site" / "google" / "colab").mkdir(parents=True)
     (home / "site" / "google" / "colab" / "__init__.py").write_text('"""Colab, simulated."""\n')
     startup = home / "ipython" / "profile_default" / "startup"
@@ -54,55 +74,57 @@ def colab_kernel(python: str, home: Path) -> str:
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Colab (simulated)", "language": "python",
-        "env": {"PYTHONPATH": str(home / "site"), "IPYTHONDIR": str(home / "ipython"),
-                "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"},
+        "env": {"PYTHONPATH": str(home / "site"), "IPYTHONDIR": str(home / "ipython")},
     }))
-    return str(home / "jupyter")
-
-
-def run_chapter(path: Path, url: str, clone_url: str, workdir: Path) -> float:
-    nb = nbformat.read(path, as_version=4)
-    setup = nb.cells[next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")]
-    if url not in setup.source:
-        raise SystemExit(f"{path}: the setup cell does not install from {url}")
-    setup.source = setup.source.replace(url, clone_url)
-    client = NotebookClient(nb, timeout=600, kernel_name="colab-sim",
-                            resources={"metadata": {"path": str(workdir)}})
-    start = time.perf_counter()
-    client.execute()  # raises CellExecutionError, naming the cell, on any error
-    return time.perf_counter() - start
+    return {
+        "JUPYTER_PATH": str(home / "jupyter"),
+        # git fetches the book's repository URL from the clone instead (git config by env)
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.file://{clone}.insteadOf",
+        "GIT_CONFIG_VALUE_0": repo_url,
+        # pip as on Colab: the public index, no notice about pip's own version
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
 
 
 def main(argv: list[str]) -> int:
-    python = str(Path(argv[0]).absolute())  # the kernel starts in another folder
+    python = str(Path(argv[0]).absolute())  # the kernels start in other folders
     paths = [Path(p) for p in argv[1:]] or chapter_notebooks()
     repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
-    url = f"git+{repo['url']}@{repo['branch']}"
-    before = versions(python)
+    spec = setup_install_spec(paths[0])
+    before = installed(python)
     if before["sseq"] is not None:
         subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "sseq"], check=True)
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        clone = home / "clone"
+        home, clone = Path(tmp), Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "checkout", "-q", "-B", repo["branch"]], cwd=clone, check=True)
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        os.environ["JUPYTER_PATH"] = colab_kernel(python, home)
-        (home / "work").mkdir()
-        for path in paths:
-            seconds = run_chapter(path, url, f"git+file://{clone}@{commit}", home / "work")
-            print(f"{seconds:7.1f} s  {path}  (Colab simulated: no error)", flush=True)
-    after = versions(python)
-    changed = [f"{n} {before[n]} -> {after[n]}" for n in KEPT if before[n] != after[n]]
-    if changed:
-        print(f"the setup cell changed Colab's own packages: {', '.join(changed)}")
-        return 1
-    if after["sseq"] is None:
-        print("sseq was not installed by the setup cell")
-        return 1
-    print(f"Colab's packages kept: {', '.join(f'{n} {before[n]}' for n in KEPT)}; "
-          f"sseq {after['sseq']} installed from the clone at {commit[:10]}")
-    return 0
+        env = {**os.environ, **colab_environment(python, home, clone, repo["url"])}
+        print(f"Colab's setup cell, as worded: pip install -q {spec!r}", flush=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", spec], env=env, check=True)
+        after = installed(python)
+        problems = [f"the install changed {n} {before[n]} -> {after[n]} (Colab would restart)"
+                    for n in KEPT if before[n] != after[n]]
+        got = (after["sseq_url"] or {}).get("vcs_info", {}).get("commit_id")
+        if got != commit:
+            problems.append(f"sseq was not installed from the clone at {commit} (got {got})")
+        for problem in problems:
+            print(problem)
+        if problems:
+            return 1
+        print(f"kept {', '.join(f'{n} {before[n]}' for n in KEPT)}; sseq {after['sseq']} "
+              f"from {commit[:10]}. Now every chapter through nbval, Colab's branch of the "
+              f"setup cell, other CPU code paths:", flush=True)
+        env.update(other_cpu_environment(), OMP_NUM_THREADS="1")
+        nbval = [sys.executable, "-m", "pytest", "-p", "tests.nbtimes", "-p", "no:cacheprovider",
+                 "--nbval", "--nbval-kernel-name", "colab-sim", "--nbval-cell-timeout=600",
+                 "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-n", "2",
+                 "--dist", "loadfile", *map(str, paths)]
+        return subprocess.run(nbval, cwd=ROOT, env=env).returncode
 
 
 if __name__ == "__main__":
