@@ -49,7 +49,9 @@ PROBE = ("import importlib.metadata as m, json\n"
 
 
 def installed(python: str) -> dict:
-    out = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, check=True)
+    # from /, not from the repository, whose sseq.egg-info (the editable install) would answer
+    out = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, check=True,
+                         cwd="/")
     return json.loads(out.stdout)
 
 
