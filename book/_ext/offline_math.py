@@ -19,6 +19,7 @@ MATHJAX_VERSION = "3.2.2"
 SOURCE = Path(mathjax.__file__).resolve().parent / "static" / "mathjax" / "es5"
 TARGET = "mathjax"  # under _static/
 ENTRY = "tex-mml-chtml.js"  # the component Sphinx's default CDN address names
+TEX_PACKAGES = ("mathtools",)  # loaded on top of tex-mml-chtml's own
 
 
 def _check_source() -> None:
@@ -31,8 +32,17 @@ def _check_source() -> None:
 
 
 def use_local_mathjax(app, config) -> None:
-    """Point ``mathjax_path`` at the local copy (a path under ``_static``)."""
+    """Point ``mathjax_path`` at the local copy and load the TeX packages the book uses.
+
+    ``mathtools`` (``psmallmatrix``, ``\\coloneqq``, ...) is not among the packages that
+    ``tex-mml-chtml.js`` loads by itself; its environments are not autoloaded either.
+    """
     config.mathjax_path = f"{TARGET}/{ENTRY}"
+    mj = config.mathjax3_config = dict(config.mathjax3_config or {})
+    loader = mj.setdefault("loader", {})
+    loader["load"] = [*loader.get("load", []), *(f"[tex]/{p}" for p in TEX_PACKAGES)]
+    packages = mj.setdefault("tex", {}).setdefault("packages", {})
+    packages["[+]"] = [*packages.get("[+]", []), *TEX_PACKAGES]
 
 
 def copy_mathjax(app, exception) -> None:
