@@ -36,7 +36,7 @@ def math_problems(page) -> list[str]:
     problems = page.evaluate(JS["math_problems"], ready)
     if has_math and ready != "ok":
         problems.insert(0, f"MathJax did not typeset the page ({ready})")
-    return problems
+    return list(dict.fromkeys(problems))  # an error node can match two selectors
 
 
 def _short_src(src: str) -> str:
