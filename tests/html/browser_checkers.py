@@ -216,7 +216,7 @@ def test_launch_buttons_must_open_the_notebook():
 
 
 def test_the_search_term_is_a_word_only_that_page_uses():
-    own = "The orthogonal polynomials, orthogonal again, and a recurrence."
+    own = "The orthogonal polynomials, orthogonal again, and recurrences."
     others = ["A recurrence elsewhere.", "Nothing polynomial here."]
     assert checks.distinctive_term(own, others) == "orthogonal"
-    assert checks.distinctive_term("recurrence", others) is None
+    assert checks.distinctive_term("recurrences and polynomials", others) is None  # stems

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import snowballstemmer
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 MATH_TIMEOUT_MS = 20_000
@@ -162,9 +163,14 @@ def words(text: str) -> Counter:
 
 
 def distinctive_term(own: str, others: list[str]) -> str | None:
-    """The word of ``own`` (7+ letters) used most there that no text of ``others`` contains."""
-    elsewhere = " ".join(others).lower()
-    candidates = [(-n, w) for w, n in words(own).items() if w not in elsewhere]
+    """The word of ``own`` (7+ letters) used most there whose stem no text of ``others`` has.
+
+    Stems as Sphinx's English search makes them (Porter), so that searching the word finds
+    this page alone: "signals" is not distinctive where another page says "signal".
+    """
+    stem = snowballstemmer.stemmer("porter").stemWord
+    elsewhere = {stem(w) for w in re.findall(r"[a-z]+", " ".join(others).lower())}
+    candidates = [(-n, w) for w, n in words(own).items() if stem(w) not in elsewhere]
     return min(candidates)[1] if candidates else None
 
 

@@ -117,10 +117,11 @@ class BookWalk:
         return checks.link_problems(self.report(page_path).links, self.site, self.html,
                                     self.anchor_cache)
 
-    def search(self, term: str) -> list[str]:
+    def search(self, term: str) -> tuple[list[str], list[str]]:
+        """The pages the search lists for ``term``, and any request that left the machine."""
         page, visit = open_page(self.context, self.site + "search.html")
         try:
             results = checks.search_results(page, self.site, term)
         finally:
             page.close()
-        return results + [f"(request left the machine: {u})" for u in visit.external]
+        return results, visit.external
