@@ -56,7 +56,7 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style and render inline figures as PNG."""
+    """Apply the book's matplotlib style; render inline figures as PNG with their alt text."""
     mpl.rcParams.update(STYLE)
     try:  # inside IPython: PNG figures (nbval would compare SVG as text)
         from IPython import get_ipython
@@ -80,7 +80,10 @@ def _describe_png_figures(ip) -> None:
     from matplotlib.figure import Figure
 
     formatter = ip.display_formatter.formatters["image/png"]
-    print_png = formatter.lookup_by_type(Figure)  # what set_matplotlib_formats registered
+    try:
+        print_png = formatter.lookup_by_type(Figure)  # what set_matplotlib_formats registered
+    except KeyError:  # PNG figures are off in this front end: nothing to describe
+        return
     formatter.for_type(Figure, lambda fig: (print_png(fig), {"alt": figure_alt_text(fig)}))
 
 
