@@ -34,7 +34,19 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: lint unit notebooks compat deps book
+test: lint unit notebooks compat deps book test-html
+
+# The built book in headless Chromium, as readers see it (tests/html; no network needed).
+# Needs Debian's chromium (apt-get install chromium; .ci/run installs it) or CHROMIUM=/path.
+# Screenshots of each chapter's first screen land in _build/screens/.
+.PHONY: test-html linkcheck
+test-html: book
+	@command -v $${CHROMIUM:-chromium} >/dev/null || { echo "test-html needs Chromium: apt-get install chromium (Debian), or set CHROMIUM=/path/to/chromium"; exit 1; }
+	$(BIN)/python -m pytest -p no:cacheprovider tests/html/browser_checkers.py tests/html/browser_book.py
+
+# External links of the book, checked online (not part of make test: CI has no network).
+linkcheck: $(STAMP)
+	$(BIN)/jupyter-book build . --builder linkcheck
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "PALETTE",
     "SourceCode",
+    "figure_alt_text",
     "loglog_slope",
     "plot_history",
     "show_source",
@@ -55,7 +56,7 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style and render inline figures as PNG."""
+    """Apply the book's matplotlib style; render inline figures as PNG with their alt text."""
     mpl.rcParams.update(STYLE)
     try:  # inside IPython: PNG figures (nbval would compare SVG as text)
         from IPython import get_ipython
@@ -65,8 +66,52 @@ def use_style() -> None:
             from matplotlib_inline.backend_inline import set_matplotlib_formats
 
             set_matplotlib_formats("png")
+            _describe_png_figures(ip)
     except ImportError:  # plain Python: nothing to configure
         pass
+
+
+def _describe_png_figures(ip) -> None:
+    """Store each inline figure's alt text with its PNG (output metadata ``image/png.alt``).
+
+    The HTML book gives the text to the figure's ``<img alt>``, so a reader who cannot see
+    the plot hears its titles and axes instead of a file name.
+    """
+    from matplotlib.figure import Figure
+
+    formatter = ip.display_formatter.formatters["image/png"]
+    try:
+        print_png = formatter.lookup_by_type(Figure)  # what set_matplotlib_formats registered
+    except KeyError:  # PNG figures are off in this front end: nothing to describe
+        return
+    formatter.for_type(Figure, lambda fig: (print_png(fig), {"alt": figure_alt_text(fig)}))
+
+
+def _axes_text(ax) -> str:
+    title = ax.get_title() or ax.get_title("left") or ax.get_title("right")
+    labels = [f"{axis}: {label}" for axis, label in
+              (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if label]
+    if labels:
+        return f"{title} ({'; '.join(labels)})" if title else "; ".join(labels)
+    return title
+
+
+def figure_alt_text(fig) -> str:
+    """A figure described in words, for the HTML ``alt`` text: its titles and axis labels.
+
+    ``"<suptitle>. <panel title> (x: <label>; y: <label>). ..."``, panels left to right and top
+    to bottom; panels with neither title nor labels (colour bars, images) are left out.
+
+    Args:
+        fig: a matplotlib Figure.
+
+    Returns:
+        The description, or ``"Figure"`` for a figure with no text at all.
+    """
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    panels = [text for ax in fig.get_axes() if ax.get_visible() and (text := _axes_text(ax))]
+    parts = [part.strip().rstrip(".") for part in (suptitle, *panels) if part.strip()]
+    return ". ".join(parts) + "." if parts else "Figure"
 
 
 def loglog_slope(ax, x: Sequence[float], y: Sequence[float], *, label: str, color=None,
