@@ -65,8 +65,10 @@ def test_kv_bytes_of_published_models():
 
 @pytest.mark.slow
 def test_benchmark_prints_its_tables(capsys, monkeypatch):
-    monkeypatch.setattr(attention_bench, "attention_cost",
-                        lambda lengths, **kw: A.attention_cost(lengths[:2], repeat=1))
+    def few_lengths(lengths, *, methods, **kw):
+        return A.attention_cost(lengths[:2], methods=methods, repeat=1)
+
+    monkeypatch.setattr(attention_bench, "attention_cost", few_lengths)
     monkeypatch.setattr(attention_bench, "decode_cost",
                         lambda contexts: A.decode_cost(contexts[:2], repeat=1, number=1))
     bench.main(["attention", "--quick"])

@@ -66,6 +66,9 @@ def test_linear_attention_rejects_bad_input():
         A.linear_attention_recurrent(q, k[:, :, :5], v[:, :, :5])
     with pytest.raises(ValueError, match="K/V heads must divide"):
         A.linear_attention(q, k[:, :2], v[:, :2])
+    with pytest.raises(ValueError, match=r"state must be \(S, z\) of shapes"):
+        A.linear_attention_recurrent(q, k, v, state=(torch.zeros(2, 3, 4, 4),
+                                                     torch.zeros(2, 3, 4)))
 
 
 # ----------------------------------------------------------------------------- retention

@@ -6,7 +6,7 @@
 2. One generated token with a KV cache against the context length (one layer).
 3. KV-cache bytes per token of published models, beside Mamba's fixed state.
 
-``--device cuda`` runs the first two on the GPU; memory is then the CUDA allocator's peak.
+``--device cuda`` runs the first table on the GPU, where memory is the CUDA allocator's peak.
 """
 
 from __future__ import annotations
@@ -29,9 +29,14 @@ def _cuda_peak(fn) -> int:
 
 def _whole_sequence_table(args) -> list[dict]:
     device = args.device
-    top = 12 if args.quick else (15 if device == "cpu" else 16)
-    lengths = [2**p for p in range(8, top + 1)]
-    rows = attention_cost(lengths, device=device, repeat=3 if args.quick else 5)
+    top = 12 if args.quick else 15
+    direct_top = min(top, 13 if device == "cpu" else 15)  # the direct form holds ~4 n² floats
+    repeat = 3 if args.quick else 5
+    rows = []
+    for method in METHODS:
+        last = direct_top if method == "sseq (direct)" else top
+        rows += attention_cost([2**p for p in range(8, last + 1)], methods=(method,),
+                               device=device, repeat=repeat)
     if device == "cuda":  # the allocator sees everything, including kernels' workspace
         for row in rows:
             g = torch.Generator(device=device).manual_seed(0)
@@ -40,6 +45,7 @@ def _whole_sequence_table(args) -> list[dict]:
             with torch.no_grad():
                 row["peak_bytes"] = _cuda_peak(
                     lambda q=q, k=k, v=v, row=row: METHODS[row["method"]](q, k, v, True, 256))
+    rows.sort(key=lambda r: (r["n"], list(METHODS).index(r["method"])))
     return [{"method": r["method"], "n": r["n"], "ms": r["ms"],
              "peak MiB": r["peak_bytes"] / 2**20} for r in rows]
 

@@ -117,6 +117,11 @@ def linear_attention_recurrent(q, k, v, feature_map="elu+1", *, normalize: bool 
         z = phi_q.new_zeros(*phi_q.shape[:2], phi_q.shape[-1])               # (b, h, m)
     else:
         S, z = state
+        want = (*phi_q.shape[:2], phi_q.shape[-1])
+        if tuple(S.shape) != (*want, v.shape[-1]) or tuple(z.shape) != want:
+            raise ValueError(f"state must be (S, z) of shapes (b, h, m, d_v) = "
+                             f"{(*want, v.shape[-1])} and (b, h, m) = {want}, got "
+                             f"{tuple(S.shape)} and {tuple(z.shape)}")
     ys = []
     for t in range(q.shape[2]):
         S = S + phi_k[:, :, t, :, None] * v[:, :, t, None, :]  # + φ(k_t) v_tᵀ

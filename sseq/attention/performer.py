@@ -24,6 +24,8 @@ import torch
 from sseq.attention.linear import linear_attention_from_features
 from sseq.attention.sdpa import check_qkv, repeat_kv, scaled_dot_product_attention
 
+_SEED_OFFSET = 0x5EED_0F_F0  # see gaussian_projection
+
 __all__ = ["gaussian_projection", "performer_attention", "performer_error",
            "positive_random_features", "softmax_kernel_estimate"]
 
@@ -38,7 +40,9 @@ def gaussian_projection(n_features: int, d: int, seed: int, *, orthogonal: bool 
     """
     if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
         raise ValueError(f"n_features must be a positive int, got {n_features!r}")
-    g = torch.Generator().manual_seed(seed)
+    # Offset the seed: with seed 0 the rows would otherwise replay the very normals of any
+    # q drawn from a generator seeded with 0, each feature aligned with a query.
+    g = torch.Generator().manual_seed(_SEED_OFFSET + seed)
     if not orthogonal:
         return torch.randn(n_features, d, generator=g, dtype=torch.float64).to(dtype)
     blocks = []

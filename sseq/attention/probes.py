@@ -54,12 +54,16 @@ def reach(mask: torch.Tensor, layers: int) -> list[float]:
         raise ValueError(f"mask must be a square bool tensor (l, l), got "
                          f"{getattr(mask, 'dtype', type(mask).__name__)} "
                          f"{tuple(getattr(mask, 'shape', ()))}")
-    hop, reached = mask.float(), mask.clone()
-    out = [reached.float().mean().item()]
+    return [reached.float().mean().item() for reached in _reach_steps(mask, layers)]
+
+
+def _reach_steps(mask: torch.Tensor, layers: int):
+    """Yield the bool ``(l, l)`` pairs joined within 1, 2, ..., ``layers`` hops."""
+    reached = mask
+    yield reached
     for _ in range(layers - 1):
-        reached = (reached.float() @ hop) > 0   # one more layer: i → m → j
-        out.append(reached.float().mean().item())
-    return out
+        reached = (reached.float() @ mask.float()) > 0    # one more layer: i → m → j
+        yield reached
 
 
 @torch.no_grad()
@@ -110,19 +114,22 @@ def plot_sparsity(axes, pattern: str = "BigBird", *, l: int = 256, window: int =
     Returns:
         ``(axes, fractions)``: the fraction of pairs reached after 1..``layers`` layers.
     """
+    from matplotlib.colors import ListedColormap
+
+    from sseq.viz import PALETTE
+
     mask = pattern_mask(pattern, l, window=window, block=block, n_global=n_global,
                         n_random=n_random, seed=seed)
-    fractions = reach(mask, layers)
-    reached = mask.float()
-    for _ in range(layers - 1):
-        reached = ((reached @ mask.float()) > 0).float()
-    for ax, image, title in ((axes[0], mask, f"{pattern}: who sees whom (1 layer)"),
-                             (axes[1], reached, f"reach after {layers} layer(s)")):
-        ax.imshow(image.float().numpy(), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+    steps = list(_reach_steps(mask, layers))
+    fractions, reached = [r.float().mean().item() for r in steps], steps[-1]
+    panels = ((axes[0], mask, f"{pattern}: who sees whom (1 layer)", PALETTE["state"]),
+              (axes[1], reached, f"reach after {layers} layer(s): {fractions[-1]:.0%} of pairs",
+               PALETTE["accent"]))
+    for ax, image, title, color in panels:
+        ax.imshow(image.float().numpy(), cmap=ListedColormap(["white", color]), vmin=0, vmax=1,
+                  interpolation="nearest")
         ax.set(xlabel="key position j", ylabel="query position i", title=title)
         ax.grid(False)
-    axes[1].text(0.98, 0.02, f"{fractions[-1]:.0%} of pairs", color="#D55E00",
-                 transform=axes[1].transAxes, ha="right", va="bottom", fontweight="bold")
     return axes, fractions
 
 
