@@ -66,7 +66,7 @@ def positive_random_features(x: torch.Tensor, W: torch.Tensor, *,
             all rows (per batch and head). A common factor cancels in attention's ratio —
             per query row, or for all keys at once — and keeps exp from overflowing.
     """
-    exponent = x @ W.T.to(x.dtype) - x.pow(2).sum(-1, keepdim=True) / 2   # (..., l, m)
+    exponent = x @ W.T.to(x) - x.pow(2).sum(-1, keepdim=True) / 2         # (..., l, m)
     if stabilize == "row":
         exponent = exponent - exponent.amax(dim=-1, keepdim=True).detach()
     elif stabilize == "all":
