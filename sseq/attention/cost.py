@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from sseq.attention.flash import flash_attention
 from sseq.attention.mha import KVCache, MultiHeadAttention
@@ -50,11 +49,8 @@ class TensorMemoryMeter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
-                  if isinstance(t, torch.Tensor)}
-        for t in tree_flatten(out)[0]:
-            if not isinstance(t, torch.Tensor):
-                continue
+        inputs = {t.untyped_storage().data_ptr() for t in _tensors((args, kwargs))}
+        for t in _tensors(out):
             storage = t.untyped_storage()
             key = storage.data_ptr()
             if key == 0 or (key in inputs and key not in self.live):
@@ -66,6 +62,18 @@ class TensorMemoryMeter(TorchDispatchMode):
             self.live[key][1] += 1
             weakref.finalize(t, self._release, key)
         return out
+
+
+def _tensors(tree):
+    """The tensors in nested tuples, lists and dicts (an operator's arguments or results)."""
+    if isinstance(tree, torch.Tensor):
+        yield tree
+    elif isinstance(tree, (tuple, list)):
+        for item in tree:
+            yield from _tensors(item)
+    elif isinstance(tree, dict):
+        for item in tree.values():
+            yield from _tensors(item)
 
 
 def peak_tensor_memory(fn) -> int:
