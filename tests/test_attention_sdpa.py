@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.attention.bias import causal_lower_right
 
 from sseq import attention as A
 
@@ -66,6 +65,10 @@ def test_sdpa_with_masks_equals_torch(mask_shape, kind, causal):
 
 
 def test_causal_with_fewer_queries_is_torchs_lower_right_causal_bias():
+    # imported here: this module imports Triton, which must not happen before the conftest
+    # has seeded (and switched Triton's CPU interpreter on for sseq.scan_triton's tests)
+    from torch.nn.attention.bias import causal_lower_right
+
     q, k, v = qkv(l_q=3, l_k=10)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(3, 10))
     torch.testing.assert_close(A.scaled_dot_product_attention(q, k, v, causal=True), expected)
