@@ -135,8 +135,9 @@ def decode_cost(context_lengths, *, d_model: int = 256, n_heads: int = 4,
     """
     from sseq.bench import time_fn
 
-    torch.manual_seed(seed)
-    layer = MultiHeadAttention(d_model, n_heads, n_kv_heads, rope=True).eval()
+    with torch.random.fork_rng():  # seed the layer's weights, leave the caller's RNG alone
+        torch.manual_seed(seed)
+        layer = MultiHeadAttention(d_model, n_heads, n_kv_heads, rope=True).eval()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, 1, d_model, generator=g)
     out = {"context": [], "seconds": [], "cache_bytes": []}

@@ -4,7 +4,7 @@ Give causal linear attention (identity features, no normalizer) a forgetting fac
 step, and its matrix state becomes that of a linear state space model (RetNet; Sun et al.,
 2023):
 
-    S_t = γ_t S_{t−1} + k_tᵀ v_t,          y_t = q_t S_t            (state S_t: d × d_v)
+    S_t = γ_t S_{t−1} + k_t v_tᵀ,          y_t = q_tᵀ S_t           (state S_t: d × d_v)
 
 Unrolled, y_t = Σ_{s≤t} (γ_{s+1} ⋯ γ_t) (q_t · k_s) v_s: attention with a decay matrix
 D_ts = γ_{s+1} ⋯ γ_t (= γ^{t−s} for a constant γ) in place of the softmax. So it can be run
