@@ -44,6 +44,7 @@ __all__ = ["__version__", "device", "seed_everything"]
 
 # Modules of the package, loaded lazily on attribute access (PEP 562).
 _SUBMODULES = (
+    "attention",
     "bench",
     "book",
     "checks",

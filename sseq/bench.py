@@ -144,6 +144,7 @@ _BENCHMARKS = {
     ("scan", "cpu"): "sseq.scan_bench:main",
     ("scan", "cuda"): "sseq.kernel_bench:main",
     ("memory", "cpu"): "sseq.memory:bench_main",
+    ("attention", "cpu"): "sseq.attention.bench:main",
 }
 
 

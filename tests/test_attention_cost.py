@@ -1,0 +1,78 @@
+"""The memory meter, the cost helpers, published model shapes and the benchmark command."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sseq import attention as A
+from sseq import bench
+from sseq.attention import bench as attention_bench
+
+
+def test_meter_counts_a_known_allocation_once_and_releases_it():
+    def work():
+        a = torch.ones(1000)        # 4,000 bytes
+        view = a[10:20]             # a view: no new memory
+        b = a * 2                   # another 4,000
+        del a, b                    # the view keeps a's storage alive
+        c = torch.zeros(250)        # 1,000 more
+        return view, c
+
+    with A.TensorMemoryMeter() as meter:
+        kept = work()
+    assert meter.peak == 8000
+    assert meter.current == 5000    # a's storage (held by the view) and c
+    del kept
+    assert meter.current == 0
+    assert A.peak_tensor_memory(lambda: torch.empty(3, 5, dtype=torch.float64)) == 120
+
+
+def test_meter_ignores_memory_that_existed_before():
+    x = torch.ones(10_000)
+    assert A.peak_tensor_memory(lambda: x[::2].sum()) == 4  # only the 0-d result
+
+
+def test_direct_attention_memory_is_quadratic_and_the_fused_kernel_is_not():
+    rows = A.attention_cost([256, 512], repeat=1, d=16)
+    peak = {(r["method"], r["n"]): r["peak_bytes"] for r in rows}
+    assert peak["sseq (direct)", 512] / peak["sseq (direct)", 256] > 3.5
+    for method in ("torch (fused)", "flash (sseq, tiled)"):
+        assert peak[method, 512] / peak[method, 256] < 2.5
+    assert peak["torch (fused)", 512] >= 512 * 16 * 4  # at least the output
+    assert {r["method"] for r in rows} == set(A.cost.METHODS)
+    assert all(r["ms"] > 0 for r in rows)
+
+
+def test_decode_cost_reports_the_cache_it_reads():
+    cost = A.decode_cost([16, 64], d_model=32, n_heads=4, n_kv_heads=2, repeat=1, number=1)
+    assert cost["context"] == [16, 64]
+    assert cost["cache_bytes"] == [2 * n * 2 * 8 * 4 for n in (16, 64)]  # K and V, 2 heads of 8
+    assert len(cost["seconds"]) == 2
+
+
+def test_kv_bytes_of_published_models():
+    shapes = {m.name: m for m in A.MODEL_SHAPES}
+    assert shapes["Llama 2 7B"].kv_bytes_per_token() == 2 * 32 * 32 * 128 * 2 == 512 * 2**10
+    assert shapes["Llama 2 70B"].kv_bytes_per_token() == 320 * 2**10   # GQA: 8 KV heads of 64
+    assert shapes["Llama 3 8B"].kv_bytes_per_token() == 128 * 2**10
+    assert shapes["GPT-2 (124M)"].kv_bytes_per_token(4) == 2 * 12 * 768 * 4
+    mistral = shapes["Mistral 7B"]
+    assert mistral.kv_cache_bytes(32768) == mistral.kv_cache_bytes(4096)  # the window caps it
+    assert shapes["Llama 3 8B"].kv_cache_bytes(32768) == 4 * 2**30
+    assert A.MAMBA_2_8B.state_bytes() == 64 * 5120 * (16 + 3) * 2
+
+
+@pytest.mark.slow
+def test_benchmark_prints_its_tables(capsys, monkeypatch):
+    def few_lengths(lengths, *, methods, **kw):
+        return A.attention_cost(lengths[:2], methods=methods, repeat=1)
+
+    monkeypatch.setattr(attention_bench, "attention_cost", few_lengths)
+    monkeypatch.setattr(attention_bench, "decode_cost",
+                        lambda contexts: A.decode_cost(contexts[:2], repeat=1, number=1))
+    bench.main(["attention", "--quick"])
+    out = capsys.readouterr().out
+    assert "| method" in out and "torch (fused)" in out and "flash (sseq, tiled)" in out
+    assert "| context | us/token | cache KiB |" in out
+    assert "Llama 3 8B" in out and "Mamba 2.8B (state)" in out

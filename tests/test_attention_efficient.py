@@ -1,0 +1,227 @@
+"""Attention without the n × n matrix: tiles, sparse patterns and random features."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from sseq import attention as A
+
+
+def qkv(b=2, h=2, h_kv=2, l_q=16, l_k=16, d=8, d_v=8, seed=0, dtype=torch.float64, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(b, h, l_q, d, generator=g, dtype=dtype),
+            scale * torch.randn(b, h_kv, l_k, d, generator=g, dtype=dtype),
+            torch.randn(b, h_kv, l_k, d_v, generator=g, dtype=dtype))
+
+
+# ----------------------------------------------------------------------------- flash attention
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("l_q", "l_k"), [(16, 16), (13, 29), (1, 21), (20, 7)])
+@pytest.mark.parametrize("block_size", [1, 4, 5, 64])
+@pytest.mark.parametrize("h_kv", [2, 1])
+def test_flash_equals_direct_in_float64(causal, l_q, l_k, block_size, h_kv):
+    q, k, v = (t.requires_grad_() for t in qkv(l_q=l_q, l_k=l_k, h_kv=h_kv, d_v=3))
+    tiled = A.flash_attention(q, k, v, causal, block_size)
+    direct = A.scaled_dot_product_attention(q, k, v, causal=causal)
+    torch.testing.assert_close(tiled, direct, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(direct)
+    for a, b in zip(torch.autograd.grad(tiled, (q, k, v), grad),
+                    torch.autograd.grad(direct, (q, k, v), grad), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_flash_is_stable_where_a_naive_exp_overflows():
+    q, k, v = qkv(l_q=40, l_k=40, dtype=torch.float32, scale=30.0)  # scores of order 10^3
+    tiled = A.flash_attention(q, k, v, causal=True, block_size=8)
+    assert torch.isfinite(tiled).all()
+    torch.testing.assert_close(tiled, A.scaled_dot_product_attention(q, k, v, causal=True),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_flash_rejects_bad_block_sizes():
+    with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
+        A.flash_attention(*qkv(), block_size=0)
+
+
+def test_flash_never_holds_the_n_by_n_matrix():
+    n, d = 1024, 32
+    q, k, v = qkv(b=1, h=1, h_kv=1, l_q=n, l_k=n, d=d, d_v=d, dtype=torch.float32)
+    with torch.no_grad():
+        direct = A.peak_tensor_memory(lambda: A.scaled_dot_product_attention(q, k, v,
+                                                                             causal=True))
+        tiled = A.peak_tensor_memory(lambda: A.flash_attention(q, k, v, True, 128))
+    assert direct >= 2 * n * n * 4               # scores and weights, float32
+    assert tiled < 4 * n * d * 4 + 16 * 128 * 128 * 4  # the output and a few tiles
+    assert tiled < direct / 20
+
+
+# ----------------------------------------------------------------------------- sparse patterns
+def test_sliding_window_mask_is_its_definition():
+    l, w = 12, 3
+    for causal in (True, False):
+        mask = A.sliding_window_mask(l, w, causal=causal)
+        expected = torch.tensor([[abs(i - j) < w and (j <= i or not causal) for j in range(l)]
+                                 for i in range(l)])
+        assert torch.equal(mask, expected)
+    assert A.sliding_window_mask(l, w).sum(1).tolist() == [min(i + 1, w) for i in range(l)]
+
+
+def test_bigbird_layout_has_globals_window_and_random_blocks():
+    layout = A.bigbird_layout(16, n_global=2, n_random=3, seed=0)
+    assert layout[:2].all() and layout[:, :2].all()          # global blocks
+    assert all(layout[i, j] for i in range(16) for j in range(16) if abs(i - j) <= 1)
+    window = (torch.arange(16)[:, None] - torch.arange(16)).abs() <= 1
+    window[:, :2] = True
+    extra = (layout & ~window).sum(1)
+    assert extra[2:].tolist() == [3] * 14                    # exactly n_random more per row
+    assert torch.equal(layout, A.bigbird_layout(16, 2, 3, seed=0))
+    assert not torch.equal(layout, A.bigbird_layout(16, 2, 3, seed=1))
+    mask = A.bigbird_mask(64, 4, 2, 3, seed=0)
+    assert torch.equal(mask[::4, ::4], layout) and mask.shape == (64, 64)
+
+
+def test_bigbird_mask_needs_whole_blocks():
+    with pytest.raises(ValueError, match="l must be a multiple of block: l = 30, block = 8"):
+        A.bigbird_mask(30, 8, 1, 1, seed=0)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(("window", "block_size"), [(1, 4), (3, 4), (4, 4), (9, 4), (5, 8)])
+def test_window_layout_is_exactly_the_blocks_the_window_touches(causal, window, block_size):
+    l = 8 * block_size
+    mask = A.sliding_window_mask(l, window, causal=causal)
+    touched = mask.view(8, block_size, 8, block_size).any(dim=(1, 3))
+    assert torch.equal(A.window_layout(8, window, block_size, causal=causal), touched)
+
+
+def test_block_sparse_bigbird_equals_the_masked_direct_form():
+    q, k, v = (t.requires_grad_() for t in qkv(l_q=64, l_k=64, h=4, h_kv=2))
+    layout = A.bigbird_layout(8, 1, 2, seed=3)
+    sparse = A.block_sparse_attention(q, k, v, layout, 8)
+    dense = A.scaled_dot_product_attention(q, k, v, mask=A.expand_layout(layout, 8))
+    torch.testing.assert_close(sparse, dense, rtol=1e-12, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(sparse.sum(), (q, k, v)),
+                    torch.autograd.grad(dense.sum(), (q, k, v)), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("window", [1, 6, 8, 20])
+def test_block_sparse_sliding_window_equals_the_masked_direct_form(causal, window):
+    q, k, v = qkv(l_q=48, l_k=48)
+    layout = A.window_layout(6, window, 8, causal=causal)
+    sparse = A.block_sparse_attention(q, k, v, layout, 8, causal=causal, window=window)
+    mask = A.sliding_window_mask(48, window, causal=causal)
+    torch.testing.assert_close(sparse, A.scaled_dot_product_attention(q, k, v, mask=mask),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_block_sparse_rejects_bad_layouts():
+    q, k, v = qkv(l_q=16, l_k=16)
+    with pytest.raises(ValueError, match=r"layout must be a bool tensor of shape .* = \(4, 4\)"):
+        A.block_sparse_attention(q, k, v, torch.ones(3, 3, dtype=torch.bool), 4)
+    with pytest.raises(ValueError, match="a multiple of block_size = 5"):
+        A.block_sparse_attention(q, k, v, torch.ones(3, 3, dtype=torch.bool), 5)
+
+
+def test_block_sparse_memory_grows_linearly():
+    def peak(n):
+        q, k, v = qkv(b=1, h=1, h_kv=1, l_q=n, l_k=n, d=16, d_v=16, dtype=torch.float32)
+        layout = A.bigbird_layout(n // 16, 1, 2, seed=0)
+        with torch.no_grad():
+            return A.peak_tensor_memory(lambda: A.block_sparse_attention(q, k, v, layout, 16))
+
+    ratio = peak(2048) / peak(1024)
+    assert 1.8 < ratio < 2.3  # doubling n doubles memory (a dense mask would quadruple it)
+
+
+# ----------------------------------------------------------------------------- reach and probe
+def test_reach_of_a_window_grows_by_a_window_per_layer():
+    l, w = 64, 4
+    fractions = A.reach(A.sliding_window_mask(l, w, causal=False), 3)
+    for layers, fraction in enumerate(fractions, start=1):  # a band of half-width L (w − 1)
+        band = A.sliding_window_mask(l, layers * (w - 1) + 1, causal=False)
+        assert fraction == pytest.approx(band.float().mean().item())
+
+
+def test_global_blocks_connect_everything_in_two_layers():
+    mask = A.bigbird_mask(128, 8, n_global=1, n_random=0, seed=0)
+    fractions = A.reach(mask, 2)
+    assert fractions[0] < 0.4 and fractions[1] == 1.0
+    assert A.reach(torch.ones(5, 5, dtype=torch.bool), 2) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="mask must be a square bool tensor"):
+        A.reach(torch.ones(3, 4, dtype=torch.bool), 2)
+
+
+def test_retrieval_probe_sees_exactly_what_the_mask_allows():
+    l, window = 256, 16
+    full = A.retrieval_probe(A.pattern_mask("full", l), [1, 15, 16, 200], trials=2)
+    assert full["accuracy"] == [1.0] * 4
+    local = A.retrieval_probe(A.pattern_mask("sliding window", l, window=window),
+                              [1, 15, 16, 200], trials=2)
+    assert local["accuracy"][:2] == [1.0, 1.0]
+    assert max(local["accuracy"][2:]) < 0.2  # chance is 1/16
+    with pytest.raises(ValueError, match="distances must be in"):
+        A.retrieval_probe(A.pattern_mask("full", 8), [8])
+    with pytest.raises(ValueError, match="pattern must be one of"):
+        A.pattern_mask("dilated", 8)
+
+
+def test_sparsity_plot_and_explorer_update_without_a_browser():
+    fig, axes = plt.subplots(1, 2)
+    _, fractions = A.plot_sparsity(axes, "sliding window", l=64, window=4, layers=2)
+    assert len(fractions) == 2 and fractions[0] < fractions[1]
+    assert "reach after 2 layer(s)" in axes[1].get_title()
+    explorer = A.sparsity_explorer(l=64)
+    names = [c.description for c in explorer.children[:5]]
+    assert names == ["pattern", "window (tokens)", "global blocks", "random blocks", "layers"]
+    explorer.children[0].value = "sliding window"  # each change reruns the update
+    explorer.children[4].value = 3
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------- Performer
+@pytest.mark.parametrize("orthogonal", [False, True])
+def test_performer_kernel_estimate_is_unbiased(orthogonal):
+    g = torch.Generator().manual_seed(0)
+    q = 0.3 * torch.randn(5, 8, generator=g, dtype=torch.float64)
+    k = 0.3 * torch.randn(6, 8, generator=g, dtype=torch.float64)
+    exact = torch.exp(q @ k.T)
+    draws = torch.stack([A.softmax_kernel_estimate(q, k, 16, seed, orthogonal=orthogonal)
+                         for seed in range(4000)])
+    mean, stderr = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
+    # within Monte Carlo error (a QR without the sign fix, not quite uniform, is 45 errors off)
+    assert ((mean - exact).abs() < 5 * stderr).all()
+    assert ((mean - exact).abs() / exact).max() < 0.05
+
+
+def test_orthogonal_projection_rows():
+    W = A.gaussian_projection(20, 8, seed=0)
+    block = W[:8] / W[:8].norm(dim=1, keepdim=True)
+    torch.testing.assert_close(block @ block.T, torch.eye(8, dtype=torch.float64))
+    lengths = A.gaussian_projection(4000, 8, seed=1).norm(dim=1)  # chi with 8 degrees of freedom
+    assert lengths.pow(2).mean().item() == pytest.approx(8, rel=0.05)
+    with pytest.raises(ValueError, match="n_features must be a positive int"):
+        A.gaussian_projection(0, 8, seed=0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_performer_converges_to_softmax_attention(causal):
+    q, k, v = qkv(l_q=32, l_k=32, d=16, scale=0.5)
+    errors = A.performer_error(q, k, v, [16, 4096], seeds=range(3), causal=causal)["error"]
+    assert errors[1] < errors[0] / 4 and errors[1] < 0.05
+
+
+def test_performer_is_linear_attention_with_random_features():
+    q, k, v = qkv(d=8, scale=0.5)
+    W = A.gaussian_projection(64, 8, seed=5)
+    phi_q = A.positive_random_features(q / 8**0.25, W)
+    phi_k = A.positive_random_features(k / 8**0.25, W)
+    expected = A.linear_attention_from_features(phi_q, phi_k, v, causal=True, eps=0.0)
+    torch.testing.assert_close(A.performer_attention(q, k, v, 64, 5, causal=True), expected)
+    with pytest.raises(ValueError, match="stabilize must be"):
+        A.positive_random_features(q, W, stabilize="max")

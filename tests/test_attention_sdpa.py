@@ -1,0 +1,313 @@
+"""Scaled dot-product attention, positions and multi-head attention, against PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sseq import attention as A
+
+
+def qkv(b=2, h=4, h_kv=4, l_q=6, l_k=6, d=8, d_v=8, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, h, l_q, d, generator=g, dtype=dtype),
+            torch.randn(b, h_kv, l_k, d, generator=g, dtype=dtype),
+            torch.randn(b, h_kv, l_k, d_v, generator=g, dtype=dtype))
+
+
+def torch_reference(q, k, v, *, causal=False, mask=None, scale=None):
+    """PyTorch's SDPA on the same arguments; the bottom-right causal mask made explicit."""
+    gqa = q.shape[1] != k.shape[1]
+    if causal:
+        tril = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool).tril(k.shape[2] - q.shape[2])
+        if mask is None:
+            mask = tril
+        elif mask.dtype == torch.bool:
+            mask = mask & tril
+        else:
+            mask = mask.masked_fill(~tril, float("-inf"))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
+
+
+# ----------------------------------------------------------------------------- SDPA
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("l_q", "l_k"), [(6, 6), (1, 9), (3, 8), (8, 3)])
+@pytest.mark.parametrize("h_kv", [4, 2, 1])
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_sdpa_equals_torch_outputs_and_gradients(causal, l_q, l_k, h_kv, scale):
+    q, k, v = (t.requires_grad_() for t in qkv(h_kv=h_kv, l_q=l_q, l_k=l_k, d_v=5))
+    ours = A.scaled_dot_product_attention(q, k, v, causal=causal, scale=scale)
+    theirs = torch_reference(q, k, v, causal=causal, scale=scale)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(ours)
+    g_ours = torch.autograd.grad(ours, (q, k, v), grad)
+    g_theirs = torch.autograd.grad(theirs, (q, k, v), grad)
+    for a, b in zip(g_ours, g_theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mask_shape", [(6, 7), (2, 1, 6, 7), (1, 4, 1, 7), (1, 7)])
+@pytest.mark.parametrize("kind", ["bool", "float"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_with_masks_equals_torch(mask_shape, kind, causal):
+    q, k, v = qkv(l_q=6, l_k=7)
+    g = torch.Generator().manual_seed(1)
+    if kind == "bool":
+        mask = torch.rand(mask_shape, generator=g) > 0.3
+    else:
+        mask = torch.randn(mask_shape, generator=g, dtype=torch.float64)
+    ours = A.scaled_dot_product_attention(q, k, v, causal=causal, mask=mask)
+    torch.testing.assert_close(ours, torch_reference(q, k, v, causal=causal, mask=mask),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_causal_with_fewer_queries_is_torchs_lower_right_causal_bias():
+    # imported here: this module imports Triton, which must not happen before the conftest
+    # has seeded (and switched Triton's CPU interpreter on for sseq.scan_triton's tests)
+    from torch.nn.attention.bias import causal_lower_right
+
+    q, k, v = qkv(l_q=3, l_k=10)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(3, 10))
+    torch.testing.assert_close(A.scaled_dot_product_attention(q, k, v, causal=True), expected)
+    q, k, v = qkv(l_q=5, l_k=5)
+    torch.testing.assert_close(A.scaled_dot_product_attention(q, k, v, causal=True),
+                               F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
+def test_a_query_that_sees_nothing_gets_zeros_like_torch():
+    q, k, v = qkv(l_q=4, l_k=3)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    mask[2] = False
+    out = A.scaled_dot_product_attention(q, k, v, mask=mask)
+    assert torch.equal(out[:, :, 2], torch.zeros_like(out[:, :, 2]))
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    assert torch.isfinite(out).all()
+
+
+def test_causal_mask_is_aligned_at_the_bottom_right():
+    assert torch.equal(A.causal_mask(4, 4), torch.ones(4, 4, dtype=torch.bool).tril())
+    assert A.causal_mask(1, 5).all()  # one new token sees the whole cache and itself
+    m = A.causal_mask(2, 5)
+    assert m.tolist() == [[True, True, True, True, False], [True] * 5]
+
+
+@pytest.mark.parametrize(("args", "error", "message"), [
+    ((torch.zeros(2, 3, 4),) * 3, ValueError, r"q must have shape \(b, h, l_q, d\) \(rank 4\)"),
+    ((torch.zeros(1, 4, 3, 8), torch.zeros(1, 3, 3, 8), torch.zeros(1, 3, 3, 8)), ValueError,
+     "K/V heads must divide the query heads: q has h = 4 heads, k and v have h_kv = 3"),
+    ((torch.zeros(1, 2, 3, 8), torch.zeros(2, 2, 3, 8), torch.zeros(2, 2, 3, 8)), ValueError,
+     "same batch size"),
+    ((torch.zeros(1, 2, 3, 8), torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4)), ValueError,
+     "same head size d"),
+    ((torch.zeros(1, 2, 3, 8), torch.zeros(1, 2, 3, 8), torch.zeros(1, 2, 5, 8)), ValueError,
+     "k and v must have the same heads and length"),
+    ((torch.zeros(1, 2, 3, 8, dtype=torch.int64),) * 3, TypeError, "floating-point"),
+    (([1.0],) * 3, TypeError, "q must be a torch.Tensor"),
+])
+def test_sdpa_rejects_bad_inputs(args, error, message):
+    with pytest.raises(error, match=message):
+        A.scaled_dot_product_attention(*args)
+
+
+@pytest.mark.parametrize(("mask", "error", "message"), [
+    (torch.ones(5, 5, dtype=torch.bool), ValueError,
+     r"mask must broadcast to the scores' shape \(b, h, l_q, l_k\) = \(2, 4, 6, 6\), got "
+     r"shape \(5, 5\)"),
+    (torch.ones(3, 4, 6, 6, dtype=torch.bool), ValueError, "mask must broadcast"),
+    (torch.ones(6, 6, dtype=torch.int64), TypeError, "mask must be boolean"),
+    ([[True]], TypeError, "mask must be a torch.Tensor"),
+])
+def test_sdpa_rejects_bad_masks(mask, error, message):
+    with pytest.raises(error, match=message):
+        A.scaled_dot_product_attention(*qkv(), mask=mask)
+
+
+def test_without_the_scale_the_softmax_saturates():
+    ds = [4, 64, 1024]
+    scaled = A.softmax_saturation(ds)
+    raw = A.softmax_saturation(ds, scaled=False)
+    # scaled: the scores have unit variance at every d, so the weights look the same
+    assert max(scaled["entropy"]) - min(scaled["entropy"]) < 0.1
+    assert max(scaled["max_weight"]) < 0.2
+    # unscaled: one key takes almost everything, and the gradient vanishes
+    assert raw["max_weight"][-1] > 0.9 and raw["entropy"][-1] < 0.3
+    assert raw["grad_norm"][-1] < 0.5 * scaled["grad_norm"][-1]
+    assert scaled["d"] == ds
+
+
+# ----------------------------------------------------------------------------- positions
+def rope_complex(x, positions, base=10000.0):
+    """Independent oracle: RoPE as a multiplication of complex numbers."""
+    d = x.shape[-1]
+    theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    z = torch.view_as_complex(x.reshape(*x.shape[:-1], d // 2, 2).contiguous())
+    rot = torch.polar(torch.ones_like(theta), positions[:, None].double() * theta)
+    return torch.view_as_real(z * rot).flatten(-2)
+
+
+def test_rope_is_a_rotation_by_position_times_frequency():
+    x = torch.randn(2, 3, 7, 16, dtype=torch.float64)
+    positions = torch.arange(5, 12)
+    torch.testing.assert_close(A.rope(x, positions), rope_complex(x, positions))
+    torch.testing.assert_close(A.rope(x, positions).norm(dim=-1), x.norm(dim=-1))
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    g = torch.Generator().manual_seed(3)
+    q, k = torch.randn(2, 32, generator=g, dtype=torch.float64)
+    scores = {}
+    for m, n in [(0, 3), (10, 13), (500, 503), (7, 2), (1007, 1002)]:
+        rq = A.rope(q[None], torch.tensor([m]))[0]
+        rk = A.rope(k[None], torch.tensor([n]))[0]
+        scores[m, n] = (rq @ rk).item()
+    assert scores[0, 3] == pytest.approx(scores[10, 13], abs=1e-10)
+    assert scores[0, 3] == pytest.approx(scores[500, 503], abs=1e-9)
+    assert scores[7, 2] == pytest.approx(scores[1007, 1002], abs=1e-9)
+    assert abs(scores[0, 3] - scores[7, 2]) > 1e-3  # but m − n matters
+
+
+def test_sinusoidal_positions_closed_form():
+    P = A.sinusoidal_positions(50, 8)
+    t = torch.arange(50, dtype=torch.float64)
+    for i in range(4):
+        w = 10000.0 ** (-2 * i / 8)
+        torch.testing.assert_close(P[:, 2 * i].double(), torch.sin(w * t), atol=1e-6, rtol=0)
+        torch.testing.assert_close(P[:, 2 * i + 1].double(), torch.cos(w * t), atol=1e-6, rtol=0)
+
+
+def test_positions_reject_bad_input():
+    with pytest.raises(ValueError, match="must be an even int"):
+        A.rope(torch.zeros(3, 5), torch.arange(3))
+    with pytest.raises(ValueError, match=r"positions must have shape \(l,\) = \(3,\)"):
+        A.rope(torch.zeros(3, 4), torch.arange(4))
+    with pytest.raises(ValueError, match="d must be an even int"):
+        A.sinusoidal_positions(4, 7)
+
+
+# ----------------------------------------------------------------------------- multi-head attention
+def test_mha_equals_torch_multihead_attention():
+    torch.manual_seed(0)
+    for causal in (False, True):
+        ours = A.MultiHeadAttention(24, 4, causal=causal, bias=True).double()
+        theirs = torch.nn.MultiheadAttention(24, 4, bias=True, batch_first=True).double()
+        with torch.no_grad():
+            theirs.in_proj_weight.copy_(torch.cat([ours.W_q.weight, ours.W_k.weight,
+                                                   ours.W_v.weight]))
+            theirs.in_proj_bias.copy_(torch.cat([ours.W_q.bias, ours.W_k.bias, ours.W_v.bias]))
+            theirs.out_proj.weight.copy_(ours.W_o.weight)
+            theirs.out_proj.bias.copy_(ours.W_o.bias)
+        x = torch.randn(3, 9, 24, dtype=torch.float64)
+        future = torch.ones(9, 9, dtype=torch.bool).triu(1) if causal else None
+        expected, _ = theirs(x, x, x, attn_mask=future, need_weights=False)
+        torch.testing.assert_close(ours(x)[0], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gqa_equals_full_attention_with_repeated_kv_weights():
+    torch.manual_seed(0)
+    gqa = A.MultiHeadAttention(32, 8, n_kv_heads=2).double()
+    full = A.MultiHeadAttention(32, 8).double()
+    with torch.no_grad():
+        full.W_q.weight.copy_(gqa.W_q.weight)
+        full.W_o.weight.copy_(gqa.W_o.weight)
+        for name in ("W_k", "W_v"):  # each K/V head serves 4 consecutive query heads
+            w = getattr(gqa, name).weight.view(2, 4, 32)          # (h_kv, d_head, d_model)
+            getattr(full, name).weight.copy_(w.repeat_interleave(4, dim=0).reshape(32, 32))
+    x = torch.randn(2, 7, 32, dtype=torch.float64)
+    torch.testing.assert_close(gqa(x)[0], full(x)[0], rtol=1e-10, atol=1e-12)
+    assert gqa(x)[1].nbytes * 4 == full(x)[1].nbytes  # the cache shrinks by n_heads / n_kv
+
+
+@pytest.mark.parametrize("n_kv_heads", [None, 2, 1])
+@pytest.mark.parametrize("rope", [False, True])
+@pytest.mark.parametrize("prompt_length", [0, 5])
+def test_generation_with_the_cache_equals_recomputing(n_kv_heads, rope, prompt_length):
+    torch.manual_seed(0)
+    layer = A.MultiHeadAttention(32, 4, n_kv_heads, rope=rope).double()
+    x = torch.randn(2, 12, 32, dtype=torch.float64)
+    y_full, cache_full = layer(x)
+    y_steps, cache = A.step_by_step(layer, x, prompt_length=prompt_length)
+    torch.testing.assert_close(y_steps, y_full, rtol=1e-10, atol=1e-12)
+    assert cache.length == 12 and cache.nbytes == cache_full.nbytes
+    torch.testing.assert_close(cache.keys, cache_full.keys)
+
+
+def test_fused_path_equals_the_reference_in_outputs_and_gradients():
+    torch.manual_seed(0)
+    layer = A.MultiHeadAttention(32, 4, 2, rope=True).double()
+    x = torch.randn(2, 10, 32, dtype=torch.float64, requires_grad=True)
+    y_ref = layer(x)[0]
+    g_ref = torch.autograd.grad(y_ref.square().sum(), (x, *layer.parameters()))
+    layer.fused = True
+    y_fused = layer(x)[0]
+    g_fused = torch.autograd.grad(y_fused.square().sum(), (x, *layer.parameters()))
+    torch.testing.assert_close(y_fused, y_ref)
+    for a, b in zip(g_fused, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
+    y_steps, _ = A.step_by_step(layer, x.detach(), prompt_length=4)  # fused, with a cache
+    torch.testing.assert_close(y_steps, y_ref.detach())
+
+
+def test_cache_under_autograd_gives_the_gradients_of_the_full_pass():
+    torch.manual_seed(0)
+    layer = A.MultiHeadAttention(16, 2, rope=True).double()
+    x = torch.randn(1, 8, 16, dtype=torch.float64, requires_grad=True)
+    y1, cache = layer(x[:, :5])
+    y2, cache = layer(x[:, 5:], cache)
+    g_parts = torch.autograd.grad(torch.cat([y1, y2], 1).sum(), x)[0]
+    g_full = torch.autograd.grad(layer(x)[0].sum(), x)[0]
+    torch.testing.assert_close(g_parts, g_full)
+
+
+def test_kv_cache_grows_by_doubling_and_keeps_its_contents():
+    cache = A.KVCache()
+    chunks = [torch.randn(1, 2, n, 4) for n in (3, 1, 1, 5, 9)]
+    for c in chunks:
+        cache.append(c, -c)
+    everything = torch.cat(chunks, dim=2)
+    assert cache.length == 19 and torch.equal(cache.keys, everything)
+    assert torch.equal(cache.values, -everything)
+    assert cache.nbytes == 2 * everything.numel() * 4
+    assert chunks[0].abs().sum() > 0 and torch.equal(cache.keys[:, :, :3], chunks[0])
+    with pytest.raises(ValueError, match=r"k must have shape \(b, h_kv, l, d_head\) = "
+                                         r"\(1, 2, l, 4\)"):
+        cache.append(torch.randn(1, 3, 1, 4), torch.randn(1, 3, 1, 4))
+
+
+def test_attention_without_positions_is_permutation_equivariant():
+    torch.manual_seed(0)
+    x = torch.randn(1, 10, 16, dtype=torch.float64)
+    perm = torch.randperm(10)
+    plain = A.MultiHeadAttention(16, 2, causal=False).double()
+    torch.testing.assert_close(plain(x[:, perm])[0], plain(x)[0][:, perm])
+    rotary = A.MultiHeadAttention(16, 2, rope=True, causal=False).double()
+    rotary.load_state_dict(plain.state_dict())
+    assert not torch.allclose(rotary(x[:, perm])[0], rotary(x)[0][:, perm])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(d_model=30, n_heads=4), "n_heads must divide d_model: d_model = 30, n_heads = 4"),
+    (dict(d_model=32, n_heads=8, n_kv_heads=3),
+     "n_kv_heads must divide n_heads: n_heads = 8, n_kv_heads = 3"),
+    (dict(d_model=12, n_heads=4, rope=True), "rope needs an even head size, got d_head = 3"),
+    (dict(d_model=0, n_heads=1), "d_model must be a positive int"),
+])
+def test_mha_rejects_bad_configurations(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        A.MultiHeadAttention(**kwargs)
+
+
+def test_mha_rejects_bad_input_shapes():
+    layer = A.MultiHeadAttention(16, 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(b, l, d_model\) = \(b, l, 16\)"):
+        layer(torch.zeros(2, 5, 8))
+    with pytest.raises(ValueError, match="prompt_length must be in"):
+        A.step_by_step(layer, torch.zeros(1, 3, 16), prompt_length=4)
+
+
+def test_scale_default_is_one_over_sqrt_d():
+    q, k, v = qkv(d=16)
+    torch.testing.assert_close(A.scaled_dot_product_attention(q, k, v),
+                               A.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(16)))
