@@ -269,7 +269,7 @@ def _selective_scan_bwd_kernel(
     dD = tl.zeros((BLOCK_D,), dtype=tl.float32)
     dbias = tl.zeros((BLOCK_D,), dtype=tl.float32)
     n_chunks = tl.cdiv(L, T)
-    for k in range(n_chunks):
+    for k in range(tl.cdiv(L, T)):  # a loop bound is written out, not named: see _launch
         c = n_chunks - 1 - k  # chunks in reverse order
         # Each chunk is read twice: in time order, to recompute its states, and flipped
         # (latest step first), for the adjoint λ and everything that meets it.
@@ -418,6 +418,23 @@ def _pow2(x: int) -> int:
     return triton.next_power_of_2(max(int(x), 1))
 
 
+def _launch(kernel, grid, *args, **constants):
+    """``kernel[grid](*args, **constants)``, with integer arguments as the interpreter needs them.
+
+    Compiled for a GPU, an integer argument such as the length ``L`` is a run-time value: one
+    compiled kernel serves every length. In Triton's interpreter it would arrive as a
+    one-element NumPy array, which the interpreter of Triton 3.6 cannot turn into the bound of
+    a ``range`` loop under NumPy >= 2.4 (only 0-dimensional arrays convert to Python ints).
+    There the integers go in as ``tl.constexpr`` values instead: Python ints inside the
+    kernel, the same arithmetic, and nothing to recompile, since nothing is compiled. That
+    interpreter also turns every value a kernel *assigns* into an array, so a loop bound is
+    written out in the ``range(...)`` itself (``range(tl.cdiv(L, T))``), never named first.
+    """
+    if INTERPRETED:
+        args = tuple(tl.constexpr(a) if type(a) is int else a for a in args)
+    return kernel[grid](*args, **constants)
+
+
 def _check_device(*tensors: torch.Tensor) -> None:
     if COMPILE_ONLY:
         return
@@ -451,7 +468,7 @@ def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cf
     states = torch.empty(batch, triton.cdiv(length, cfg.chunk), nstate, dim, **f32) \
         if save_states else None
     zeros = torch.zeros(dim, **f32)  # stands in for an absent D or delta_bias
-    _selective_scan_fwd_kernel[(batch, triton.cdiv(dim, cfg.block_d))](
+    _launch(_selective_scan_fwd_kernel, (batch, triton.cdiv(dim, cfg.block_d)),
         u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
         zeros if D is None else D, u if z is None else z,
         zeros if delta_bias is None else delta_bias, y, last, last if states is None else states,
@@ -493,7 +510,7 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
         n_blocks = triton.cdiv(dim, cfg.block_d)
         du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, delta, z, nstate, n_blocks)
         zeros = torch.zeros(dim, device=u.device)
-        _selective_scan_bwd_kernel[(batch, n_blocks)](
+        _launch(_selective_scan_bwd_kernel, (batch, n_blocks),
             u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
             zeros if D is None else D, u if z is None else z,
             zeros if delta_bias is None else delta_bias, g, states,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from sseq.scan_triton import _check_device, _compose, _config, _pow2, triton
+from sseq.scan_triton import _check_device, _compose, _config, _launch, _pow2, triton
 
 tl = triton.language
 
@@ -59,7 +59,7 @@ def _linear_scan_bwd_kernel(a_ptr, h0_ptr, h_ptr, g_ptr, da_ptr, db_ptr, dh0_ptr
     if HAS_H0:
         h0 += tl.load(h0_ptr + pid_b * F + f, mask=ok, other=0.0).to(tl.float32)
     n_chunks = tl.cdiv(L, T)
-    for k in range(n_chunks):
+    for k in range(tl.cdiv(L, T)):  # the bound written out: see scan_triton._launch
         t = (n_chunks - 1 - k) * T + (T - 1 - steps)  # flipped: the chunk's latest step first
         io = (pid_b * L + t[:, None]) * F + f[None, :]  # (T, BLOCK)
         mask = (t < L)[:, None] & ok[None, :]
@@ -87,9 +87,9 @@ class _LinearScan(torch.autograd.Function):
         h = torch.empty(b.shape, device=b.device, dtype=out_dtype)
         block = min(cfg.block_linear, _pow2(features))
         grid = (batch, triton.cdiv(features, block))
-        _linear_scan_fwd_kernel[grid](a, b, a if h0 is None else h0, h, length, features,
-                                      HAS_H0=h0 is not None, BLOCK=block, T=cfg.chunk,
-                                      num_warps=max(1, block // 32))
+        _launch(_linear_scan_fwd_kernel, grid, a, b, a if h0 is None else h0, h, length,
+                features, HAS_H0=h0 is not None, BLOCK=block, T=cfg.chunk,
+                num_warps=max(1, block // 32))
         ctx.save_for_backward(a, h0, h)
         ctx.block, ctx.b_dtype, ctx.cfg = block, b.dtype, cfg
         return h
@@ -101,10 +101,10 @@ class _LinearScan(torch.autograd.Function):
         da, db = torch.empty_like(a), torch.empty(h.shape, device=h.device, dtype=ctx.b_dtype)
         dh0 = None if h0 is None else torch.empty_like(h0)
         grid = (batch, triton.cdiv(features, ctx.block))
-        _linear_scan_bwd_kernel[grid](a, h0 if h0 is not None else a, h, g.contiguous(), da, db,
-                                      da if dh0 is None else dh0, length, features,
-                                      HAS_H0=h0 is not None, BLOCK=ctx.block, T=ctx.cfg.chunk,
-                                      num_warps=max(1, ctx.block // 32))
+        _launch(_linear_scan_bwd_kernel, grid, a, h0 if h0 is not None else a, h,
+                g.contiguous(), da, db, da if dh0 is None else dh0, length, features,
+                HAS_H0=h0 is not None, BLOCK=ctx.block, T=ctx.cfg.chunk,
+                num_warps=max(1, ctx.block // 32))
         return da, db, dh0, None
 
 

@@ -25,6 +25,7 @@ from sseq.scan_triton import (
     _compose,
     _delta_and_u_grads,
     _gradient_buffers,
+    _launch,
     _pow2,
     _step_dt,
     triton,
@@ -76,7 +77,7 @@ def _selective_scan_fwd_stepwise_kernel(
     steps = tl.arange(0, CHUNK)  # (T,)
     n_chunks = tl.cdiv(L, CHUNK)
     state_mask = d_ok[:, None] & (n[None, :] < NSTATE)
-    for c in range(n_chunks):
+    for c in range(tl.cdiv(L, CHUNK)):  # the bound written out: see scan_triton._launch
         if SAVE_STATES:  # the state entering chunk c, for the backward pass
             base = (pid_b * n_chunks + c) * DIM * NSTATE
             tl.store(states_ptr + base + n[None, :] * DIM + d[:, None], h, mask=state_mask)
@@ -181,7 +182,7 @@ def _selective_scan_bwd_kernel(
     dbias = tl.zeros((BLOCK_D,), dtype=tl.float32)
     io, bn = pid_b * L * DIM, pid_b * L * NSTATE  # where this batch element's rows start
     n_chunks = tl.cdiv(L, CHUNK)
-    for k in range(n_chunks):
+    for k in range(tl.cdiv(L, CHUNK)):  # the bound written out: see scan_triton._launch
         c = n_chunks - 1 - k  # chunks in reverse order
         t = c * CHUNK + i  # (T,)
         sn = (pid_b * n_chunks + c) * DIM * NSTATE
@@ -235,7 +236,7 @@ def forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cfg):
     states = torch.empty(batch, triton.cdiv(length, cfg.chunk), nstate, dim, **f32) \
         if save_states else None
     zeros = torch.zeros(dim, **f32)
-    _selective_scan_fwd_stepwise_kernel[(batch, triton.cdiv(dim, block_d))](
+    _launch(_selective_scan_fwd_stepwise_kernel, (batch, triton.cdiv(dim, block_d)),
         u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
         zeros if delta_bias is None else delta_bias, y, last, last if states is None else states,
         length, dim, nstate, HAS_D=D is not None, HAS_Z=z is not None,
@@ -254,7 +255,7 @@ def backward(saved, softplus, g, dlast, cfg):
     n_blocks = triton.cdiv(dim, block_d)
     du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, delta, z, nstate, n_blocks)
     zeros = torch.zeros(dim, device=u.device)
-    _selective_scan_bwd_kernel[(batch, n_blocks)](
+    _launch(_selective_scan_bwd_kernel, (batch, n_blocks),
         u, delta, A, B, C, zeros if D is None else D, u if z is None else z,
         zeros if delta_bias is None else delta_bias, g, states, dA if dlast is None else dlast,
         du, ddelta, du if dz is None else dz, dA, dB, dC, dD, dbias, batch, length, dim, nstate,
