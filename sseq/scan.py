@@ -169,8 +169,8 @@ def _blelloch(a, b):
         h: ``(batch, l, ...)``.
     """
     l = a.shape[1]
-    if l == 1:
-        return b
+    if l == 1:  # h_0 = a_0 h_{−1} + b_0 with h_{−1} = 0, written out: a stays in the graph
+        return a * torch.zeros_like(b) + b
     if l % 2:
         a = torch.cat([a, torch.ones_like(a[:, :1])], 1)
         b = torch.cat([b, torch.zeros_like(b[:, :1])], 1)

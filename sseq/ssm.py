@@ -24,6 +24,7 @@ channel, trained through the convolutional view; :class:`S4DClassifier` stacks t
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -65,8 +66,19 @@ def _check_ssm(A_bar, B_bar, C, diagonal):
 # --- the convolution kernel K_k = C A_bar^k B_bar -------------------------------------------
 
 
+def _check_length(L) -> int:
+    """L as an int >= 1; Python and NumPy integers are accepted, bools and floats are not."""
+    if isinstance(L, bool) or not isinstance(L, numbers.Integral) or L < 1:
+        raise ValueError(f"L must be a positive int, got {L!r}")
+    return int(L)
+
+
 def kernel_ref(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Tensor:
-    """The kernel by its definition, K_k = C A_bar^k B_bar, one power after another.
+    """The kernel by its definition: the response of the SSM to a unit impulse.
+
+    Fed u = (1, 0, 0, ...), the recurrence x_k = A_bar x_{k-1} + B_bar u_k (x_{-1} = 0)
+    gives x_k = A_bar^k B_bar, so its output y_k = C x_k is K_k = C A_bar^k B_bar: one step,
+    one power more.
 
     Args:
         A_bar: ``(n, n)`` dense or ``(..., n)`` diagonal.
@@ -76,11 +88,15 @@ def kernel_ref(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torc
     Returns:
         K of shape ``(L,)`` (dense) or ``(..., L)`` (diagonal; the broadcast batch shape).
     """
+    L = _check_length(L)
     A_bar, B_bar, C, diag = _check_ssm(A_bar, B_bar, C, diagonal)
-    v, K = B_bar, []  # v = A_bar^k B_bar
-    for _ in range(L):
-        K.append((C * v).sum(-1))
-        v = A_bar * v if diag else A_bar @ v
+    shape = torch.broadcast_shapes(A_bar.shape, B_bar.shape) if diag else B_bar.shape
+    x = torch.zeros(shape, dtype=torch.promote_types(A_bar.dtype, B_bar.dtype),
+                    device=A_bar.device)  # x_{-1} = 0
+    K = []
+    for k in range(L):
+        x = (A_bar * x if diag else A_bar @ x) + (B_bar if k == 0 else 0)  # the impulse at k = 0
+        K.append((C * x).sum(-1))
     return torch.stack(K, dim=-1)
 
 
@@ -97,8 +113,7 @@ def kernel(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Te
 
     Args and shapes: as :func:`kernel_ref`. Real inputs give a real K, complex a complex one.
     """
-    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
-        raise ValueError(f"L must be a positive int, got {L!r}")
+    L = _check_length(L)
     A_bar, B_bar, C, diag = _check_ssm(A_bar, B_bar, C, diagonal)
     if diag:
         real = not (A_bar.is_complex() or B_bar.is_complex() or C.is_complex())
@@ -113,10 +128,11 @@ def kernel(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Te
         K = torch.einsum("...n,...nl->...l", (C * B_bar).to(V.dtype), V)
         return K.real if real else K
     V, P = B_bar.unsqueeze(-1), A_bar  # V: (n, 2^j) columns A^k B_bar; P = A_bar^{2^j}
-    while V.shape[-1] < L:
+    while True:  # at least one doubling: A_bar is an input of K even at L = 1 (K_0 = C B_bar)
         V = torch.cat([V, P @ V], dim=-1)
+        if V.shape[-1] >= L:
+            return C @ V[:, :L]  # (L,)
         P = P @ P
-    return C @ V[:, :L]  # (L,)
 
 
 # --- the recurrent view -----------------------------------------------------------------------

@@ -67,6 +67,19 @@ def test_kernel_and_reference_agree_in_outputs_and_gradients(name):
         np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["dense", "diagonal real", "diagonal complex"])
+@pytest.mark.parametrize("fn", [ssm.kernel, ssm.kernel_ref], ids=["kernel", "kernel_ref"])
+def test_at_length_one_A_bar_gets_a_zero_gradient_not_none(name, fn):
+    """K_0 = C B_bar: A_bar is an input of the kernel at every length, so at L = 1 its gradient
+    is zero (as for a loop of products in PyTorch), not None (issue 9)."""
+    A_bar, B_bar, C = (x.clone().requires_grad_() for x in SYSTEMS[name])
+    grads = torch.autograd.grad(fn(A_bar, B_bar, C, 1).sum().real, (A_bar, B_bar, C),
+                                allow_unused=True)
+    assert grads[0] is not None and torch.all(grads[0] == 0)
+    torch.testing.assert_close(grads[1], C.detach().conj() if A_bar.is_complex() else
+                               C.detach(), rtol=0, atol=0)
+
+
 def test_kernel_per_channel():
     """Diagonal A_bar, B_bar, C of shape (d, n) give one kernel per channel, (d, L)."""
     A_bar = 0.9 * torch.exp(1j * _rand(3, 4))
