@@ -18,7 +18,9 @@ computed in several ways, each a backend of this module with the same semantics:
   :mod:`sseq.scan_triton_linear` (need ``triton``).
 
 :data:`BACKENDS` lists those available here; ``backend="auto"`` picks the fastest one for
-the inputs' device. Every backend is differentiable in every tensor argument.
+the inputs' device. Every backend is differentiable in every tensor argument: the PyTorch
+ones to any order, ``"cpu"`` and ``"triton"`` (hand-written backward passes) to first order,
+and asking them for a second derivative raises an error.
 """
 
 from __future__ import annotations

@@ -557,6 +557,16 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype))
 
 
+def _first_order_only(backend: str) -> None:
+    """Refuse a backward pass run under create_graph=True: its gradients would be constants to
+    autograd, and a second derivative through them silently wrong (zero or absent)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"backend={backend!r} computes first-order gradients only: its backward pass is "
+            "compiled code that autograd cannot differentiate. For second-order gradients "
+            "(create_graph=True) use backend='reference' or 'parallel'")
+
+
 class _SelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, save):
@@ -570,6 +580,7 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g, dlast):
+        _first_order_only("triton")
         u = ctx.saved_tensors[0]
         g = torch.zeros_like(u) if g is None else g.contiguous()
         dlast = None if dlast is None else dlast.to(_compute_dtype(u)).contiguous()

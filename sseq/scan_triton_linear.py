@@ -24,6 +24,7 @@ from sseq.scan_triton import (
     _compose,
     _compute_dtype,
     _config,
+    _first_order_only,
     _launch,
     _pow2,
     triton,
@@ -106,6 +107,7 @@ class _LinearScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        _first_order_only("triton")
         a, h0, h = ctx.saved_tensors
         batch, length, features = h.shape
         da, db = torch.empty_like(a), torch.empty(h.shape, device=h.device, dtype=ctx.b_dtype)

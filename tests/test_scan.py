@@ -178,6 +178,38 @@ def test_at_length_one_A_gets_a_zero_gradient_not_none(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_second_order_gradients_are_exact_or_refused(backend):
+    """Under create_graph=True the PyTorch backends differentiate again, exactly (against the
+    float64 loop); the compiled one, whose backward pass autograd cannot see into, refuses
+    with a clear error instead of silently returning gradients that do not require grad
+    (issue 9)."""
+    inputs, softplus = selective_inputs(9, OPTIONS["all"], batch=1, d=2, n=3)
+
+    def second_order(fn):
+        x = {k: v.clone().requires_grad_() for k, v in inputs.items()}
+        y = fn(**x, delta_softplus=softplus)
+        (du,) = torch.autograd.grad(y.square().sum(), [x["u"]], create_graph=True)
+        assert du.requires_grad
+        return torch.autograd.grad(du.square().sum(), list(x.values()))
+
+    if backend == "cpu":
+        refused = "backend='cpu' computes first-order gradients only"
+        with pytest.raises(RuntimeError, match=refused):
+            second_order(lambda **x: scan.selective_scan(**x, backend=backend))
+        a, b = (v.clone().requires_grad_() for v in linear_inputs(5, (2,), False).values())
+        with pytest.raises(RuntimeError, match=refused):
+            torch.autograd.grad(scan.linear_scan(a, b, backend=backend).square().sum(), [a],
+                                create_graph=True)
+        (da,) = torch.autograd.grad(scan.linear_scan(a, b, backend=backend).sum(), [a])
+        assert not da.requires_grad  # without create_graph, first order as before
+        return
+    grads = second_order(lambda **x: scan.selective_scan(**x, backend=backend))
+    grads_ref = second_order(lambda **x: selective_oracle(**x)[0])
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_non_contiguous_inputs(backend):
     inputs, _ = selective_inputs(33, ("z",))
     strided = {k: v.transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 else v

@@ -352,6 +352,21 @@ def test_minus_infinite_A_gives_the_reference_results(version):
     assert torch.isfinite(grads["delta"][:, :, [0, 2]]).all()  # only channel 1 has A = −inf
 
 
+def test_second_order_gradients_are_refused():
+    """The kernels' backward passes are opaque to autograd: under create_graph=True they say
+    so (issue 9: they returned first-order gradients that silently did not require grad, so a
+    second derivative through them came out absent or zero)."""
+    inputs = make_inputs(1, 6, 2, 2)
+    y = scan_triton.selective_scan_triton(**inputs, delta_softplus=True)
+    refused = "backend='triton' computes first-order gradients only"
+    with pytest.raises(RuntimeError, match=refused):
+        torch.autograd.grad(y.square().sum(), [inputs["u"]], create_graph=True)
+    a, b = (torch.rand(1, 5, 2, device=DEVICE, requires_grad=True) for _ in range(2))
+    with pytest.raises(RuntimeError, match=refused):
+        torch.autograd.grad(scan_triton_linear.linear_scan_triton(a, b).square().sum(), [a],
+                            create_graph=True)
+
+
 def linear_loop(a, b, h0=None):
     h = torch.zeros_like(b[:, 0], dtype=torch.float64) if h0 is None else h0.double()
     hs = []
