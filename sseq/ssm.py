@@ -104,8 +104,8 @@ def kernel(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Te
     """The kernel K_k = C A_bar^k B_bar, k = 0..L-1, computed without a loop over k.
 
     * Diagonal A_bar = diag(λ): K_k = Σ_n C_n B_bar_n λ_n^k, a Vandermonde product with
-      λ_n^k = exp(k log λ_n). Each power is computed directly, so errors do not pile up
-      over k as in a product of k factors, and L can be long.
+      λ_n^k = exp(k log λ_n) (:func:`_powers`). Each power is computed directly, so errors
+      do not pile up over k as in a product of k factors, and L can be long.
     * Dense A_bar: powers by repeated squaring. The vectors [B_bar, A_bar B_bar, ...,
       A_bar^{2^j - 1} B_bar] are doubled with A_bar^{2^j}: log2(L) matrix products.
       (Not an eigendecomposition: for non-normal matrices such as HiPPO's the
@@ -116,23 +116,35 @@ def kernel(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Te
     L = _check_length(L)
     A_bar, B_bar, C, diag = _check_ssm(A_bar, B_bar, C, diagonal)
     if diag:
-        real = not (A_bar.is_complex() or B_bar.is_complex() or C.is_complex())
-        log_lam = torch.log(A_bar.to(torch.promote_types(A_bar.dtype, torch.complex64)))
-        k = torch.arange(1, L, device=A_bar.device, dtype=A_bar.real.dtype)
-        # λ^k = exp(k log λ) = |λ|^k e^{ik·arg λ}, as a modulus and an angle: the same
-        # numbers as torch.exp of the complex product, about four times faster on a CPU
-        log_lam = log_lam.unsqueeze(-1)  # (..., n, 1)
-        powers = torch.polar(torch.exp(k * log_lam.real), k * log_lam.imag)  # (..., n, L-1)
-        ones = torch.ones(*powers.shape[:-1], 1, dtype=powers.dtype, device=powers.device)
-        V = torch.cat([ones, powers], dim=-1)  # (..., n, L): λ^0 = 1, also for λ = 0
-        K = torch.einsum("...n,...nl->...l", (C * B_bar).to(V.dtype), V)
-        return K.real if real else K
+        CB, V = C * B_bar, _powers(A_bar, L)  # (..., n) and (..., n, L); V real for real λ
+        dtype = torch.promote_types(CB.dtype, V.dtype)
+        return torch.einsum("...n,...nl->...l", CB.to(dtype), V.to(dtype))
     V, P = B_bar.unsqueeze(-1), A_bar  # V: (n, 2^j) columns A^k B_bar; P = A_bar^{2^j}
     while True:  # at least one doubling: A_bar is an input of K even at L = 1 (K_0 = C B_bar)
         V = torch.cat([V, P @ V], dim=-1)
         if V.shape[-1] >= L:
             return C @ V[:, :L]  # (L,)
         P = P @ P
+
+
+def _powers(lam: torch.Tensor, L: int) -> torch.Tensor:
+    """λ^k for k = 0 … L−1, each as exp(k log λ): ``(..., n)`` → ``(..., n, L)``.
+
+    Complex λ: |λ|^k e^{ik·arg λ}, as a modulus and an angle (the same numbers as torch.exp
+    of the complex product, about four times faster on a CPU). Real λ: |λ|^k, negated for
+    odd k when λ < 0, in real arithmetic, so that a power past the dtype's range is ±inf
+    as in a product of k factors (in complex arithmetic its zero imaginary part, inf · 0,
+    would be NaN). λ^0 = 1, also for λ = 0.
+    """
+    k = torch.arange(1, L, device=lam.device, dtype=lam.real.dtype)
+    if lam.is_complex():
+        log_lam = torch.log(lam).unsqueeze(-1)  # (..., n, 1)
+        powers = torch.polar(torch.exp(k * log_lam.real), k * log_lam.imag)  # (..., n, L-1)
+    else:
+        modulus = torch.exp(k * torch.log(lam.abs()).unsqueeze(-1))  # (..., n, L-1)
+        powers = torch.where((lam < 0).unsqueeze(-1) & (k % 2 == 1), -modulus, modulus)
+    ones = torch.ones(*powers.shape[:-1], 1, dtype=powers.dtype, device=powers.device)
+    return torch.cat([ones, powers], dim=-1)
 
 
 # --- the recurrent view -----------------------------------------------------------------------

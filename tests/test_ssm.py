@@ -80,6 +80,26 @@ def test_at_length_one_A_bar_gets_a_zero_gradient_not_none(name, fn):
                                C.detach(), rtol=0, atol=0)
 
 
+def test_real_diagonal_kernel_overflows_to_inf_like_the_reference():
+    """Real λ = 2 at L = 200 in float32: λ^k passes float32's largest number at k = 128, and K
+    is inf from there on, as the reference's products give, not NaN (issue 9: the complex
+    power 2^k · e^{i·0} made inf · 0 = NaN). λ = −3 alternates in sign; λ = 0 gives K_0 only."""
+    A_bar = torch.tensor([[2.0], [-3.0], [0.5], [0.0]])  # (d, n = 1): one mode per channel
+    B_bar, C = torch.ones(4, 1), torch.ones(4, 1)
+    K, K_ref = ssm.kernel(A_bar, B_bar, C, 200), ssm.kernel_ref(A_bar, B_bar, C, 200)
+    assert not K.is_complex() and not torch.isnan(K).any()
+    assert torch.isinf(K_ref[0, 128:]).all() and torch.equal(K[0, 130:], K_ref[0, 130:])
+    assert torch.isinf(K_ref[1, 81:]).all() and torch.equal(K[1, 81:], K_ref[1, 81:])
+    finite = K_ref.abs() < 1e37  # away from the overflow, where rounding decides inf or not
+    torch.testing.assert_close(K[finite], K_ref[finite], rtol=2e-5, atol=1e-30)
+    assert K[3, 0] == 1 and torch.all(K[3, 1:] == 0)
+    C = torch.complex(torch.randn(4, 1), torch.randn(4, 1))  # real λ, complex C: complex K
+    K, K_ref = ssm.kernel(A_bar[2:], B_bar[2:], C[2:], 50), ssm.kernel_ref(A_bar[2:], B_bar[2:],
+                                                                          C[2:], 50)
+    assert K.is_complex()
+    torch.testing.assert_close(K, K_ref, rtol=1e-5, atol=1e-30)
+
+
 def test_kernel_per_channel():
     """Diagonal A_bar, B_bar, C of shape (d, n) give one kernel per channel, (d, L)."""
     A_bar = 0.9 * torch.exp(1j * _rand(3, 4))
