@@ -203,6 +203,8 @@ def basis(measure: str, N: int, *, t: float, x, theta: float = 1.0) -> torch.Ten
     measure, N = _check_measure(measure), _check_N(N)
     t, theta = _check_positive("t", t), _check_positive("theta", theta)
     x = torch.as_tensor(x, dtype=torch.float64)  # (m,)
+    if x.ndim != 1:
+        raise ValueError(f"x must be times of shape (m,), got shape {tuple(x.shape)}")
     r = torch.sqrt(2 * torch.arange(N, dtype=torch.float64) + 1)  # (n,)
     if measure == "legs":
         p, inside = r * _three_term(2 * x / t - 1, N, False), (x >= 0) & (x <= t)

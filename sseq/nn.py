@@ -176,6 +176,9 @@ class _Recurrent(nn.Module):
             if tuple(s.shape) != (1, b, h):
                 raise ValueError(f"each state tensor must have shape (1, b, h) = {(1, b, h)}, "
                                  f"got {tuple(s.shape)}")
+            if s.dtype != self.weight_hh_l0.dtype:
+                raise TypeError(f"state must have dtype {self.weight_hh_l0.dtype} like the "
+                                f"layer's weights, got {s.dtype}")
         return tuple(s[0] for s in parts)
 
     def _state_doc(self):
@@ -296,11 +299,20 @@ class RecurrentHead(nn.Module):
     def forward(self, x):
         """``(b, l, d_in)`` or ``(b, l)`` tokens → ``(b, d_out)`` or ``(b, l, d_out)``."""
         if isinstance(x, torch.Tensor) and not x.is_floating_point() and x.ndim == 2:
-            if x.min() < 0 or x.max() >= self.d_in:
-                raise ValueError(f"token ids must lie in [0, {self.d_in}), got "
-                                 f"[{int(x.min())}, {int(x.max())}]")
-            x = nn.functional.one_hot(x, self.d_in).to(self.head.weight.dtype)  # (b, l, d_in)
+            x = self._one_hot(x)  # (b, l, d_in)
         output, _ = self.recurrent(x)  # (b, l, d_hidden)
         if self.readout == "last":
             output = output[:, -1]  # (b, d_hidden)
         return self.head(output)
+
+    def _one_hot(self, tokens):
+        """Token ids ``(b, l)`` of any integer dtype → one-hot floats ``(b, l, d_in)``."""
+        if tokens.dtype == torch.bool or tokens.is_complex():
+            raise TypeError(f"token ids x must be integers, got {tokens.dtype}")
+        if tokens.numel() == 0:
+            raise ValueError(f"token ids x must have shape (b, l) with b, l >= 1, got "
+                             f"{tuple(tokens.shape)}")
+        if tokens.min() < 0 or tokens.max() >= self.d_in:
+            raise ValueError(f"token ids must lie in [0, {self.d_in}), got "
+                             f"[{int(tokens.min())}, {int(tokens.max())}]")
+        return nn.functional.one_hot(tokens.long(), self.d_in).to(self.head.weight.dtype)

@@ -78,14 +78,21 @@ def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu") -
 
 
 # ----------------------------------------------------------------------------- validation
+# The dtypes the scans compute with. float8 is refused: PyTorch has no arithmetic for it.
+_REAL = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_COMPLEX = (torch.complex64, torch.complex128)
+
+
 def _check(name, x, shape, letters, *, complex_ok=False, device=None):
     """x must be a float tensor of ``shape`` (None entries: any size), on ``device``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {letters}, got "
                         f"{type(x).__name__}")
-    if not (x.is_floating_point() or (complex_ok and x.is_complex())):
+    allowed = _REAL + _COMPLEX if complex_ok else _REAL
+    if x.dtype not in allowed:
         kind = "floating-point or complex" if complex_ok else "real floating-point"
-        raise TypeError(f"{name} must be a {kind} tensor, got dtype {x.dtype}")
+        names = ", ".join(str(t).removeprefix("torch.") for t in allowed)
+        raise TypeError(f"{name} must be a {kind} tensor, got dtype {x.dtype} (one of {names})")
     if x.dim() != len(shape) or any(
             s is not None and s != g for s, g in zip(shape, x.shape, strict=True)):
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + (

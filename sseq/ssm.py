@@ -187,6 +187,8 @@ def recurrent(A_bar, B_bar, C, u, *, diagonal: bool | None = None,
     u = _as_float_tensor(u, "u")
     if u.ndim not in (2, 3):
         raise ValueError(f"u must be (b, l) or (b, l, d), got shape {tuple(u.shape)}")
+    if u.shape[1] == 0:
+        raise ValueError(f"u must have l >= 1 time steps, got shape {tuple(u.shape)}")
     batch = (u.shape[0], *u.shape[2:])  # (b,) or (b, d)
     if diag and A_bar.ndim == 2 and (u.ndim != 3 or A_bar.shape[0] != u.shape[2]):
         raise ValueError(f"A_bar of shape {tuple(A_bar.shape)} has one SSM per channel, so u "
@@ -242,17 +244,20 @@ def convolve(u, K) -> torch.Tensor:
     (at least 2l when the kernel is as long as the input) leaves room for the whole
     linear convolution, whose first l values are the causal output.
 
-    Args and Returns: as :func:`convolve_ref`.
+    Args and Returns: as :func:`convolve_ref`. Half-precision inputs are transformed in
+    float32 (the FFT needs at least 32 bits) and the result rounded back.
     """
     u, K = _check_conv(u, K)
     l = u.shape[1]
     n_fft = l + K.shape[-1]
-    u_t = u.movedim(1, -1)  # (b, [d,] l): time last for the FFT
+    dtype = torch.promote_types(u.dtype, K.dtype)
+    K = K.to(torch.promote_types(dtype, torch.float32))
+    u_t = u.movedim(1, -1).to(K.dtype)  # (b, [d,] l): time last for the FFT
     if u.is_complex() or K.is_complex():
         y = torch.fft.ifft(torch.fft.fft(u_t, n=n_fft) * torch.fft.fft(K, n=n_fft), n=n_fft)
     else:
         y = torch.fft.irfft(torch.fft.rfft(u_t, n=n_fft) * torch.fft.rfft(K, n=n_fft), n=n_fft)
-    return y[..., :l].movedim(-1, 1)  # (b, l[, d])
+    return y[..., :l].movedim(-1, 1).to(dtype)  # (b, l[, d])
 
 
 # --- S4D: a layer of diagonal SSMs ----------------------------------------------------------
@@ -272,9 +277,8 @@ def s4d_A(init: str, d_state: int) -> torch.Tensor:
     Returns:
         A ``(d_state // 2,)`` complex64.
     """
-    if isinstance(d_state, bool) or not isinstance(d_state, int) or d_state < 2 or d_state % 2:
-        raise ValueError(f"d_state must be an even int >= 2, got {d_state!r}")
-    N, n = d_state, torch.arange(d_state // 2, dtype=torch.float32)
+    N = _check_d_state(d_state)
+    n = torch.arange(N // 2, dtype=torch.float32)
     if init == "lin":
         return torch.complex(torch.full_like(n, -0.5), math.pi * n)
     if init == "inv":
@@ -284,15 +288,43 @@ def s4d_A(init: str, d_state: int) -> torch.Tensor:
     raise ValueError(f"init must be 'lin', 'inv' or 'real', got {init!r}")
 
 
+_INITS = ("lin", "inv", "real")
+
+
+def _check_d_state(d_state) -> int:
+    if isinstance(d_state, bool) or not isinstance(d_state, numbers.Integral) or d_state < 2 \
+            or d_state % 2:
+        raise ValueError(f"d_state must be an even int >= 2, got {d_state!r}")
+    return int(d_state)
+
+
 @dataclass(frozen=True)
 class S4DConfig:
-    """An S4D layer: ``d_model`` channels, each a diagonal SSM with state size ``d_state``."""
+    """An S4D layer: ``d_model`` channels, each a diagonal SSM with state size ``d_state``.
+
+    Checked when made: ``d_model`` a positive int, ``d_state`` an even int >= 2 (Python or
+    NumPy integers), ``init`` one of :func:`s4d_A`'s, and 0 < ``dt_min`` <= ``dt_max`` < inf.
+    """
 
     d_model: int
     d_state: int = 64
     init: str = "lin"
     dt_min: float = 1e-3
     dt_max: float = 1e-1
+
+    def __post_init__(self):
+        if isinstance(self.d_model, bool) or not isinstance(self.d_model, numbers.Integral) \
+                or self.d_model < 1:
+            raise ValueError(f"d_model must be a positive int, got {self.d_model!r}")
+        object.__setattr__(self, "d_model", int(self.d_model))  # frozen: set once, here
+        object.__setattr__(self, "d_state", _check_d_state(self.d_state))
+        if self.init not in _INITS:
+            raise ValueError(f"init must be 'lin', 'inv' or 'real', got {self.init!r}")
+        dts = (self.dt_min, self.dt_max)
+        if not (all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in dts)
+                and 0 < self.dt_min <= self.dt_max < math.inf):
+            raise ValueError(f"need 0 < dt_min <= dt_max < inf, got {self.dt_min!r}, "
+                             f"{self.dt_max!r}")
 
 
 class S4D(nn.Module):
@@ -314,8 +346,8 @@ class S4D(nn.Module):
 
     def __init__(self, config: S4DConfig):
         super().__init__()
-        if not 0 < config.dt_min <= config.dt_max:
-            raise ValueError(f"need 0 < dt_min <= dt_max, got {config.dt_min}, {config.dt_max}")
+        if not isinstance(config, S4DConfig):
+            raise TypeError(f"config must be an S4DConfig, got {type(config).__name__}")
         self.config = config
         d, A = config.d_model, s4d_A(config.init, config.d_state)  # A: (n,) with n = N/2
         log_dt = torch.empty(d, 1).uniform_(math.log(config.dt_min), math.log(config.dt_max))
@@ -324,22 +356,40 @@ class S4D(nn.Module):
         self.A_imag = nn.Parameter(A.imag.repeat(d, 1))  # (d, n)
         C = torch.randn(d, A.shape[0], dtype=torch.complex64)  # (d, n)
         self.C = nn.Parameter(torch.view_as_real(C))  # stored as (d, n, 2) real
-        self.register_buffer("B", torch.ones(d, A.shape[0], dtype=torch.complex64))
+        self.register_buffer("B", torch.ones(d, A.shape[0]))  # real: .to(dtype) keeps it whole
         self.D = nn.Parameter(torch.randn(d))
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(A_bar, B_bar, C)``, each ``(d, n)`` complex, by ZOH with each channel's Δ."""
-        A = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
-        A_bar, B_bar = zoh(A, self.B, torch.exp(self.log_dt), diagonal=True)
-        return A_bar, B_bar, torch.view_as_complex(self.C)
+        """``(A_bar, B_bar, C)``, each ``(d, n)`` complex, by ZOH with each channel's Δ.
+
+        In at least float32 (complex64): a layer cast to half precision computes its kernel
+        from float32 copies of its parameters."""
+        real = torch.promote_types(self.log_A_real.dtype, torch.float32)
+        A = torch.complex(-torch.exp(self.log_A_real.to(real)), self.A_imag.to(real))
+        A_bar, B_bar = zoh(A, self.B, torch.exp(self.log_dt.to(real)), diagonal=True)
+        return A_bar, B_bar, torch.view_as_complex(self.C.to(real))
 
     def kernel(self, L: int) -> torch.Tensor:
         """The real kernel of every channel, ``(d, L)``."""
         return 2 * kernel(*self.discrete(), L, diagonal=True).real
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """The convolutional view: ``(b, l, d)`` → ``(b, l, d)``."""
-        return convolve(u, self.kernel(u.shape[1])) + self.D * u
+        """The convolutional view: ``(b, l, d)`` → ``(b, l, d)``, in the layer's dtype."""
+        self._check_input(u, "(b, l, d_model)")
+        return (convolve(u, self.kernel(u.shape[1])) + self.D * u).to(u.dtype)
+
+    def _check_input(self, u, letters: str) -> None:
+        """u must have the shape ``letters`` names (last axis d_model) and the layer's dtype."""
+        d = self.config.d_model
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"u must be a torch.Tensor {letters}, got {type(u).__name__}")
+        axes = letters.count(",") + 1
+        if u.ndim != axes or u.shape[-1] != d:
+            want = "(" + "?, " * (axes - 1) + f"{d})"
+            raise ValueError(f"u must have shape {letters} = {want}, got {tuple(u.shape)}")
+        if u.dtype != self.D.dtype:
+            raise TypeError(f"u must have the layer's dtype {self.D.dtype}, got {u.dtype} "
+                            "(convert one: layer.to(dtype) or u.to(dtype))")
 
     def step(self, u_t: torch.Tensor, x: torch.Tensor | None = None):
         """The recurrent view, one step: u_t ``(b, d)``, state x ``(b, d, n)`` complex.
@@ -347,16 +397,18 @@ class S4D(nn.Module):
         Returns:
             ``(y_t, x)``: the output ``(b, d)`` and the new state.
         """
+        self._check_input(u_t, "(b, d_model)")
         A_bar, B_bar, C = self.discrete()
         if x is None:
             x = torch.zeros(u_t.shape[0], *A_bar.shape, dtype=A_bar.dtype, device=u_t.device)
         y_t, x = step(A_bar, B_bar, C, x, u_t.to(A_bar.dtype), diagonal=True)
-        return 2 * y_t.real + self.D * u_t, x
+        return (2 * y_t.real + self.D * u_t).to(u_t.dtype), x
 
     def recurrent(self, u: torch.Tensor) -> torch.Tensor:
         """The recurrent view over a whole sequence, for checking: equals ``forward(u)``."""
+        self._check_input(u, "(b, l, d_model)")
         y = recurrent(*self.discrete(), u, diagonal=True)  # (b, l, d) complex
-        return 2 * y.real + self.D * u
+        return (2 * y.real + self.D * u).to(u.dtype)
 
 
 @dataclass(frozen=True)

@@ -269,6 +269,12 @@ def test_plot_memory_and_explorer_run_without_a_browser():
     (lambda: hippo.reconstruct(torch.tensor(1.0), t=1.0, x=[0.5]), ValueError, "shape (..., n)"),
     (lambda: hippo.reconstruct(torch.ones(3), t=0.0, x=[0.5]), ValueError, "t must be a positive"),
     (lambda: hippo.signal("noise", [0.5]), ValueError, "signal must be one of"),
+    (lambda: hippo.basis("legs", 4, t=1.0, x=0.5), ValueError,
+     "x must be times of shape (m,), got shape ()"),
+    (lambda: hippo.reconstruct(torch.ones(4), t=1.0, x=0.5), ValueError,
+     "x must be times of shape (m,), got shape ()"),
+    (lambda: hippo.basis("legt", 4, t=1.0, x=[[0.5]]), ValueError,
+     "x must be times of shape (m,), got shape (1, 1)"),
 ])
 def test_bad_input_is_named(call, error, message):
     with pytest.raises(error) as info:

@@ -142,6 +142,36 @@ def test_bad_state_and_sizes_are_rejected():
         snn.RNN(D, H, nonlinearity="sigmoid")
 
 
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_state_of_another_dtype_is_refused_by_name(name):
+    layer = make_pair(name)[0]
+    state = torch.zeros(1, B, H, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"state must have dtype torch.float32 like the layer's "
+                                        r"weights, got torch.float64"):
+        layer(torch.randn(B, L, D), (state, state) if name == "lstm" else state)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.int16])
+def test_recurrent_head_reads_tokens_of_any_integer_dtype(dtype):
+    """Token ids are indices: like nn.Embedding, any integer dtype (issue 9: one_hot refused
+    all but int64)."""
+    head = snn.RecurrentHead("gru", 6, 8, 3)
+    tokens = torch.randint(0, 6, (B, L))
+    torch.testing.assert_close(head(tokens.to(dtype)), head(tokens), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tokens, error, message", [
+    (torch.zeros(B, 0, dtype=torch.long), ValueError,
+     r"token ids x must have shape \(b, l\) with b, l >= 1, got \(4, 0\)"),
+    (torch.zeros(0, L, dtype=torch.long), ValueError, r"got \(0, 7\)"),
+    (torch.zeros(B, L, dtype=torch.bool), TypeError,
+     "token ids x must be integers, got torch.bool"),
+])
+def test_recurrent_head_refuses_empty_or_boolean_tokens(tokens, error, message):
+    with pytest.raises(error, match=message):
+        snn.RecurrentHead("rnn", 6, 8, 3)(tokens)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_recurrent_head_shapes_tokens_and_backends(cell):
     head = snn.RecurrentHead(cell, 6, 8, 3)

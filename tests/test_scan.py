@@ -430,6 +430,23 @@ BAD_SELECTIVE = {  # case: (inputs, error, message)
 }
 
 
+@pytest.mark.parametrize("backend", scan.BACKENDS)
+def test_float8_inputs_are_refused_by_name(backend):
+    """float8 has no arithmetic in PyTorch: three backends failed inside a promotion, and the
+    Triton kernel read it (issue 9). Every backend refuses it, naming the argument."""
+    inputs, _ = selective_inputs(5, ("D",))
+    inputs = {k: v.float() for k, v in inputs.items()}
+    for name in ("u", "B"):
+        bad = dict(inputs, **{name: inputs[name].to(torch.float8_e4m3fn)})
+        with pytest.raises(TypeError, match=rf"{name} must be a real floating-point tensor, "
+                                            r"got dtype torch.float8_e4m3fn \(one of"):
+            scan.selective_scan(**bad, backend=backend)
+    a = torch.rand(2, 5, 3)
+    with pytest.raises(TypeError, match=r"a must be a floating-point or complex tensor, got "
+                                        r"dtype torch.float8_e5m2"):
+        scan.linear_scan(a.to(torch.float8_e5m2), a, backend=backend)
+
+
 @pytest.mark.parametrize("case", BAD_SELECTIVE.values(), ids=BAD_SELECTIVE.keys())
 @pytest.mark.parametrize("fn", [scan.selective_scan, scan.selective_scan_ref],
                          ids=["selective_scan", "selective_scan_ref"])

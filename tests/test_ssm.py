@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -295,6 +296,56 @@ def test_bad_input_is_refused():
         ssm.s4d_A("legs", 8)
     with pytest.raises(ValueError, match="dt_min <= dt_max"):
         ssm.S4D(ssm.S4DConfig(d_model=2, dt_min=0.1, dt_max=0.01))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: ssm.kernel_ref(torch.rand(3), torch.ones(3), torch.ones(3), 0), ValueError,
+     "L must be a positive int, got 0"),
+    (lambda: ssm.recurrent(torch.rand(3), torch.ones(3), torch.ones(3), torch.ones(2, 0)),
+     ValueError, "u must have l >= 1 time steps, got shape (2, 0)"),
+    (lambda: ssm.S4DConfig(d_model=2.5), ValueError, "d_model must be a positive int, got 2.5"),
+    (lambda: ssm.S4DConfig(d_model=-1), ValueError, "d_model must be a positive int, got -1"),
+    (lambda: ssm.S4DConfig(d_model=0), ValueError, "d_model must be a positive int, got 0"),
+    (lambda: ssm.S4DConfig(d_model=2, d_state=5), ValueError, "d_state must be an even int"),
+    (lambda: ssm.S4DConfig(d_model=2, init="legs"), ValueError, "init must be"),
+    (lambda: ssm.S4DConfig(d_model=2, dt_min=0.0), ValueError, "need 0 < dt_min <= dt_max"),
+    (lambda: ssm.S4DConfig(d_model=2, dt_max=math.inf), ValueError, "need 0 < dt_min <= dt_max"),
+    (lambda: ssm.S4D(ssm.S4DConfig(d_model=2))(torch.ones(1, 5, 2, dtype=torch.bfloat16)),
+     TypeError, "u must have the layer's dtype torch.float32, got torch.bfloat16"),
+    (lambda: ssm.S4D(ssm.S4DConfig(d_model=2))(torch.ones(1, 5, 3)), ValueError,
+     "u must have shape (b, l, d_model) = (?, ?, 2), got (1, 5, 3)"),
+])
+def test_hostile_input_gets_an_error_naming_the_argument(call, error, message):
+    """Issue 9: each of these failed inside PyTorch with an error that named no argument (or,
+    for d_model = 0, built an empty layer)."""
+    with pytest.raises(error) as info:
+        call()
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_convolve_in_half_precision(dtype):
+    """The FFT needs 32 bits (on a CPU): half inputs are transformed in float32 and the result
+    is rounded to their dtype, as the reference's products are."""
+    u, K = torch.randn(2, 50, 3).to(dtype), (0.9 ** torch.arange(50.0)).repeat(3, 1).to(dtype)
+    y = ssm.convolve(u, K)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), ssm.convolve_ref(u.float(), K.float()),
+                               rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_s4d_layer_in_half_precision(dtype):
+    """A layer cast to half computes its kernel in float32 (complex32 has too few operations)
+    and returns the half dtype, close to the float32 layer's output."""
+    layer = ssm.S4D(ssm.S4DConfig(d_model=3, d_state=8))
+    u = torch.randn(2, 40, 3)
+    half = copy.deepcopy(layer).to(dtype)
+    y = half(u.to(dtype))
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), layer(u).detach(), rtol=3e-2, atol=1e-1)
+    y.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == dtype for p in half.parameters())
 
 
 def test_discretized_s4d_matches_the_discretize_module():
