@@ -57,6 +57,13 @@ def _check_lags(ks) -> np.ndarray:
     return lags.astype(np.int64)
 
 
+def _generator(seed) -> torch.Generator:
+    """A CPU generator seeded with ``seed``, an int >= 0 (Python or NumPy)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return torch.Generator().manual_seed(int(seed))
+
+
 def _weights(generator: torch.Generator, d_out: int, d_in: int, gain: float = 1.0):
     return gain * torch.randn(d_out, d_in, generator=generator) / math.sqrt(d_in)
 
@@ -80,7 +87,7 @@ class RunningState:
     def __init__(self, d_model: int, d_state: int | None = None, *, seed: int = 0):
         d_model = _check_positive_int("d_model", d_model)
         d_state = _check_positive_int("d_state", d_state or d_model)
-        g = torch.Generator().manual_seed(seed)
+        g = _generator(seed)
         self.W = _weights(g, d_state, d_state, gain=0.9)  # gain < 1: a stable recurrence
         self.U = _weights(g, d_state, d_model)
         self.h = torch.zeros(d_state)
@@ -114,7 +121,7 @@ class AttentionCache:
     def __init__(self, d_model: int, *, capacity: int = 2**16, seed: int = 0):
         d_model = _check_positive_int("d_model", d_model)
         capacity = _check_positive_int("capacity", capacity)
-        g = torch.Generator().manual_seed(seed)
+        g = _generator(seed)
         self.W_q, self.W_k, self.W_v = (_weights(g, d_model, d_model) for _ in range(3))
         self.keys = torch.zeros(capacity, d_model)    # (capacity, d)
         self.values = torch.zeros(capacity, d_model)  # (capacity, d)
@@ -134,7 +141,7 @@ class AttentionCache:
         """Pretend n random tokens were read (for measuring at history length n)."""
         if not 0 <= n <= len(self.keys):
             raise ValueError(f"n must be in [0, {len(self.keys)}], got {n}")
-        g = torch.Generator().manual_seed(seed)
+        g = _generator(seed)
         self.keys[:n] = torch.randn(n, self.keys.shape[1], generator=g)
         self.values[:n] = torch.randn(n, self.keys.shape[1], generator=g)
         self.length = n

@@ -16,6 +16,7 @@ Shapes: ``b`` batch, ``l`` length, ``d`` input channels, ``h`` hidden size
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -96,10 +97,11 @@ def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
 # --- The layers: a loop over time ------------------------------------------------------
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _positive_int(name, value) -> int:
+    """value as a Python int >= 1; NumPy integers are accepted, bools and floats are not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return int(value)
 
 
 class _Recurrent(nn.Module):
@@ -110,8 +112,8 @@ class _Recurrent(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.input_size = input_size = _positive_int("input_size", input_size)
+        self.hidden_size = hidden_size = _positive_int("hidden_size", hidden_size)
         rows = self.n_gates * hidden_size
         self.weight_ih_l0 = nn.Parameter(torch.empty(rows, input_size))
         self.weight_hh_l0 = nn.Parameter(torch.empty(rows, hidden_size))
@@ -283,8 +285,8 @@ class RecurrentHead(nn.Module):
             raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
         if backend not in ("sseq", "torch"):
             raise ValueError(f"backend must be 'sseq' or 'torch', got {backend!r}")
-        self.d_in = _positive_int("d_in", d_in)
-        _positive_int("d_out", d_out)
+        self.d_in = d_in = _positive_int("d_in", d_in)
+        d_hidden, d_out = _positive_int("d_hidden", d_hidden), _positive_int("d_out", d_out)
         self.readout = readout
         if not isinstance(cell, str):
             self.recurrent = cell(d_in, d_hidden)

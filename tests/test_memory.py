@@ -158,6 +158,16 @@ def test_recall_refuses_bad_lags(fn, ks, error, message):
         fn(A, B, ks)
 
 
+def test_numpy_integer_sizes_and_seeds_are_accepted():
+    a, b = memory.RunningState(np.int64(3), seed=np.int64(2)), memory.RunningState(3, seed=2)
+    assert torch.equal(a.W, b.W) and torch.equal(a.U, b.U)
+    cache = memory.AttentionCache(np.int64(4), capacity=np.int64(8), seed=np.int64(1))
+    cache.fill(np.int64(3), seed=np.int64(5))
+    assert cache.length == 3
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        memory.RunningState(3, seed=-1)
+
+
 def test_plot_recall_and_explorer():
     fig, ax = plt.subplots()
     assert memory.plot_recall(ax, 8, kind="shift", k_max=16) is ax

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,6 +150,21 @@ def test_a_state_of_another_dtype_is_refused_by_name(name):
     with pytest.raises(TypeError, match=r"state must have dtype torch.float32 like the layer's "
                                         r"weights, got torch.float64"):
         layer(torch.randn(B, L, D), (state, state) if name == "lstm" else state)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_numpy_integer_sizes_are_accepted(name):
+    cls = type(make_pair(name)[0])
+    torch.manual_seed(0)
+    layer = cls(np.int64(D), np.int32(H))
+    torch.manual_seed(0)
+    twin = cls(D, H)
+    assert (layer.input_size, layer.hidden_size) == (D, H) and type(layer.input_size) is int
+    x = torch.randn(B, L, D)
+    torch.testing.assert_close(layer(x)[0], twin(x)[0], rtol=0, atol=0)
+    for backend in ("sseq", "torch"):
+        head = snn.RecurrentHead("lstm", np.int64(6), np.int64(8), np.int64(3), backend=backend)
+        assert head(torch.randint(0, 6, (B, L))).shape == (B, 3)
 
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.int16])

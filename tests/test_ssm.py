@@ -323,6 +323,16 @@ def test_hostile_input_gets_an_error_naming_the_argument(call, error, message):
     assert message in str(info.value)
 
 
+def test_numpy_integers_are_accepted():
+    A_bar, B_bar, C = SYSTEMS["dense"]
+    for fn in (ssm.kernel, ssm.kernel_ref):
+        torch.testing.assert_close(fn(A_bar, B_bar, C, np.int64(9)), fn(A_bar, B_bar, C, 9),
+                                   rtol=0, atol=0)
+    config = ssm.S4DConfig(d_model=np.int64(3), d_state=np.int32(8))
+    assert config == ssm.S4DConfig(3, 8) and type(config.d_model) is int
+    assert ssm.s4d_A("inv", np.int64(8)).shape == (4,)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_convolve_in_half_precision(dtype):
     """The FFT needs 32 bits (on a CPU): half inputs are transformed in float32 and the result
