@@ -90,12 +90,15 @@ def seed_everything(seed: int = 0) -> None:
     a notebook twice on the same machine gives the same text outputs.
 
     Args:
-        seed: a non-negative integer.
+        seed: a non-negative integer (Python or NumPy).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    import numbers
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    seed = int(seed)  # random.seed refuses NumPy integers
     import numpy as np
     import torch
 

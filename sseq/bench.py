@@ -19,12 +19,13 @@ import argparse
 import gc
 import importlib
 import statistics
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Timing", "format_table", "main", "peak_memory", "time_fn"]
+__all__ = ["BENCHMARKS", "Benchmark", "Timing", "format_table", "main", "peak_memory", "time_fn"]
 
 
 @dataclass(frozen=True)
@@ -139,24 +140,67 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
     return "\n".join(lines)
 
 
-# Each benchmark is a function ``main(args)`` in a module of its own.
-_BENCHMARKS = {
-    ("scan", "cpu"): "sseq.scan_bench:main",
-    ("scan", "cuda"): "sseq.kernel_bench:main",
-    ("memory", "cpu"): "sseq.memory:bench_main",
-    ("attention", "cpu"): "sseq.attention.bench:main",
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark of ``python -m sseq.bench``: what it measures, and for each device it runs
+    on, its ``main(args)`` as ``"module:function"``."""
+
+    description: str
+    targets: dict[str, str]
+
+
+BENCHMARKS = {
+    "scan": Benchmark(
+        "the selective scan's backends at Mamba-sized shapes: on cpu, reference, parallel and "
+        "cpu side by side (ms forward and forward+backward, peak memory, error against the "
+        "reference); on cuda, the Triton kernels against PyTorch, as a share of the GPU's copy "
+        "bandwidth",
+        {"cpu": "sseq.scan_bench:main", "cuda": "sseq.kernel_bench:main"}),
+    "memory": Benchmark(
+        "chapter 1's two answers to the memory problem: time and bytes per token of a running "
+        "state and of an attention cache, against the length of the history",
+        {"cpu": "sseq.memory:bench_main"}),
+    "attention": Benchmark(
+        "chapter 6's cost of keeping everything: attention from its definition, PyTorch's fused "
+        "kernel and the tiled online-softmax form (ms and peak MiB against the length), and the "
+        "time per generated token with a KV cache",
+        {"cpu": "sseq.attention.bench:main", "cuda": "sseq.attention.bench:main"}),
 }
 
 
+def _epilog() -> str:
+    """The benchmarks, for ``--help``: name, devices, what it measures."""
+    lines = ["benchmarks:"]
+    for name, benchmark in BENCHMARKS.items():
+        lines.append(f"  {name} (--device {', '.join(benchmark.targets)})")
+        lines += textwrap.wrap(benchmark.description, 88, initial_indent=" " * 4,
+                               subsequent_indent=" " * 4)
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark that ``argv`` names; exits non-zero, saying why, where it cannot run
+    (a device it has no version for, or CUDA asked for on a machine without a GPU)."""
     parser = argparse.ArgumentParser(prog="python -m sseq.bench",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("name", choices=sorted({name for name, _ in _BENCHMARKS}))
+                                     description="Run one of sseq's benchmarks; print a table.",
+                                     epilog=_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=list(BENCHMARKS), help="the benchmark (see below)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     args = parser.parse_args(argv)
-    target = _BENCHMARKS.get((args.name, args.device)) or _BENCHMARKS.get((args.name, "cpu"))
-    module, func = target.split(":")
+    targets = BENCHMARKS[args.name].targets
+    if args.device not in targets:
+        parser.exit(2, f"python -m sseq.bench: benchmark {args.name!r} runs on "
+                       f"{', '.join(targets)} only, not {args.device}\n")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.exit(1, f"python -m sseq.bench: {args.name} --device cuda: no CUDA device "
+                           "here (Triton's CPU interpreter would time NumPy, not the kernel); "
+                           "run it on a GPU\n")
+    module, func = targets[args.device].split(":")
     getattr(importlib.import_module(module), func)(args)
 
 

@@ -85,6 +85,8 @@ def _check(A, B, dt, diagonal):
         raise ValueError(f"dt must be positive, got {dt.tolist() if dt.numel() < 8 else dt}")
     diag = is_diagonal(A, diagonal)
     n = A.shape[-1]
+    if n == 0:
+        raise ValueError(f"A must have n >= 1 state dimensions, got shape {tuple(A.shape)}")
     if diag:
         multi_input = A.ndim == 1 and B.ndim == 2
         if (B.shape[0] if multi_input else (B.shape[-1] if B.ndim else 0)) != n:
@@ -96,6 +98,9 @@ def _check(A, B, dt, diagonal):
             except RuntimeError as err:
                 raise ValueError(f"{name} of shape {tuple(x.shape)} does not broadcast against "
                                  f"A of shape {tuple(A.shape)}") from err
+        if multi_input and torch.broadcast_shapes(A.shape, dt.shape) != A.shape:
+            raise ValueError(f"dt of shape {tuple(dt.shape)} must broadcast to A's shape "
+                             f"{tuple(A.shape)} for a multi-input B (n, m) = {tuple(B.shape)}")
     else:
         if B.ndim not in (1, 2) or B.shape[0] != n:
             raise ValueError(f"B must be (n,) or (n, m) with n={n} for A of shape "

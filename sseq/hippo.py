@@ -42,8 +42,9 @@ def _check_N(N) -> int:
 
 
 def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 \
+            or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
 
@@ -203,6 +204,8 @@ def basis(measure: str, N: int, *, t: float, x, theta: float = 1.0) -> torch.Ten
     measure, N = _check_measure(measure), _check_N(N)
     t, theta = _check_positive("t", t), _check_positive("theta", theta)
     x = torch.as_tensor(x, dtype=torch.float64)  # (m,)
+    if x.ndim != 1:
+        raise ValueError(f"x must be times of shape (m,), got shape {tuple(x.shape)}")
     r = torch.sqrt(2 * torch.arange(N, dtype=torch.float64) + 1)  # (n,)
     if measure == "legs":
         p, inside = r * _three_term(2 * x / t - 1, N, False), (x >= 0) & (x <= t)

@@ -13,9 +13,9 @@ the ratio says how close a kernel comes to the cost of just reading its inputs.
 
 The forward is timed under ``torch.no_grad()`` (inference: the kernel then skips saving
 chunk-boundary states); forward+backward with every input requiring a gradient. Timings
-through Triton's CPU interpreter would be meaningless, so without CUDA this prints that and
-exits. The rows ``triton-v1`` are the first kernels (:mod:`sseq.scan_triton_v1`), kept to
-compare in one run.
+through Triton's CPU interpreter would be meaningless, so without CUDA this says so and exits
+with an error. The rows ``triton-v1`` are the first kernels (:mod:`sseq.scan_triton_v1`),
+kept to compare in one run.
 
 ``python -m sseq.kernel_bench --tune`` times candidate launch parameters on a GPU; what the
 compiler makes of the kernels, without a GPU, is :mod:`sseq.kernel_compile`.
@@ -126,10 +126,10 @@ def _row(backend, length, fwd, both, nbytes, copy_bw, itemsize):
 def main(args) -> None:
     """Print the benchmark table (``args.quick``: small shapes, few repeats)."""
     if not torch.cuda.is_available():
-        print("No CUDA device: the Triton kernels would run in Triton's CPU interpreter, which "
-              "executes them as NumPy code, one program at a time. Its timings say nothing "
-              "about the kernel, so none are printed. Run this on a GPU.")
-        return
+        raise SystemExit("No CUDA device: the Triton kernels would run in Triton's CPU "
+                         "interpreter, which executes them as NumPy code, one program at a "
+                         "time. Its timings say nothing about the kernel, so none are taken. "
+                         "Run this on a GPU.")
     import triton
 
     shapes = QUICK_SHAPES if getattr(args, "quick", False) else SHAPES

@@ -45,6 +45,25 @@ def _check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def _check_lags(ks) -> np.ndarray:
+    """ks as a 1-D int64 array of lags k >= 0 (Python or NumPy integers)."""
+    lags = np.asarray(ks)
+    if lags.ndim != 1 or lags.size == 0:
+        raise ValueError(f"ks must be a non-empty sequence of lags k >= 0, got {ks!r}")
+    if not (np.issubdtype(lags.dtype, np.integer) and lags.dtype != np.bool_):
+        raise TypeError(f"ks must be integer lags, got {lags.tolist()}")
+    if (lags < 0).any():
+        raise ValueError(f"ks must be lags k >= 0, got {lags.tolist()}")
+    return lags.astype(np.int64)
+
+
+def _generator(seed) -> torch.Generator:
+    """A CPU generator seeded with ``seed``, an int >= 0 (Python or NumPy)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return torch.Generator().manual_seed(int(seed))
+
+
 def _weights(generator: torch.Generator, d_out: int, d_in: int, gain: float = 1.0):
     return gain * torch.randn(d_out, d_in, generator=generator) / math.sqrt(d_in)
 
@@ -68,7 +87,7 @@ class RunningState:
     def __init__(self, d_model: int, d_state: int | None = None, *, seed: int = 0):
         d_model = _check_positive_int("d_model", d_model)
         d_state = _check_positive_int("d_state", d_state or d_model)
-        g = torch.Generator().manual_seed(seed)
+        g = _generator(seed)
         self.W = _weights(g, d_state, d_state, gain=0.9)  # gain < 1: a stable recurrence
         self.U = _weights(g, d_state, d_model)
         self.h = torch.zeros(d_state)
@@ -102,7 +121,7 @@ class AttentionCache:
     def __init__(self, d_model: int, *, capacity: int = 2**16, seed: int = 0):
         d_model = _check_positive_int("d_model", d_model)
         capacity = _check_positive_int("capacity", capacity)
-        g = torch.Generator().manual_seed(seed)
+        g = _generator(seed)
         self.W_q, self.W_k, self.W_v = (_weights(g, d_model, d_model) for _ in range(3))
         self.keys = torch.zeros(capacity, d_model)    # (capacity, d)
         self.values = torch.zeros(capacity, d_model)  # (capacity, d)
@@ -122,7 +141,7 @@ class AttentionCache:
         """Pretend n random tokens were read (for measuring at history length n)."""
         if not 0 <= n <= len(self.keys):
             raise ValueError(f"n must be in [0, {len(self.keys)}], got {n}")
-        g = torch.Generator().manual_seed(seed)
+        g = _generator(seed)
         self.keys[:n] = torch.randn(n, self.keys.shape[1], generator=g)
         self.values[:n] = torch.randn(n, self.keys.shape[1], generator=g)
         self.length = n
@@ -288,8 +307,8 @@ def recall_theory(A: np.ndarray, B: np.ndarray, ks) -> np.ndarray:
     Returns:
         R²_k for each k in ``ks``, shape ``(len(ks),)``.
     """
+    ks = _check_lags(ks)
     sigma_pinv = np.linalg.pinv(_stationary_covariance(A, B), rcond=1e-10, hermitian=True)
-    ks = np.asarray(ks, dtype=int)
     G = np.empty((ks.max() + 1, len(B)))  # row k: g_k = A^k B, how u_{t-k} sits in h_t
     G[0] = B
     for k in range(1, len(G)):
@@ -302,26 +321,33 @@ def recall_measured(A: np.ndarray, B: np.ndarray, ks, *, length: int = 4000,
                     seed: int = 0) -> np.ndarray:
     """Measure R²_k: drive the state with white noise, fit a linear read-out, test it.
 
-    The read-out of u_{t-k} from h_t is fitted by least squares on the first half of
-    the run and scored on the second half: R² = 1 - MSE / Var(u).
+    Every k uses the same steps t = max(ks) … length − 1, the ones at which u_{t-k} exists
+    for all k: the read-out of u_{t-k} from h_t is fitted by least squares on the first
+    half of them and scored on the second half, R² = 1 - MSE / Var(u).
 
     Returns:
         Measured R²_k for each k in ``ks``, shape ``(len(ks),)``.
     """
+    ks, length = _check_lags(ks), _check_positive_int("length", length)
+    n, kmax = len(B), int(ks.max())
+    if length - kmax < 4 * n:  # each half needs more pairs than the read-out has weights
+        raise ValueError(f"length={length} leaves {length - kmax} pairs (h_t, u_(t-k)) for "
+                         f"max(ks)={kmax}; fitting and scoring a state of size {n} needs at "
+                         f"least {4 * n}: length >= {kmax + 4 * n}")
     rng = np.random.default_rng(seed)
     u = rng.standard_normal(length)
-    H = np.zeros((length, len(B)))
-    h = np.zeros(len(B))
+    H = np.zeros((length, n))
+    h = np.zeros(n)
     for t in range(length):
         h = A @ h + B * u[t]
         H[t] = h
-    half, kmax = length // 2, max(ks)
+    split = (length - kmax) // 2  # pairs for fitting; the rest score
     out = []
     for k in ks:
         X, y = H[kmax:], u[kmax - k: length - k]   # pair h_t with u_{t-k}
-        w = np.linalg.lstsq(X[: half - kmax], y[: half - kmax], rcond=None)[0]
-        resid = y[half - kmax:] - X[half - kmax:] @ w
-        out.append(1.0 - resid.var() / y[half - kmax:].var())
+        w = np.linalg.lstsq(X[:split], y[:split], rcond=None)[0]
+        resid = y[split:] - X[split:] @ w
+        out.append(1.0 - resid.var() / y[split:].var())
     return np.clip(np.array(out), 0.0, 1.0)
 
 

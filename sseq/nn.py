@@ -16,6 +16,7 @@ Shapes: ``b`` batch, ``l`` length, ``d`` input channels, ``h`` hidden size
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -96,10 +97,11 @@ def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
 # --- The layers: a loop over time ------------------------------------------------------
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _positive_int(name, value) -> int:
+    """value as a Python int >= 1; NumPy integers are accepted, bools and floats are not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return int(value)
 
 
 class _Recurrent(nn.Module):
@@ -110,8 +112,8 @@ class _Recurrent(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.input_size = input_size = _positive_int("input_size", input_size)
+        self.hidden_size = hidden_size = _positive_int("hidden_size", hidden_size)
         rows = self.n_gates * hidden_size
         self.weight_ih_l0 = nn.Parameter(torch.empty(rows, input_size))
         self.weight_hh_l0 = nn.Parameter(torch.empty(rows, hidden_size))
@@ -176,6 +178,9 @@ class _Recurrent(nn.Module):
             if tuple(s.shape) != (1, b, h):
                 raise ValueError(f"each state tensor must have shape (1, b, h) = {(1, b, h)}, "
                                  f"got {tuple(s.shape)}")
+            if s.dtype != self.weight_hh_l0.dtype:
+                raise TypeError(f"state must have dtype {self.weight_hh_l0.dtype} like the "
+                                f"layer's weights, got {s.dtype}")
         return tuple(s[0] for s in parts)
 
     def _state_doc(self):
@@ -280,8 +285,8 @@ class RecurrentHead(nn.Module):
             raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
         if backend not in ("sseq", "torch"):
             raise ValueError(f"backend must be 'sseq' or 'torch', got {backend!r}")
-        self.d_in = _positive_int("d_in", d_in)
-        _positive_int("d_out", d_out)
+        self.d_in = d_in = _positive_int("d_in", d_in)
+        d_hidden, d_out = _positive_int("d_hidden", d_hidden), _positive_int("d_out", d_out)
         self.readout = readout
         if not isinstance(cell, str):
             self.recurrent = cell(d_in, d_hidden)
@@ -296,11 +301,20 @@ class RecurrentHead(nn.Module):
     def forward(self, x):
         """``(b, l, d_in)`` or ``(b, l)`` tokens → ``(b, d_out)`` or ``(b, l, d_out)``."""
         if isinstance(x, torch.Tensor) and not x.is_floating_point() and x.ndim == 2:
-            if x.min() < 0 or x.max() >= self.d_in:
-                raise ValueError(f"token ids must lie in [0, {self.d_in}), got "
-                                 f"[{int(x.min())}, {int(x.max())}]")
-            x = nn.functional.one_hot(x, self.d_in).to(self.head.weight.dtype)  # (b, l, d_in)
+            x = self._one_hot(x)  # (b, l, d_in)
         output, _ = self.recurrent(x)  # (b, l, d_hidden)
         if self.readout == "last":
             output = output[:, -1]  # (b, d_hidden)
         return self.head(output)
+
+    def _one_hot(self, tokens):
+        """Token ids ``(b, l)`` of any integer dtype → one-hot floats ``(b, l, d_in)``."""
+        if tokens.dtype == torch.bool or tokens.is_complex():
+            raise TypeError(f"token ids x must be integers, got {tokens.dtype}")
+        if tokens.numel() == 0:
+            raise ValueError(f"token ids x must have shape (b, l) with b, l >= 1, got "
+                             f"{tuple(tokens.shape)}")
+        if tokens.min() < 0 or tokens.max() >= self.d_in:
+            raise ValueError(f"token ids must lie in [0, {self.d_in}), got "
+                             f"[{int(tokens.min())}, {int(tokens.max())}]")
+        return nn.functional.one_hot(tokens.long(), self.d_in).to(self.head.weight.dtype)

@@ -18,7 +18,9 @@ computed in several ways, each a backend of this module with the same semantics:
   :mod:`sseq.scan_triton_linear` (need ``triton``).
 
 :data:`BACKENDS` lists those available here; ``backend="auto"`` picks the fastest one for
-the inputs' device. Every backend is differentiable in every tensor argument.
+the inputs' device. Every backend is differentiable in every tensor argument: the PyTorch
+ones to any order, ``"cpu"`` and ``"triton"`` (hand-written backward passes) to first order,
+and asking them for a second derivative raises an error.
 """
 
 from __future__ import annotations
@@ -76,14 +78,21 @@ def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu") -
 
 
 # ----------------------------------------------------------------------------- validation
+# The dtypes the scans compute with. float8 is refused: PyTorch has no arithmetic for it.
+_REAL = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_COMPLEX = (torch.complex64, torch.complex128)
+
+
 def _check(name, x, shape, letters, *, complex_ok=False, device=None):
     """x must be a float tensor of ``shape`` (None entries: any size), on ``device``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {letters}, got "
                         f"{type(x).__name__}")
-    if not (x.is_floating_point() or (complex_ok and x.is_complex())):
+    allowed = _REAL + _COMPLEX if complex_ok else _REAL
+    if x.dtype not in allowed:
         kind = "floating-point or complex" if complex_ok else "real floating-point"
-        raise TypeError(f"{name} must be a {kind} tensor, got dtype {x.dtype}")
+        names = ", ".join(str(t).removeprefix("torch.") for t in allowed)
+        raise TypeError(f"{name} must be a {kind} tensor, got dtype {x.dtype} (one of {names})")
     if x.dim() != len(shape) or any(
             s is not None and s != g for s, g in zip(shape, x.shape, strict=True)):
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + (
@@ -169,8 +178,8 @@ def _blelloch(a, b):
         h: ``(batch, l, ...)``.
     """
     l = a.shape[1]
-    if l == 1:
-        return b
+    if l == 1:  # h_0 = a_0 h_{−1} + b_0 with h_{−1} = 0, written out: a stays in the graph
+        return a * torch.zeros_like(b) + b
     if l % 2:
         a = torch.cat([a, torch.ones_like(a[:, :1])], 1)
         b = torch.cat([b, torch.zeros_like(b[:, :1])], 1)

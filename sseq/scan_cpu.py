@@ -362,6 +362,16 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- autograd
+def _first_order_only(backend: str) -> None:
+    """Refuse a backward pass run under create_graph=True: its gradients would be constants to
+    autograd, and a second derivative through them silently wrong (zero or absent)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"backend={backend!r} computes first-order gradients only: its backward pass is "
+            "compiled code that autograd cannot differentiate. For second-order gradients "
+            "(create_graph=True) use backend='reference' or 'parallel'")
+
+
 class _SelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
@@ -381,6 +391,7 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_out, g_last):
+        _first_order_only("cpu")
         u, delta, bias, A, B, C, D, z, ckpt = ctx.saved_tensors
         has_D, has_z, has_bias = ctx.given
         (b, l, d), n = u.shape, A.shape[1]
@@ -438,6 +449,7 @@ class _LinearScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        _first_order_only("cpu")
         a, h0, out = ctx.saved_tensors
         a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], 1).conj()  # a_{t+1}
         lam = _run_linear(a_next.flip(1), g.flip(1), torch.zeros_like(h0)).flip(1)

@@ -91,9 +91,32 @@ LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
+def _log1p(e):
+    """log(1 + e) to full relative precision for small e >= 0, where log(1 + e) itself loses
+    e's digits (1 + e rounds to 1 for e below the precision's epsilon).
+
+    Kahan's trick: w = 1 + e is rounded, but log(w) · e / (w − 1) is log(1 + e) to a few
+    units in the last place, since the rounding of w cancels in the ratio; where w = 1,
+    log(1 + e) = e to the precision.
+    """
+    w = 1.0 + e
+    gap = w - 1.0
+    return tl.where(gap == 0.0, e, tl.log(w) * (e / tl.where(gap == 0.0, 1.0, gap)))
+
+
+@triton.jit
 def _softplus(x):
-    """softplus(x) = log(1 + e^x), written as max(x, 0) + log(1 + e^{-|x|}) to never overflow."""
-    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+    """softplus(x) = log(1 + e^x), as max(x, 0) + log1p(e^{-|x|}): never overflows, and keeps
+    full relative precision far below 0, where softplus(x) ≈ e^x."""
+    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+
+
+@triton.jit
+def _decay(dt, A_log2e, valid):
+    """A_bar = exp(Δ A) = 2^(Δ · A log2 e) on a tile of time steps, exactly 1 at the steps
+    outside the sequence (``valid`` False), whatever A: Δ = 0 there, and 0 · A would be NaN
+    for a mode A = −inf (one that forgets at once)."""
+    return tl.exp2(dt * tl.where(valid, A_log2e, 0.0))
 
 
 @triton.jit
@@ -155,18 +178,18 @@ def _selective_scan_fwd_kernel(
     L, DIM, NSTATE: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
-    SAVE_EVERY: tl.constexpr, UNROLL_N: tl.constexpr,
+    SAVE_EVERY: tl.constexpr, UNROLL_N: tl.constexpr, ACC: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # int64: offsets such as b · L · DIM pass 2^31
     d = tl.max_contiguous(tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D), 1)  # my channels
     d_ok = d < DIM
     steps = tl.arange(0, T)  # (T,) position inside a chunk
     ns = tl.arange(0, BLOCK_N)  # (N,)
-    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
-    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(ACC)
+    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(ACC)
     # The state entering the current chunk, (N, BLOCK_D): registers only. Row n is read and
     # replaced by masking, since a register tile cannot be indexed by a loop variable.
-    H = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    H = tl.zeros((BLOCK_N, BLOCK_D), dtype=ACC)
     n_saved = tl.cdiv(L, SAVE_EVERY)
     state_tile = ns[:, None] * DIM + d[None, :]  # (N, BLOCK_D) offsets in an (n, d) slice
     state_mask = (ns[:, None] < NSTATE) & d_ok[None, :]
@@ -181,24 +204,24 @@ def _selective_scan_fwd_kernel(
         in_seq = t < L
         io = (pid_b * L + t[:, None]) * DIM + d[None, :]
         mask = in_seq[:, None] & d_ok[None, :]
-        u = u_next.to(tl.float32)
-        delta = delta_next.to(tl.float32)
+        u = u_next.to(ACC)
+        delta = delta_next.to(ACC)
         # Prefetch: the next chunk's loads go out now and arrive while this chunk computes.
         mask_next = (t[:, None] + T < L) & d_ok[None, :]
         u_next = tl.load(u_ptr + io + T * DIM, mask=mask_next, other=0.0)
         delta_next = tl.load(delta_ptr + io + T * DIM, mask=mask_next, other=0.0)
         if HAS_Z:  # needed only at the end of the chunk
-            z = tl.load(z_ptr + io, mask=mask, other=0.0).to(tl.float32)
+            z = tl.load(z_ptr + io, mask=mask, other=0.0).to(ACC)
         dt = _step_dt(delta, bias[None, :], in_seq[:, None], HAS_BIAS, SOFTPLUS)  # (T, BLOCK_D)
         dt_u = dt * u
-        y = tl.zeros((T, BLOCK_D), dtype=tl.float32)  # Σ_n C_t h_t, built one n at a time
+        y = tl.zeros((T, BLOCK_D), dtype=ACC)  # Σ_n C_t h_t, built one n at a time
         # Unrolled (N small), n is a constant in each copy and the masks below cost nothing.
         for n in tl.range(0, NSTATE, loop_unroll_factor=UNROLL_N):
-            A_n = tl.load(A_ptr + d * NSTATE + n, mask=d_ok, other=0.0).to(tl.float32)
+            A_n = tl.load(A_ptr + d * NSTATE + n, mask=d_ok, other=0.0).to(ACC)
             bn = (pid_b * NSTATE + n) * L + t  # (T,): B and C arrive transposed, (b, n, l), so
-            B_n = tl.load(Bt_ptr + bn, mask=in_seq, other=0.0).to(tl.float32)  # B_n is T
-            C_n = tl.load(Ct_ptr + bn, mask=in_seq, other=0.0).to(tl.float32)  # numbers in a row
-            a = tl.exp2(dt * (A_n * LOG2E)[None, :])  # A_bar = exp(Δ A), (T, BLOCK_D)
+            B_n = tl.load(Bt_ptr + bn, mask=in_seq, other=0.0).to(ACC)  # B_n is T
+            C_n = tl.load(Ct_ptr + bn, mask=in_seq, other=0.0).to(ACC)  # numbers in a row
+            a = _decay(dt, (A_n * LOG2E)[None, :], in_seq[:, None])  # A_bar, (T, BLOCK_D)
             x = dt_u * B_n[:, None]  # B_bar u = Δ B u
             h_in = tl.sum(tl.where(ns[:, None] == n, H, 0.0), axis=0)  # H[n], in Triton
             x = tl.where(steps[:, None] == 0, a * h_in[None, :] + x, x)
@@ -250,7 +273,7 @@ def _selective_scan_bwd_kernel(
     BATCH, L, DIM, NSTATE: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_DLAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, T: tl.constexpr,
-    UNROLL_N: tl.constexpr,
+    UNROLL_N: tl.constexpr, ACC: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
@@ -258,18 +281,18 @@ def _selective_scan_bwd_kernel(
     d_ok = d < DIM
     steps = tl.arange(0, T)
     ns = tl.arange(0, BLOCK_N)
-    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
-    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    bias = tl.load(bias_ptr + d, mask=d_ok, other=0.0).to(ACC)
+    D_skip = tl.load(D_ptr + d, mask=d_ok, other=0.0).to(ACC)
     state_mask = (ns[:, None] < NSTATE) & d_ok[None, :]
     by_dn = pid_b * DIM * NSTATE + d[None, :] * NSTATE + ns[:, None]  # (N, BLOCK_D) in (b, d, n)
-    LAM = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # λ just after the chunk, row n
+    LAM = tl.zeros((BLOCK_N, BLOCK_D), dtype=ACC)  # λ just after the chunk, row n
     if HAS_DLAST:  # the loss may also depend on the last state
         LAM += tl.load(dlast_ptr + by_dn, mask=state_mask, other=0.0)
-    dA = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # sums over this program's time steps
-    dD = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    dbias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dA = tl.zeros((BLOCK_N, BLOCK_D), dtype=ACC)  # sums over this program's time steps
+    dD = tl.zeros((BLOCK_D,), dtype=ACC)
+    dbias = tl.zeros((BLOCK_D,), dtype=ACC)
     n_chunks = tl.cdiv(L, T)
-    for k in range(n_chunks):
+    for k in range(tl.cdiv(L, T)):  # a loop bound is written out, not named: see _launch
         c = n_chunks - 1 - k  # chunks in reverse order
         # Each chunk is read twice: in time order, to recompute its states, and flipped
         # (latest step first), for the adjoint λ and everything that meets it.
@@ -279,32 +302,32 @@ def _selective_scan_bwd_kernel(
         m_f = (tf < L)[:, None] & d_ok[None, :]
         io_t = (pid_b * L + tt[:, None]) * DIM + d[None, :]
         io_f = (pid_b * L + tf[:, None]) * DIM + d[None, :]
-        delta_t = tl.load(delta_ptr + io_t, mask=m_t, other=0.0).to(tl.float32)
+        delta_t = tl.load(delta_ptr + io_t, mask=m_t, other=0.0).to(ACC)
         dt_t = _step_dt(delta_t, bias[None, :], (tt < L)[:, None], HAS_BIAS, SOFTPLUS)
-        dt_u_t = dt_t * tl.load(u_ptr + io_t, mask=m_t, other=0.0).to(tl.float32)
-        u = tl.load(u_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
-        delta = tl.load(delta_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
+        dt_u_t = dt_t * tl.load(u_ptr + io_t, mask=m_t, other=0.0).to(ACC)
+        u = tl.load(u_ptr + io_f, mask=m_f, other=0.0).to(ACC)
+        delta = tl.load(delta_ptr + io_f, mask=m_f, other=0.0).to(ACC)
         dt = _step_dt(delta, bias[None, :], (tf < L)[:, None], HAS_BIAS, SOFTPLUS)
         m_next = (tf + 1 < L)[:, None] & d_ok[None, :]  # Δ_{t+1}; 0 past the end (A_bar = 1)
-        delta_next = tl.load(delta_ptr + io_f + DIM, mask=m_next, other=0.0).to(tl.float32)
+        delta_next = tl.load(delta_ptr + io_f + DIM, mask=m_next, other=0.0).to(ACC)
         dt_next = _step_dt(delta_next, bias[None, :], (tf + 1 < L)[:, None], HAS_BIAS, SOFTPLUS)
-        g = tl.load(g_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
+        g = tl.load(g_ptr + io_f, mask=m_f, other=0.0).to(ACC)
         dy = g
         if HAS_Z:
-            z = tl.load(z_ptr + io_f, mask=m_f, other=0.0).to(tl.float32)
+            z = tl.load(z_ptr + io_f, mask=m_f, other=0.0).to(ACC)
             dy = g * z * tl.sigmoid(z)
-        ddt = tl.zeros((T, BLOCK_D), dtype=tl.float32)  # Σ_n over each, flipped like the rest
-        lam_B = tl.zeros((T, BLOCK_D), dtype=tl.float32)
-        y = tl.zeros((T, BLOCK_D), dtype=tl.float32)
+        ddt = tl.zeros((T, BLOCK_D), dtype=ACC)  # Σ_n over each, flipped like the rest
+        lam_B = tl.zeros((T, BLOCK_D), dtype=ACC)
+        y = tl.zeros((T, BLOCK_D), dtype=ACC)
         saved = (pid_b * tl.cdiv(L, T) + c) * NSTATE * DIM  # the states entering chunk c
         for n in tl.range(0, NSTATE, loop_unroll_factor=UNROLL_N):
-            A_n = tl.load(A_ptr + d * NSTATE + n, mask=d_ok, other=0.0).to(tl.float32)
+            A_n = tl.load(A_ptr + d * NSTATE + n, mask=d_ok, other=0.0).to(ACC)
             bn = (pid_b * NSTATE + n) * L
-            B_t = tl.load(Bt_ptr + bn + tt, mask=tt < L, other=0.0).to(tl.float32)
-            B_f = tl.load(Bt_ptr + bn + tf, mask=tf < L, other=0.0).to(tl.float32)
-            C_f = tl.load(Ct_ptr + bn + tf, mask=tf < L, other=0.0).to(tl.float32)
+            B_t = tl.load(Bt_ptr + bn + tt, mask=tt < L, other=0.0).to(ACC)
+            B_f = tl.load(Bt_ptr + bn + tf, mask=tf < L, other=0.0).to(ACC)
+            C_f = tl.load(Ct_ptr + bn + tf, mask=tf < L, other=0.0).to(ACC)
             # The chunk's states for this n, from the saved one, in time order; then flipped.
-            a_t = tl.exp2(dt_t * (A_n * LOG2E)[None, :])
+            a_t = _decay(dt_t, (A_n * LOG2E)[None, :], (tt < L)[:, None])
             x_t = dt_u_t * B_t[:, None]
             h_in = tl.load(states_ptr + saved + n * DIM + d, mask=d_ok, other=0.0)
             x_t = tl.where(steps[:, None] == 0, a_t * h_in[None, :] + x_t, x_t)
@@ -312,7 +335,7 @@ def _selective_scan_bwd_kernel(
             h = tl.flip(h, 0)
             # λ_t = C_t dy_t + A_bar_{t+1} λ_{t+1}: an ordinary scan over the flipped chunk,
             # started from λ after the chunk.
-            a_next = tl.exp2(dt_next * (A_n * LOG2E)[None, :])
+            a_next = _decay(dt_next, (A_n * LOG2E)[None, :], (tf + 1 < L)[:, None])
             lam_after = tl.sum(tl.where(ns[:, None] == n, LAM, 0.0), axis=0)
             q = dy * C_f[:, None]
             q = tl.where(steps[:, None] == 0, a_next * lam_after[None, :] + q, q)
@@ -418,6 +441,23 @@ def _pow2(x: int) -> int:
     return triton.next_power_of_2(max(int(x), 1))
 
 
+def _launch(kernel, grid, *args, **constants):
+    """``kernel[grid](*args, **constants)``, with integer arguments as the interpreter needs them.
+
+    Compiled for a GPU, an integer argument such as the length ``L`` is a run-time value: one
+    compiled kernel serves every length. In Triton's interpreter it would arrive as a
+    one-element NumPy array, which the interpreter of Triton 3.6 cannot turn into the bound of
+    a ``range`` loop under NumPy >= 2.4 (only 0-dimensional arrays convert to Python ints).
+    There the integers go in as ``tl.constexpr`` values instead: Python ints inside the
+    kernel, the same arithmetic, and nothing to recompile, since nothing is compiled. That
+    interpreter also turns every value a kernel *assigns* into an array, so a loop bound is
+    written out in the ``range(...)`` itself (``range(tl.cdiv(L, T))``), never named first.
+    """
+    if INTERPRETED:
+        args = tuple(tl.constexpr(a) if type(a) is int else a for a in args)
+    return kernel[grid](*args, **constants)
+
+
 def _check_device(*tensors: torch.Tensor) -> None:
     if COMPILE_ONLY:
         return
@@ -427,15 +467,24 @@ def _check_device(*tensors: torch.Tensor) -> None:
             raise ValueError(f"the Triton backend here needs {want}; got a tensor on {x.device}")
 
 
-def _flags(D, z, delta_bias, softplus, nstate):
+def _compute_dtype(u: torch.Tensor) -> torch.dtype:
+    """The dtype the kernels compute in: float64 for float64 ``u``, else float32."""
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
+_ACC = {torch.float32: tl.float32, torch.float64: tl.float64}  # the kernels' ACC, by dtype
+
+
+def _flags(u, D, z, delta_bias, softplus, nstate):
     return dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=bool(softplus), BLOCK_N=_pow2(nstate))
+                SOFTPLUS=bool(softplus), BLOCK_N=_pow2(nstate),
+                ACC=_ACC[_compute_dtype(u)])
 
 
 def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cfg):
-    """Launch the forward kernel. Returns y (b, l, d), the last state (b, d, n) in fp32, and
-    the states entering every ``cfg.chunk``-th step, (b, chunks, n, d) in fp32 (None unless
-    ``save_states``)."""
+    """Launch the forward kernel. Returns y (b, l, d), the last state (b, d, n), and the states
+    entering every ``cfg.chunk``-th step, (b, chunks, n, d) (None unless ``save_states``), the
+    last two in the compute dtype (:func:`compute_dtype`)."""
     if cfg.version == 1:
         from sseq import scan_triton_v1
 
@@ -445,17 +494,17 @@ def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cf
         raise ValueError(f"KernelConfig.version must be 1 or 2, got {cfg.version!r}")
     batch, length, dim = u.shape
     nstate = A.shape[1]
-    f32 = dict(device=u.device, dtype=torch.float32)
+    acc = dict(device=u.device, dtype=_compute_dtype(u))
     y = torch.empty_like(u)
-    last = torch.empty(batch, dim, nstate, **f32)
-    states = torch.empty(batch, triton.cdiv(length, cfg.chunk), nstate, dim, **f32) \
+    last = torch.empty(batch, dim, nstate, **acc)
+    states = torch.empty(batch, triton.cdiv(length, cfg.chunk), nstate, dim, **acc) \
         if save_states else None
-    zeros = torch.zeros(dim, **f32)  # stands in for an absent D or delta_bias
-    _selective_scan_fwd_kernel[(batch, triton.cdiv(dim, cfg.block_d))](
+    zeros = torch.zeros(dim, **acc)  # stands in for an absent D or delta_bias
+    _launch(_selective_scan_fwd_kernel, (batch, triton.cdiv(dim, cfg.block_d)),
         u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
         zeros if D is None else D, u if z is None else z,
         zeros if delta_bias is None else delta_bias, y, last, last if states is None else states,
-        length, dim, nstate, **_flags(D, z, delta_bias, softplus, nstate),
+        length, dim, nstate, **_flags(u, D, z, delta_bias, softplus, nstate),
         SAVE_STATES=save_states, BLOCK_D=cfg.block_d, T=cfg.chunk_fwd, SAVE_EVERY=cfg.chunk,
         UNROLL_N=nstate if nstate <= cfg.unroll_n else 1, num_warps=cfg.warps)
     return y, last, states
@@ -463,14 +512,15 @@ def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cf
 
 def _gradient_buffers(u, delta, z, nstate, n_blocks):
     """Outputs of a backward kernel: ∂u, ∂δ, ∂z like u, δ, z; ∂A (b, d, n); ∂B and ∂C as
-    per-block partial sums (blocks, b, l, n); ∂D and ∂bias (b, d); fp32 (summed later)."""
+    per-block partial sums (blocks, b, l, n); ∂D and ∂bias (b, d); those in the compute dtype
+    (summed later)."""
     batch, length, dim = u.shape
-    f32 = dict(device=u.device, dtype=torch.float32)
-    dB, dC = (torch.empty(n_blocks, batch, length, nstate, **f32) for _ in range(2))
+    acc = dict(device=u.device, dtype=_compute_dtype(u))
+    dB, dC = (torch.empty(n_blocks, batch, length, nstate, **acc) for _ in range(2))
     return (torch.empty_like(u), torch.empty_like(delta),
             None if z is None else torch.empty_like(z),
-            torch.empty(batch, dim, nstate, **f32), dB, dC, torch.empty(batch, dim, **f32),
-            torch.empty(batch, dim, **f32))
+            torch.empty(batch, dim, nstate, **acc), dB, dC, torch.empty(batch, dim, **acc),
+            torch.empty(batch, dim, **acc))
 
 
 def _scan_backward(saved, softplus, g, dlast, cfg):
@@ -492,18 +542,29 @@ def _scan_backward(saved, softplus, g, dlast, cfg):
         nstate = A.shape[1]
         n_blocks = triton.cdiv(dim, cfg.block_d)
         du, ddelta, dz, dA, dB, dC, dD, dbias = _gradient_buffers(u, delta, z, nstate, n_blocks)
-        zeros = torch.zeros(dim, device=u.device)
-        _selective_scan_bwd_kernel[(batch, n_blocks)](
+        zeros = torch.zeros(dim, device=u.device, dtype=_compute_dtype(u))
+        _launch(_selective_scan_bwd_kernel, (batch, n_blocks),
             u, delta, A, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
             zeros if D is None else D, u if z is None else z,
             zeros if delta_bias is None else delta_bias, g, states,
             dA if dlast is None else dlast, du, ddelta, du if dz is None else dz, dA, dB, dC,
-            dD, dbias, batch, length, dim, nstate, **_flags(D, z, delta_bias, softplus, nstate),
+            dD, dbias, batch, length, dim, nstate,
+            **_flags(u, D, z, delta_bias, softplus, nstate),
             HAS_DLAST=dlast is not None, BLOCK_D=cfg.block_d, T=cfg.chunk,
             UNROLL_N=nstate if nstate <= cfg.unroll_n_bwd else 1, num_warps=cfg.warps)
     return (du, ddelta, dA.sum(0).to(A.dtype), dB.sum(0).to(B.dtype), dC.sum(0).to(C.dtype),
             None if D is None else dD.sum(0).to(D.dtype), dz,
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype))
+
+
+def _first_order_only(backend: str) -> None:
+    """Refuse a backward pass run under create_graph=True: its gradients would be constants to
+    autograd, and a second derivative through them silently wrong (zero or absent)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"backend={backend!r} computes first-order gradients only: its backward pass is "
+            "compiled code that autograd cannot differentiate. For second-order gradients "
+            "(create_graph=True) use backend='reference' or 'parallel'")
 
 
 class _SelectiveScan(torch.autograd.Function):
@@ -519,9 +580,10 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g, dlast):
+        _first_order_only("triton")
         u = ctx.saved_tensors[0]
         g = torch.zeros_like(u) if g is None else g.contiguous()
-        dlast = None if dlast is None else dlast.float().contiguous()
+        dlast = None if dlast is None else dlast.to(_compute_dtype(u)).contiguous()
         return (*_scan_backward(ctx.saved_tensors, ctx.softplus, g, dlast, ctx.cfg), None,
                 None)
 
@@ -531,7 +593,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     """The selective scan of Mamba, fused in one Triton kernel (forward and backward).
 
     Same semantics as ``selective_scan_ref`` (batch-first); inputs are validated by
-    :func:`sseq.scan.selective_scan`. Accumulates in fp32 whatever the input dtype.
+    :func:`sseq.scan.selective_scan`. Computes in float32 whatever the input dtype (half
+    inputs are read as they are), and in float64 for float64 ``u``.
 
     Args:
         u, delta: (b, l, d) input and raw step size.
@@ -542,8 +605,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         return_last_state: also return the final state.
 
     Returns:
-        y (b, l, d) in u's dtype, and the last state (b, d, n) in fp32 if asked for. Gradients
-        flow to every tensor argument, through the last state too.
+        y (b, l, d) in u's dtype, and the last state (b, d, n) if asked for, in float32 (float64
+        for float64 ``u``). Gradients flow to every tensor argument, through the last state too.
     """
     _check_device(u, delta, A, B, C, D, z, delta_bias)
     args = [None if x is None else x.contiguous() for x in (u, delta, A, B, C, D, z, delta_bias)]

@@ -24,6 +24,7 @@ channel, trained through the convolutional view; :class:`S4DClassifier` stacks t
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -65,8 +66,19 @@ def _check_ssm(A_bar, B_bar, C, diagonal):
 # --- the convolution kernel K_k = C A_bar^k B_bar -------------------------------------------
 
 
+def _check_length(L) -> int:
+    """L as an int >= 1; Python and NumPy integers are accepted, bools and floats are not."""
+    if isinstance(L, bool) or not isinstance(L, numbers.Integral) or L < 1:
+        raise ValueError(f"L must be a positive int, got {L!r}")
+    return int(L)
+
+
 def kernel_ref(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Tensor:
-    """The kernel by its definition, K_k = C A_bar^k B_bar, one power after another.
+    """The kernel by its definition: the response of the SSM to a unit impulse.
+
+    Fed u = (1, 0, 0, ...), the recurrence x_k = A_bar x_{k-1} + B_bar u_k (x_{-1} = 0)
+    gives x_k = A_bar^k B_bar, so its output y_k = C x_k is K_k = C A_bar^k B_bar: one step,
+    one power more.
 
     Args:
         A_bar: ``(n, n)`` dense or ``(..., n)`` diagonal.
@@ -76,11 +88,15 @@ def kernel_ref(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torc
     Returns:
         K of shape ``(L,)`` (dense) or ``(..., L)`` (diagonal; the broadcast batch shape).
     """
+    L = _check_length(L)
     A_bar, B_bar, C, diag = _check_ssm(A_bar, B_bar, C, diagonal)
-    v, K = B_bar, []  # v = A_bar^k B_bar
-    for _ in range(L):
-        K.append((C * v).sum(-1))
-        v = A_bar * v if diag else A_bar @ v
+    shape = torch.broadcast_shapes(A_bar.shape, B_bar.shape) if diag else B_bar.shape
+    x = torch.zeros(shape, dtype=torch.promote_types(A_bar.dtype, B_bar.dtype),
+                    device=A_bar.device)  # x_{-1} = 0
+    K = []
+    for k in range(L):
+        x = (A_bar * x if diag else A_bar @ x) + (B_bar if k == 0 else 0)  # the impulse at k = 0
+        K.append((C * x).sum(-1))
     return torch.stack(K, dim=-1)
 
 
@@ -88,8 +104,8 @@ def kernel(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Te
     """The kernel K_k = C A_bar^k B_bar, k = 0..L-1, computed without a loop over k.
 
     * Diagonal A_bar = diag(λ): K_k = Σ_n C_n B_bar_n λ_n^k, a Vandermonde product with
-      λ_n^k = exp(k log λ_n). Each power is computed directly, so errors do not pile up
-      over k as in a product of k factors, and L can be long.
+      λ_n^k = exp(k log λ_n) (:func:`_powers`). Each power is computed directly, so errors
+      do not pile up over k as in a product of k factors, and L can be long.
     * Dense A_bar: powers by repeated squaring. The vectors [B_bar, A_bar B_bar, ...,
       A_bar^{2^j - 1} B_bar] are doubled with A_bar^{2^j}: log2(L) matrix products.
       (Not an eigendecomposition: for non-normal matrices such as HiPPO's the
@@ -97,26 +113,38 @@ def kernel(A_bar, B_bar, C, L: int, *, diagonal: bool | None = None) -> torch.Te
 
     Args and shapes: as :func:`kernel_ref`. Real inputs give a real K, complex a complex one.
     """
-    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
-        raise ValueError(f"L must be a positive int, got {L!r}")
+    L = _check_length(L)
     A_bar, B_bar, C, diag = _check_ssm(A_bar, B_bar, C, diagonal)
     if diag:
-        real = not (A_bar.is_complex() or B_bar.is_complex() or C.is_complex())
-        log_lam = torch.log(A_bar.to(torch.promote_types(A_bar.dtype, torch.complex64)))
-        k = torch.arange(1, L, device=A_bar.device, dtype=A_bar.real.dtype)
-        # λ^k = exp(k log λ) = |λ|^k e^{ik·arg λ}, as a modulus and an angle: the same
-        # numbers as torch.exp of the complex product, about four times faster on a CPU
-        log_lam = log_lam.unsqueeze(-1)  # (..., n, 1)
-        powers = torch.polar(torch.exp(k * log_lam.real), k * log_lam.imag)  # (..., n, L-1)
-        ones = torch.ones(*powers.shape[:-1], 1, dtype=powers.dtype, device=powers.device)
-        V = torch.cat([ones, powers], dim=-1)  # (..., n, L): λ^0 = 1, also for λ = 0
-        K = torch.einsum("...n,...nl->...l", (C * B_bar).to(V.dtype), V)
-        return K.real if real else K
+        CB, V = C * B_bar, _powers(A_bar, L)  # (..., n) and (..., n, L); V real for real λ
+        dtype = torch.promote_types(CB.dtype, V.dtype)
+        return torch.einsum("...n,...nl->...l", CB.to(dtype), V.to(dtype))
     V, P = B_bar.unsqueeze(-1), A_bar  # V: (n, 2^j) columns A^k B_bar; P = A_bar^{2^j}
-    while V.shape[-1] < L:
+    while True:  # at least one doubling: A_bar is an input of K even at L = 1 (K_0 = C B_bar)
         V = torch.cat([V, P @ V], dim=-1)
+        if V.shape[-1] >= L:
+            return C @ V[:, :L]  # (L,)
         P = P @ P
-    return C @ V[:, :L]  # (L,)
+
+
+def _powers(lam: torch.Tensor, L: int) -> torch.Tensor:
+    """λ^k for k = 0 … L−1, each as exp(k log λ): ``(..., n)`` → ``(..., n, L)``.
+
+    Complex λ: |λ|^k e^{ik·arg λ}, as a modulus and an angle (the same numbers as torch.exp
+    of the complex product, about four times faster on a CPU). Real λ: |λ|^k, negated for
+    odd k when λ < 0, in real arithmetic, so that a power past the dtype's range is ±inf
+    as in a product of k factors (in complex arithmetic its zero imaginary part, inf · 0,
+    would be NaN). λ^0 = 1, also for λ = 0.
+    """
+    k = torch.arange(1, L, device=lam.device, dtype=lam.real.dtype)
+    if lam.is_complex():
+        log_lam = torch.log(lam).unsqueeze(-1)  # (..., n, 1)
+        powers = torch.polar(torch.exp(k * log_lam.real), k * log_lam.imag)  # (..., n, L-1)
+    else:
+        modulus = torch.exp(k * torch.log(lam.abs()).unsqueeze(-1))  # (..., n, L-1)
+        powers = torch.where((lam < 0).unsqueeze(-1) & (k % 2 == 1), -modulus, modulus)
+    ones = torch.ones(*powers.shape[:-1], 1, dtype=powers.dtype, device=powers.device)
+    return torch.cat([ones, powers], dim=-1)
 
 
 # --- the recurrent view -----------------------------------------------------------------------
@@ -159,6 +187,8 @@ def recurrent(A_bar, B_bar, C, u, *, diagonal: bool | None = None,
     u = _as_float_tensor(u, "u")
     if u.ndim not in (2, 3):
         raise ValueError(f"u must be (b, l) or (b, l, d), got shape {tuple(u.shape)}")
+    if u.shape[1] == 0:
+        raise ValueError(f"u must have l >= 1 time steps, got shape {tuple(u.shape)}")
     batch = (u.shape[0], *u.shape[2:])  # (b,) or (b, d)
     if diag and A_bar.ndim == 2 and (u.ndim != 3 or A_bar.shape[0] != u.shape[2]):
         raise ValueError(f"A_bar of shape {tuple(A_bar.shape)} has one SSM per channel, so u "
@@ -214,17 +244,20 @@ def convolve(u, K) -> torch.Tensor:
     (at least 2l when the kernel is as long as the input) leaves room for the whole
     linear convolution, whose first l values are the causal output.
 
-    Args and Returns: as :func:`convolve_ref`.
+    Args and Returns: as :func:`convolve_ref`. Half-precision inputs are transformed in
+    float32 (the FFT needs at least 32 bits) and the result rounded back.
     """
     u, K = _check_conv(u, K)
     l = u.shape[1]
     n_fft = l + K.shape[-1]
-    u_t = u.movedim(1, -1)  # (b, [d,] l): time last for the FFT
+    dtype = torch.promote_types(u.dtype, K.dtype)
+    K = K.to(torch.promote_types(dtype, torch.float32))
+    u_t = u.movedim(1, -1).to(K.dtype)  # (b, [d,] l): time last for the FFT
     if u.is_complex() or K.is_complex():
         y = torch.fft.ifft(torch.fft.fft(u_t, n=n_fft) * torch.fft.fft(K, n=n_fft), n=n_fft)
     else:
         y = torch.fft.irfft(torch.fft.rfft(u_t, n=n_fft) * torch.fft.rfft(K, n=n_fft), n=n_fft)
-    return y[..., :l].movedim(-1, 1)  # (b, l[, d])
+    return y[..., :l].movedim(-1, 1).to(dtype)  # (b, l[, d])
 
 
 # --- S4D: a layer of diagonal SSMs ----------------------------------------------------------
@@ -244,9 +277,8 @@ def s4d_A(init: str, d_state: int) -> torch.Tensor:
     Returns:
         A ``(d_state // 2,)`` complex64.
     """
-    if isinstance(d_state, bool) or not isinstance(d_state, int) or d_state < 2 or d_state % 2:
-        raise ValueError(f"d_state must be an even int >= 2, got {d_state!r}")
-    N, n = d_state, torch.arange(d_state // 2, dtype=torch.float32)
+    N = _check_d_state(d_state)
+    n = torch.arange(N // 2, dtype=torch.float32)
     if init == "lin":
         return torch.complex(torch.full_like(n, -0.5), math.pi * n)
     if init == "inv":
@@ -256,15 +288,43 @@ def s4d_A(init: str, d_state: int) -> torch.Tensor:
     raise ValueError(f"init must be 'lin', 'inv' or 'real', got {init!r}")
 
 
+_INITS = ("lin", "inv", "real")
+
+
+def _check_d_state(d_state) -> int:
+    if isinstance(d_state, bool) or not isinstance(d_state, numbers.Integral) or d_state < 2 \
+            or d_state % 2:
+        raise ValueError(f"d_state must be an even int >= 2, got {d_state!r}")
+    return int(d_state)
+
+
 @dataclass(frozen=True)
 class S4DConfig:
-    """An S4D layer: ``d_model`` channels, each a diagonal SSM with state size ``d_state``."""
+    """An S4D layer: ``d_model`` channels, each a diagonal SSM with state size ``d_state``.
+
+    Checked when made: ``d_model`` a positive int, ``d_state`` an even int >= 2 (Python or
+    NumPy integers), ``init`` one of :func:`s4d_A`'s, and 0 < ``dt_min`` <= ``dt_max`` < inf.
+    """
 
     d_model: int
     d_state: int = 64
     init: str = "lin"
     dt_min: float = 1e-3
     dt_max: float = 1e-1
+
+    def __post_init__(self):
+        if isinstance(self.d_model, bool) or not isinstance(self.d_model, numbers.Integral) \
+                or self.d_model < 1:
+            raise ValueError(f"d_model must be a positive int, got {self.d_model!r}")
+        object.__setattr__(self, "d_model", int(self.d_model))  # frozen: set once, here
+        object.__setattr__(self, "d_state", _check_d_state(self.d_state))
+        if self.init not in _INITS:
+            raise ValueError(f"init must be 'lin', 'inv' or 'real', got {self.init!r}")
+        dts = (self.dt_min, self.dt_max)
+        if not (all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in dts)
+                and 0 < self.dt_min <= self.dt_max < math.inf):
+            raise ValueError(f"need 0 < dt_min <= dt_max < inf, got {self.dt_min!r}, "
+                             f"{self.dt_max!r}")
 
 
 class S4D(nn.Module):
@@ -286,8 +346,8 @@ class S4D(nn.Module):
 
     def __init__(self, config: S4DConfig):
         super().__init__()
-        if not 0 < config.dt_min <= config.dt_max:
-            raise ValueError(f"need 0 < dt_min <= dt_max, got {config.dt_min}, {config.dt_max}")
+        if not isinstance(config, S4DConfig):
+            raise TypeError(f"config must be an S4DConfig, got {type(config).__name__}")
         self.config = config
         d, A = config.d_model, s4d_A(config.init, config.d_state)  # A: (n,) with n = N/2
         log_dt = torch.empty(d, 1).uniform_(math.log(config.dt_min), math.log(config.dt_max))
@@ -296,22 +356,40 @@ class S4D(nn.Module):
         self.A_imag = nn.Parameter(A.imag.repeat(d, 1))  # (d, n)
         C = torch.randn(d, A.shape[0], dtype=torch.complex64)  # (d, n)
         self.C = nn.Parameter(torch.view_as_real(C))  # stored as (d, n, 2) real
-        self.register_buffer("B", torch.ones(d, A.shape[0], dtype=torch.complex64))
+        self.register_buffer("B", torch.ones(d, A.shape[0]))  # real: .to(dtype) keeps it whole
         self.D = nn.Parameter(torch.randn(d))
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(A_bar, B_bar, C)``, each ``(d, n)`` complex, by ZOH with each channel's Δ."""
-        A = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
-        A_bar, B_bar = zoh(A, self.B, torch.exp(self.log_dt), diagonal=True)
-        return A_bar, B_bar, torch.view_as_complex(self.C)
+        """``(A_bar, B_bar, C)``, each ``(d, n)`` complex, by ZOH with each channel's Δ.
+
+        In at least float32 (complex64): a layer cast to half precision computes its kernel
+        from float32 copies of its parameters."""
+        real = torch.promote_types(self.log_A_real.dtype, torch.float32)
+        A = torch.complex(-torch.exp(self.log_A_real.to(real)), self.A_imag.to(real))
+        A_bar, B_bar = zoh(A, self.B, torch.exp(self.log_dt.to(real)), diagonal=True)
+        return A_bar, B_bar, torch.view_as_complex(self.C.to(real))
 
     def kernel(self, L: int) -> torch.Tensor:
         """The real kernel of every channel, ``(d, L)``."""
         return 2 * kernel(*self.discrete(), L, diagonal=True).real
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """The convolutional view: ``(b, l, d)`` → ``(b, l, d)``."""
-        return convolve(u, self.kernel(u.shape[1])) + self.D * u
+        """The convolutional view: ``(b, l, d)`` → ``(b, l, d)``, in the layer's dtype."""
+        self._check_input(u, "(b, l, d_model)")
+        return (convolve(u, self.kernel(u.shape[1])) + self.D * u).to(u.dtype)
+
+    def _check_input(self, u, letters: str) -> None:
+        """u must have the shape ``letters`` names (last axis d_model) and the layer's dtype."""
+        d = self.config.d_model
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"u must be a torch.Tensor {letters}, got {type(u).__name__}")
+        axes = letters.count(",") + 1
+        if u.ndim != axes or u.shape[-1] != d:
+            want = "(" + "?, " * (axes - 1) + f"{d})"
+            raise ValueError(f"u must have shape {letters} = {want}, got {tuple(u.shape)}")
+        if u.dtype != self.D.dtype:
+            raise TypeError(f"u must have the layer's dtype {self.D.dtype}, got {u.dtype} "
+                            "(convert one: layer.to(dtype) or u.to(dtype))")
 
     def step(self, u_t: torch.Tensor, x: torch.Tensor | None = None):
         """The recurrent view, one step: u_t ``(b, d)``, state x ``(b, d, n)`` complex.
@@ -319,16 +397,18 @@ class S4D(nn.Module):
         Returns:
             ``(y_t, x)``: the output ``(b, d)`` and the new state.
         """
+        self._check_input(u_t, "(b, d_model)")
         A_bar, B_bar, C = self.discrete()
         if x is None:
             x = torch.zeros(u_t.shape[0], *A_bar.shape, dtype=A_bar.dtype, device=u_t.device)
         y_t, x = step(A_bar, B_bar, C, x, u_t.to(A_bar.dtype), diagonal=True)
-        return 2 * y_t.real + self.D * u_t, x
+        return (2 * y_t.real + self.D * u_t).to(u_t.dtype), x
 
     def recurrent(self, u: torch.Tensor) -> torch.Tensor:
         """The recurrent view over a whole sequence, for checking: equals ``forward(u)``."""
+        self._check_input(u, "(b, l, d_model)")
         y = recurrent(*self.discrete(), u, diagonal=True)  # (b, l, d) complex
-        return 2 * y.real + self.D * u
+        return (2 * y.real + self.D * u).to(u.dtype)
 
 
 @dataclass(frozen=True)

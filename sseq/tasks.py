@@ -17,6 +17,8 @@ or a ``torch.Generator`` to draw from). Conventions shared by all tasks:
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 __all__ = ["BLANK", "IGNORE", "adding_problem", "delayed_recall"]
@@ -29,17 +31,17 @@ def _generator(seed) -> torch.Generator:
     """A CPU generator: the given one, or a fresh one seeded with ``seed``."""
     if isinstance(seed, torch.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):  # NumPy ints too
         raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(int(seed))
 
 
 def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 def adding_problem(n: int, length: int, *, seed=0):

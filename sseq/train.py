@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 
 import torch
@@ -134,7 +135,7 @@ def fit(model, inputs, targets, *, steps, batch_size=32, lr=1e-3, loss="cross_en
     _check_fit_args(model, inputs, targets, steps, batch_size, lr, loss, seed, eval_data,
                     eval_every, time_budget, clip_grad)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    batches = torch.Generator().manual_seed(seed)
+    batches = torch.Generator().manual_seed(int(seed))  # int(): a NumPy seed too
     history = {key: [] for key in ("step", "loss", "eval_loss", "eval_acc", "seconds")}
     seconds, running, count = 0.0, 0.0, 0
     model.train()
@@ -187,16 +188,23 @@ def time_training_step(model, inputs, targets, *, loss="cross_entropy", lr=1e-3,
 # --- Argument checks --------------------------------------------------------------------
 
 
+def _is_int(value) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_positive_number(name, value, optional=False):
+def _check_positive_number(name, value, optional=False, finite=False):
     if optional and value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number{' or None' if optional else ''}, "
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 \
+            or (finite and not math.isfinite(value)):
+        kind = "positive finite number" if finite else "positive number"
+        raise ValueError(f"{name} must be a {kind}{' or None' if optional else ''}, "
                          f"got {value!r}")
 
 
@@ -217,12 +225,12 @@ def _check_fit_args(model, inputs, targets, steps, batch_size, lr, loss, seed, e
     _check_data(inputs, targets, "inputs", "targets")
     for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
         _check_positive_int(name, value)
-    _check_positive_number("lr", lr)
+    _check_positive_number("lr", lr, finite=True)
     _check_positive_number("time_budget", time_budget, optional=True)
     _check_positive_number("clip_grad", clip_grad, optional=True)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if eval_data is not None:
         if not isinstance(eval_data, (tuple, list)) or len(eval_data) != 2:

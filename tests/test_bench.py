@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from sseq import bench
 
@@ -43,3 +44,37 @@ def test_cli_rejects_unknown_benchmarks(capsys):
     with pytest.raises(SystemExit):
         bench.main(["nonsense"])
     assert "invalid choice: 'nonsense'" in capsys.readouterr().err
+
+
+def run_cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "sseq.bench", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the machine without a GPU")
+def test_cli_gpu_benchmark_without_a_gpu_fails_clearly():
+    """Issue 9: it printed a note and exited 0, so a script could not tell it ran nothing."""
+    out = run_cli("scan", "--device", "cuda", "--quick")
+    assert out.returncode != 0
+    assert "no CUDA device" in out.stderr and "scan" in out.stderr
+
+
+def test_cli_memory_benchmark_refuses_cuda():
+    """Issue 9: --device cuda silently ran the CPU benchmark; it has no GPU version."""
+    out = run_cli("memory", "--device", "cuda", "--quick")
+    assert out.returncode != 0
+    assert "benchmark 'memory' runs on cpu only, not cuda" in out.stderr
+    assert "us/token" not in out.stdout
+
+
+def test_cli_help_describes_each_benchmark(capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name, benchmark in bench.BENCHMARKS.items():
+        assert f"{name} " in text and " ".join(benchmark.description.split()) in text
+        assert f"{name} (--device {', '.join(benchmark.targets)})" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 import numpy as np
 import pytest
@@ -184,6 +186,21 @@ def test_shape_mismatches_are_refused(rule):
         fn(torch.ones(2, 3), torch.ones(3), 0.1, diagonal=False)
     with pytest.raises(ValueError, match="got a scalar"):
         fn(torch.tensor(-1.0), torch.ones(1), 0.1)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_empty_state_and_multi_input_dt_are_refused(rule):
+    """Issue 9: a (0, 0) A failed in a reshape, and dt (3, 1) with B (n, m) in a product."""
+    fn = getattr(discretize, rule)
+    for A, B in ((torch.zeros(0, 0), torch.zeros(0)), (torch.zeros(0), torch.zeros(0))):
+        with pytest.raises(ValueError, match=r"A must have n >= 1 state dimensions, got shape "
+                                             rf"{re.escape(str(tuple(A.shape)))}"):
+            fn(A, B, 0.1)
+    with pytest.raises(ValueError, match=r"dt of shape \(3, 1\) must broadcast to A's shape "
+                                         r"\(3,\) for a multi-input B \(n, m\) = \(3, 2\)"):
+        fn(-torch.rand(3), torch.ones(3, 2), torch.rand(3, 1) + 0.1)
+    A_bar, B_bar = fn(-torch.rand(3), torch.ones(3, 2), torch.rand(3) + 0.1)  # dt per mode: fine
+    assert A_bar.shape == (3,) and B_bar.shape == (3, 2)
 
 
 def test_step_explorer_updates_without_a_browser():

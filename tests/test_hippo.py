@@ -262,6 +262,12 @@ def test_plot_memory_and_explorer_run_without_a_browser():
     (lambda: hippo.transition("legx", 3), ValueError, "measure must be one of"),
     (lambda: hippo.project(torch.ones(5), "legt", 3, dt=0), ValueError, "dt must be a positive"),
     (lambda: hippo.project(torch.ones(5), "legt", 3, theta=-1.0), ValueError, "theta must be"),
+    (lambda: hippo.project(torch.ones(5), "legt", 3, dt=math.inf), ValueError,
+     "dt must be a positive finite number, got inf"),
+    (lambda: hippo.project(torch.ones(5), "lagt", 3, theta=math.inf), ValueError,
+     "theta must be a positive finite number, got inf"),
+    (lambda: hippo.basis("legs", 3, t=math.inf, x=[0.5]), ValueError,
+     "t must be a positive finite number, got inf"),
     (lambda: hippo.project(torch.ones(5, dtype=torch.int64)), ValueError,
      "got shape (5,) and dtype torch.int64"),
     (lambda: hippo.project(torch.ones(2, 3, 4)), ValueError, "(l,) or (b, l), got shape (2, 3, 4)"),
@@ -269,6 +275,12 @@ def test_plot_memory_and_explorer_run_without_a_browser():
     (lambda: hippo.reconstruct(torch.tensor(1.0), t=1.0, x=[0.5]), ValueError, "shape (..., n)"),
     (lambda: hippo.reconstruct(torch.ones(3), t=0.0, x=[0.5]), ValueError, "t must be a positive"),
     (lambda: hippo.signal("noise", [0.5]), ValueError, "signal must be one of"),
+    (lambda: hippo.basis("legs", 4, t=1.0, x=0.5), ValueError,
+     "x must be times of shape (m,), got shape ()"),
+    (lambda: hippo.reconstruct(torch.ones(4), t=1.0, x=0.5), ValueError,
+     "x must be times of shape (m,), got shape ()"),
+    (lambda: hippo.basis("legt", 4, t=1.0, x=[[0.5]]), ValueError,
+     "x must be times of shape (m,), got shape (1, 1)"),
 ])
 def test_bad_input_is_named(call, error, message):
     with pytest.raises(error) as info:

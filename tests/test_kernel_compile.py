@@ -49,3 +49,31 @@ def test_compile_report_refuses_an_interpreting_process():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              env=env)
         assert out.returncode != 0 and "SSEQ_TRITON_COMPILE_ONLY=1" in out.stderr
+
+
+CODE_FLOAT64 = """
+import json, re, torch
+from sseq import kernel_compile, scan_triton
+rows = []
+for label, kernel, args, kwargs in kernel_compile._record_launches(
+        scan_triton.GPU_CONFIG, 2, 256, 64, 16, torch.float64):
+    ptx = kernel_compile.compile_launch(kernel, args, kwargs, 90).asm["ptx"]
+    rows.append({"kernel": label, "f64": len(re.findall(r"[.]f64", ptx)),
+                 "f32 exp2": len(re.findall(r"ex2[.]approx[.](ftz[.])?f32", ptx)),
+                 "f32 log": len(re.findall(r"lg2[.]approx[.](ftz[.])?f32", ptx))})
+print(json.dumps(rows))
+"""
+
+
+def test_float64_kernels_compile_for_sm90_and_compute_in_float64():
+    """float64 inputs: every kernel compiles, and its exponentials and logarithms are the
+    float64 ones (libdevice), not the fast float32 instructions."""
+    env = dict(os.environ, SSEQ_TRITON_COMPILE_ONLY="1", TRITON_INTERPRET="0")
+    out = subprocess.run([sys.executable, "-c", CODE_FLOAT64], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {row["kernel"] for row in rows} == {"selective_scan_fwd", "selective_scan_bwd",
+                                               "linear_scan_fwd", "linear_scan_bwd"}
+    for row in rows:
+        assert row["f64"] > 0 and row["f32 exp2"] == 0 and row["f32 log"] == 0, row

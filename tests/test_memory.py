@@ -133,6 +133,41 @@ def test_measured_recall_agrees_with_theory():
                                memory.recall_theory(A, B, ks), atol=0.03)
 
 
+def test_measured_recall_with_a_lag_past_half_the_run():
+    """A lag k >= length / 2 must not spoil the others (issue 9: every R² came back 0): the
+    read-out is fitted and scored on the pairs (h_t, u_{t-k}) that exist for every k."""
+    A, B = memory.linear_memory(8, kind="orthogonal", rho=0.9)
+    ks = [0, 2, 5, 10, 3500]
+    np.testing.assert_allclose(memory.recall_measured(A, B, ks, length=6000),
+                               memory.recall_theory(A, B, ks), atol=0.05)
+    with pytest.raises(ValueError, match=r"length=6000 leaves 10 pairs"):
+        memory.recall_measured(A, B, [0, 5990], length=6000)
+
+
+@pytest.mark.parametrize("fn", [memory.recall_theory, memory.recall_measured])
+@pytest.mark.parametrize("ks, error, message", [
+    ([-1], ValueError, r"ks must be lags k >= 0, got \[-1\]"),
+    ([0, 1.7], TypeError, r"ks must be integer lags, got \[0.0, 1.7\]"),
+    ([], ValueError, "ks must be a non-empty sequence"),
+    (3, ValueError, "ks must be a non-empty sequence"),
+])
+def test_recall_refuses_bad_lags(fn, ks, error, message):
+    """k = −1 used to wrap around to the last lag computed, k = 1.7 to be truncated to 1."""
+    A, B = memory.linear_memory(4)
+    with pytest.raises(error, match=message):
+        fn(A, B, ks)
+
+
+def test_numpy_integer_sizes_and_seeds_are_accepted():
+    a, b = memory.RunningState(np.int64(3), seed=np.int64(2)), memory.RunningState(3, seed=2)
+    assert torch.equal(a.W, b.W) and torch.equal(a.U, b.U)
+    cache = memory.AttentionCache(np.int64(4), capacity=np.int64(8), seed=np.int64(1))
+    cache.fill(np.int64(3), seed=np.int64(5))
+    assert cache.length == 3
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        memory.RunningState(3, seed=-1)
+
+
 def test_plot_recall_and_explorer():
     fig, ax = plt.subplots()
     assert memory.plot_recall(ax, 8, kind="shift", k_max=16) is ax

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,6 +141,51 @@ def test_bad_state_and_sizes_are_rejected():
         snn.LSTM(True, H)
     with pytest.raises(ValueError, match="nonlinearity"):
         snn.RNN(D, H, nonlinearity="sigmoid")
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_state_of_another_dtype_is_refused_by_name(name):
+    layer = make_pair(name)[0]
+    state = torch.zeros(1, B, H, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"state must have dtype torch.float32 like the layer's "
+                                        r"weights, got torch.float64"):
+        layer(torch.randn(B, L, D), (state, state) if name == "lstm" else state)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_numpy_integer_sizes_are_accepted(name):
+    cls = type(make_pair(name)[0])
+    torch.manual_seed(0)
+    layer = cls(np.int64(D), np.int32(H))
+    torch.manual_seed(0)
+    twin = cls(D, H)
+    assert (layer.input_size, layer.hidden_size) == (D, H) and type(layer.input_size) is int
+    x = torch.randn(B, L, D)
+    torch.testing.assert_close(layer(x)[0], twin(x)[0], rtol=0, atol=0)
+    for backend in ("sseq", "torch"):
+        head = snn.RecurrentHead("lstm", np.int64(6), np.int64(8), np.int64(3), backend=backend)
+        assert head(torch.randint(0, 6, (B, L))).shape == (B, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.int16])
+def test_recurrent_head_reads_tokens_of_any_integer_dtype(dtype):
+    """Token ids are indices: like nn.Embedding, any integer dtype (issue 9: one_hot refused
+    all but int64)."""
+    head = snn.RecurrentHead("gru", 6, 8, 3)
+    tokens = torch.randint(0, 6, (B, L))
+    torch.testing.assert_close(head(tokens.to(dtype)), head(tokens), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tokens, error, message", [
+    (torch.zeros(B, 0, dtype=torch.long), ValueError,
+     r"token ids x must have shape \(b, l\) with b, l >= 1, got \(4, 0\)"),
+    (torch.zeros(0, L, dtype=torch.long), ValueError, r"got \(0, 7\)"),
+    (torch.zeros(B, L, dtype=torch.bool), TypeError,
+     "token ids x must be integers, got torch.bool"),
+])
+def test_recurrent_head_refuses_empty_or_boolean_tokens(tokens, error, message):
+    with pytest.raises(error, match=message):
+        snn.RecurrentHead("rnn", 6, 8, 3)(tokens)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tomllib
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,6 +50,13 @@ def test_device_is_cuda_only_when_available():
 
 def test_seed_everything_makes_runs_repeat():
     sseq.seed_everything(123)
+    a = torch.randn(5)
+    sseq.seed_everything(123)
+    assert torch.equal(a, torch.randn(5))
+
+
+def test_seed_everything_accepts_numpy_integers():
+    sseq.seed_everything(np.int64(123))
     a = torch.randn(5)
     sseq.seed_everything(123)
     assert torch.equal(a, torch.randn(5))

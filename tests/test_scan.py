@@ -81,9 +81,10 @@ def run_with_grads(fn, inputs, dtype, seed=1, **kwargs):
     gy = torch.randn(y.shape, generator=g, dtype=torch.float64)
     g_last = torch.randn(last.shape, generator=g, dtype=torch.float64)
     ((y.double() * gy).sum() + (last.double() * g_last).sum()).backward()
-    # A gradient that is exactly zero may come back as None (l = 1 leaves A unused).
-    grads = {k: torch.zeros_like(v) if v.grad is None else v.grad for k, v in leaves.items()}
-    return y.double(), last.double(), {k: v.double() for k, v in grads.items()}
+    # Every input is used, so every one gets a gradient (a zero one, not None, for A at l = 1).
+    assert all(v.grad is not None for v in leaves.values()), [k for k, v in leaves.items()
+                                                               if v.grad is None]
+    return y.double(), last.double(), {k: v.grad.double() for k, v in leaves.items()}
 
 
 def oracle_with_grads(inputs, softplus):
@@ -153,9 +154,59 @@ def test_gradients_when_only_one_output_is_used(backend, used):
         x = {k: v.float().requires_grad_() for k, v in inputs.items()}
         y, last = scan.selective_scan(**x, return_last_state=True, backend=name)
         (y if used == "y" else last).square().sum().backward()
-        grads.append([torch.zeros_like(v) if v.grad is None else v.grad for v in x.values()])
+        grads.append([v.grad for v in x.values()])
     for g, g_ref in zip(*grads, strict=True):
-        torch.testing.assert_close(g, g_ref, rtol=RTOL, atol=ATOL)
+        if g_ref is None:  # the loss does not depend on it (D, through the last state)
+            assert g is None or torch.all(g == 0)
+        else:
+            torch.testing.assert_close(g, g_ref, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_at_length_one_A_gets_a_zero_gradient_not_none(backend):
+    """h_0 = exp(Δ_0 A) h_{−1} + Δ_0 B_0 u_0 with h_{−1} = 0: A is used, its gradient is 0,
+    as autograd gives for the loop (issue 9: "parallel" left A.grad None). Likewise a in the
+    linear scan without h0."""
+    inputs, _ = selective_inputs(1, ("D",))
+    x = {k: v.requires_grad_() for k, v in inputs.items()}
+    scan.selective_scan(**x, backend=backend).sum().backward()
+    assert x["A"].grad is not None and torch.all(x["A"].grad == 0)
+    a, b = (v.requires_grad_() for v in linear_inputs(1, (3,), False).values())
+    scan.linear_scan(a, b, backend=backend).sum().backward()
+    assert a.grad is not None and torch.all(a.grad == 0)
+    torch.testing.assert_close(b.grad, torch.ones_like(b), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_second_order_gradients_are_exact_or_refused(backend):
+    """Under create_graph=True the PyTorch backends differentiate again, exactly (against the
+    float64 loop); the compiled one, whose backward pass autograd cannot see into, refuses
+    with a clear error instead of silently returning gradients that do not require grad
+    (issue 9)."""
+    inputs, softplus = selective_inputs(9, OPTIONS["all"], batch=1, d=2, n=3)
+
+    def second_order(fn):
+        x = {k: v.clone().requires_grad_() for k, v in inputs.items()}
+        y = fn(**x, delta_softplus=softplus)
+        (du,) = torch.autograd.grad(y.square().sum(), [x["u"]], create_graph=True)
+        assert du.requires_grad
+        return torch.autograd.grad(du.square().sum(), list(x.values()))
+
+    if backend == "cpu":
+        refused = "backend='cpu' computes first-order gradients only"
+        with pytest.raises(RuntimeError, match=refused):
+            second_order(lambda **x: scan.selective_scan(**x, backend=backend))
+        a, b = (v.clone().requires_grad_() for v in linear_inputs(5, (2,), False).values())
+        with pytest.raises(RuntimeError, match=refused):
+            torch.autograd.grad(scan.linear_scan(a, b, backend=backend).square().sum(), [a],
+                                create_graph=True)
+        (da,) = torch.autograd.grad(scan.linear_scan(a, b, backend=backend).sum(), [a])
+        assert not da.requires_grad  # without create_graph, first order as before
+        return
+    grads = second_order(lambda **x: scan.selective_scan(**x, backend=backend))
+    grads_ref = second_order(lambda **x: selective_oracle(**x)[0])
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=TOL, atol=TOL)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -241,7 +292,9 @@ def linear_with_grads(fn, inputs, dtype):
     h = fn(**leaves)
     g = torch.randn(h.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     (h.real.double() * g).sum().backward()
-    return h, {k: torch.zeros_like(v) if v.grad is None else v.grad for k, v in leaves.items()}
+    assert all(v.grad is not None for v in leaves.values()), [k for k, v in leaves.items()
+                                                               if v.grad is None]
+    return h, {k: v.grad for k, v in leaves.items()}
 
 
 @pytest.mark.parametrize("with_h0", [False, True], ids=["zeros", "h0"])
@@ -375,6 +428,23 @@ BAD_SELECTIVE = {  # case: (inputs, error, message)
     "B on another device": (_replace(B=lambda x: x["B"].to("meta")), ValueError,
                             "B is on meta but the first input is on cpu"),
 }
+
+
+@pytest.mark.parametrize("backend", scan.BACKENDS)
+def test_float8_inputs_are_refused_by_name(backend):
+    """float8 has no arithmetic in PyTorch: three backends failed inside a promotion, and the
+    Triton kernel read it (issue 9). Every backend refuses it, naming the argument."""
+    inputs, _ = selective_inputs(5, ("D",))
+    inputs = {k: v.float() for k, v in inputs.items()}
+    for name in ("u", "B"):
+        bad = dict(inputs, **{name: inputs[name].to(torch.float8_e4m3fn)})
+        with pytest.raises(TypeError, match=rf"{name} must be a real floating-point tensor, "
+                                            r"got dtype torch.float8_e4m3fn \(one of"):
+            scan.selective_scan(**bad, backend=backend)
+    a = torch.rand(2, 5, 3)
+    with pytest.raises(TypeError, match=r"a must be a floating-point or complex tensor, got "
+                                        r"dtype torch.float8_e5m2"):
+        scan.linear_scan(a.to(torch.float8_e5m2), a, backend=backend)
 
 
 @pytest.mark.parametrize("case", BAD_SELECTIVE.values(), ids=BAD_SELECTIVE.keys())

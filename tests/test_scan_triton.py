@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -241,6 +242,129 @@ def test_adjoint_runs_backwards_in_time():
     y_ref, _ = scan_loop(**inputs)
     (du_ref,) = torch.autograd.grad(y_ref[0, t0].sum(), [inputs["u"]])
     torch.testing.assert_close(du.double(), du_ref.double(), rtol=RTOL, atol=ATOL)
+
+
+# --- regression tests of issue 9: softplus far from 0, float64, A = −inf -----------------------
+
+KERNEL_VERSIONS = {"current kernels": {}, "first kernels": dict(version=1)}
+
+
+@pytest.mark.parametrize("version", KERNEL_VERSIONS)
+def test_softplus_is_accurate_far_below_zero(version):
+    """Δ = softplus(δ + bias) for δ + bias from −30 to 30, read out exactly: at L = 1 with
+    u = B = C = 1, y_0 = Δ_0 (and ∂y/∂δ = σ(δ + bias)). log(1 + e^x) in float32 loses every
+    digit of e^x below x ≈ −17 (1 + e^x rounds to 1); torch's softplus does not."""
+    x = torch.arange(-30.0, 30.5, 0.5, dtype=torch.float64)  # δ + bias, one channel each
+    d = x.numel()
+    delta = (x - 0.25).float().to(DEVICE).requires_grad_()  # the bias 0.25 is exact in float32
+    inputs = dict(u=torch.ones(1, 1, d), delta=delta[None, None], A=-torch.ones(d, 1),
+                  B=torch.ones(1, 1, 1), C=torch.ones(1, 1, 1), delta_bias=torch.full((d,), 0.25))
+    inputs = {k: v.to(DEVICE) for k, v in inputs.items()}
+    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
+    with scan_triton.use_config(config):
+        y = scan_triton.selective_scan_triton(**inputs, delta_softplus=True)
+        (ddelta,) = torch.autograd.grad(y.sum(), [delta])
+    # float32 holds softplus to a few ulp: relative 1e-6 (the other backends agree to 2e-7).
+    torch.testing.assert_close(y[0, 0].double().cpu(), F.softplus(x), rtol=1e-6, atol=0)
+    torch.testing.assert_close(ddelta.double().cpu(), torch.sigmoid(x), rtol=1e-6, atol=0)
+
+
+def float64_inputs(b=1, l=11, d=3, n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs = make_inputs(b, l, d, n, dtype=torch.float64, seed=seed)
+    inputs["A"] = (-torch.rand(d, n, generator=g, dtype=torch.float64) - 0.1).to(DEVICE)
+    return {k: v.detach().requires_grad_() for k, v in inputs.items()}
+
+
+@pytest.mark.parametrize("version", KERNEL_VERSIONS)
+def test_float64_inputs_are_computed_in_float64(version):
+    """float64 in, float64 arithmetic: y and the last state in float64, equal to the float64
+    loop to 1e-12 (a float32 computation is off by about 1e-7), gradients likewise."""
+    inputs = float64_inputs()
+    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
+    with scan_triton.use_config(config):
+        y, last, grads = outputs_and_grads(
+            lambda **kw: scan_triton.selective_scan_triton(**kw, delta_softplus=True,
+                                                           return_last_state=True), inputs)
+    y_ref, last_ref, grads_ref = outputs_and_grads(
+        lambda **kw: scan_loop(**kw, delta_softplus=True), inputs)
+    assert y.dtype == last.dtype == torch.float64
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(last, last_ref, rtol=1e-12, atol=1e-12)
+    for name in grads:
+        assert grads[name].dtype == torch.float64, name
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-12, atol=1e-12,
+                                   msg=lambda m, name=name: f"d{name}: {m}")
+
+
+@pytest.mark.parametrize("version", KERNEL_VERSIONS)
+def test_float64_gradcheck(version):
+    inputs = float64_inputs(b=1, l=5, d=2, n=2)
+    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
+
+    def fn(*args):
+        y, last = scan_triton.selective_scan_triton(*args, delta_softplus=True,
+                                                    return_last_state=True)
+        return y, last
+
+    with scan_triton.use_config(config):
+        assert torch.autograd.gradcheck(fn, tuple(inputs.values()), eps=1e-6, atol=1e-8)
+
+
+def test_float64_linear_scan_gradcheck():
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(2, 9, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    h0 = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    a, b, h0 = (x.to(DEVICE).requires_grad_() for x in (a, b, h0))
+    h = scan_triton_linear.linear_scan_triton(a, b, h0)
+    assert h.dtype == torch.float64
+    torch.testing.assert_close(h, linear_loop(a, b, h0), rtol=1e-13, atol=1e-13)
+    assert torch.autograd.gradcheck(scan_triton_linear.linear_scan_triton, (a, b, h0))
+
+
+@pytest.mark.parametrize("version", KERNEL_VERSIONS)
+def test_minus_infinite_A_gives_the_reference_results(version):
+    """A = −inf (a mode that forgets at once, A_bar = 0) in a length that leaves the last
+    chunk part empty: the padded steps (Δ = 0) must leave the state as it is, not compute
+    exp(0 · −inf) = NaN. Everything equals the reference backend, NaN where autograd gives
+    the reference NaN (∂δ and ∂bias of that channel: ∂A_bar/∂Δ = A · exp(ΔA) = −inf · 0)."""
+    scan = pytest.importorskip("sseq.scan")
+    inputs = make_inputs(2, 13, 3, 4, softplus=True)
+    A = inputs["A"].detach().clone()
+    A[1, 2] = -float("inf")
+    inputs["A"] = A.requires_grad_()
+    kwargs = dict(delta_softplus=True, return_last_state=True)
+    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
+    # The interpreter computes the NaN of ∂δ with NumPy, which warns; the warning is expected.
+    with scan_triton.use_config(config), np.errstate(invalid="ignore"):
+        y, last, grads = outputs_and_grads(
+            lambda **kw: scan.selective_scan(**kw, **kwargs, backend="triton"), inputs)
+    y_ref, last_ref, grads_ref = outputs_and_grads(
+        lambda **kw: scan.selective_scan(**kw, **kwargs, backend="reference"), inputs)
+    assert torch.isfinite(y).all() and torch.isfinite(last).all()
+    torch.testing.assert_close(y, y_ref, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(last, last_ref, rtol=RTOL, atol=ATOL)
+    for name in grads:
+        finite = name not in ("delta", "delta_bias")
+        assert not finite or torch.isfinite(grads[name]).all(), name
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=RTOL, atol=ATOL,
+                                   equal_nan=True, msg=lambda m, name=name: f"d{name}: {m}")
+    assert torch.isfinite(grads["delta"][:, :, [0, 2]]).all()  # only channel 1 has A = −inf
+
+
+def test_second_order_gradients_are_refused():
+    """The kernels' backward passes are opaque to autograd: under create_graph=True they say
+    so (issue 9: they returned first-order gradients that silently did not require grad, so a
+    second derivative through them came out absent or zero)."""
+    inputs = make_inputs(1, 6, 2, 2)
+    y = scan_triton.selective_scan_triton(**inputs, delta_softplus=True)
+    refused = "backend='triton' computes first-order gradients only"
+    with pytest.raises(RuntimeError, match=refused):
+        torch.autograd.grad(y.square().sum(), [inputs["u"]], create_graph=True)
+    a, b = (torch.rand(1, 5, 2, device=DEVICE, requires_grad=True) for _ in range(2))
+    with pytest.raises(RuntimeError, match=refused):
+        torch.autograd.grad(scan_triton_linear.linear_scan_triton(a, b).square().sum(), [a],
+                            create_graph=True)
 
 
 def linear_loop(a, b, h0=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -65,6 +66,39 @@ def test_kernel_and_reference_agree_in_outputs_and_gradients(name):
     grads_ref = torch.autograd.grad((K_ref * w).sum().real, (A_bar, B_bar, C))
     for g, g_ref in zip(grads, grads_ref, strict=True):
         np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["dense", "diagonal real", "diagonal complex"])
+@pytest.mark.parametrize("fn", [ssm.kernel, ssm.kernel_ref], ids=["kernel", "kernel_ref"])
+def test_at_length_one_A_bar_gets_a_zero_gradient_not_none(name, fn):
+    """K_0 = C B_bar: A_bar is an input of the kernel at every length, so at L = 1 its gradient
+    is zero (as for a loop of products in PyTorch), not None (issue 9)."""
+    A_bar, B_bar, C = (x.clone().requires_grad_() for x in SYSTEMS[name])
+    grads = torch.autograd.grad(fn(A_bar, B_bar, C, 1).sum().real, (A_bar, B_bar, C),
+                                allow_unused=True)
+    assert grads[0] is not None and torch.all(grads[0] == 0)
+    torch.testing.assert_close(grads[1], C.detach().conj() if A_bar.is_complex() else
+                               C.detach(), rtol=0, atol=0)
+
+
+def test_real_diagonal_kernel_overflows_to_inf_like_the_reference():
+    """Real λ = 2 at L = 200 in float32: λ^k passes float32's largest number at k = 128, and K
+    is inf from there on, as the reference's products give, not NaN (issue 9: the complex
+    power 2^k · e^{i·0} made inf · 0 = NaN). λ = −3 alternates in sign; λ = 0 gives K_0 only."""
+    A_bar = torch.tensor([[2.0], [-3.0], [0.5], [0.0]])  # (d, n = 1): one mode per channel
+    B_bar, C = torch.ones(4, 1), torch.ones(4, 1)
+    K, K_ref = ssm.kernel(A_bar, B_bar, C, 200), ssm.kernel_ref(A_bar, B_bar, C, 200)
+    assert not K.is_complex() and not torch.isnan(K).any()
+    assert torch.isinf(K_ref[0, 128:]).all() and torch.equal(K[0, 130:], K_ref[0, 130:])
+    assert torch.isinf(K_ref[1, 81:]).all() and torch.equal(K[1, 81:], K_ref[1, 81:])
+    finite = K_ref.abs() < 1e37  # away from the overflow, where rounding decides inf or not
+    torch.testing.assert_close(K[finite], K_ref[finite], rtol=2e-5, atol=1e-30)
+    assert K[3, 0] == 1 and torch.all(K[3, 1:] == 0)
+    C = torch.complex(torch.randn(4, 1), torch.randn(4, 1))  # real λ, complex C: complex K
+    K, K_ref = ssm.kernel(A_bar[2:], B_bar[2:], C[2:], 50), ssm.kernel_ref(A_bar[2:], B_bar[2:],
+                                                                          C[2:], 50)
+    assert K.is_complex()
+    torch.testing.assert_close(K, K_ref, rtol=1e-5, atol=1e-30)
 
 
 def test_kernel_per_channel():
@@ -262,6 +296,66 @@ def test_bad_input_is_refused():
         ssm.s4d_A("legs", 8)
     with pytest.raises(ValueError, match="dt_min <= dt_max"):
         ssm.S4D(ssm.S4DConfig(d_model=2, dt_min=0.1, dt_max=0.01))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: ssm.kernel_ref(torch.rand(3), torch.ones(3), torch.ones(3), 0), ValueError,
+     "L must be a positive int, got 0"),
+    (lambda: ssm.recurrent(torch.rand(3), torch.ones(3), torch.ones(3), torch.ones(2, 0)),
+     ValueError, "u must have l >= 1 time steps, got shape (2, 0)"),
+    (lambda: ssm.S4DConfig(d_model=2.5), ValueError, "d_model must be a positive int, got 2.5"),
+    (lambda: ssm.S4DConfig(d_model=-1), ValueError, "d_model must be a positive int, got -1"),
+    (lambda: ssm.S4DConfig(d_model=0), ValueError, "d_model must be a positive int, got 0"),
+    (lambda: ssm.S4DConfig(d_model=2, d_state=5), ValueError, "d_state must be an even int"),
+    (lambda: ssm.S4DConfig(d_model=2, init="legs"), ValueError, "init must be"),
+    (lambda: ssm.S4DConfig(d_model=2, dt_min=0.0), ValueError, "need 0 < dt_min <= dt_max"),
+    (lambda: ssm.S4DConfig(d_model=2, dt_max=math.inf), ValueError, "need 0 < dt_min <= dt_max"),
+    (lambda: ssm.S4D(ssm.S4DConfig(d_model=2))(torch.ones(1, 5, 2, dtype=torch.bfloat16)),
+     TypeError, "u must have the layer's dtype torch.float32, got torch.bfloat16"),
+    (lambda: ssm.S4D(ssm.S4DConfig(d_model=2))(torch.ones(1, 5, 3)), ValueError,
+     "u must have shape (b, l, d_model) = (?, ?, 2), got (1, 5, 3)"),
+])
+def test_hostile_input_gets_an_error_naming_the_argument(call, error, message):
+    """Issue 9: each of these failed inside PyTorch with an error that named no argument (or,
+    for d_model = 0, built an empty layer)."""
+    with pytest.raises(error) as info:
+        call()
+    assert message in str(info.value)
+
+
+def test_numpy_integers_are_accepted():
+    A_bar, B_bar, C = SYSTEMS["dense"]
+    for fn in (ssm.kernel, ssm.kernel_ref):
+        torch.testing.assert_close(fn(A_bar, B_bar, C, np.int64(9)), fn(A_bar, B_bar, C, 9),
+                                   rtol=0, atol=0)
+    config = ssm.S4DConfig(d_model=np.int64(3), d_state=np.int32(8))
+    assert config == ssm.S4DConfig(3, 8) and type(config.d_model) is int
+    assert ssm.s4d_A("inv", np.int64(8)).shape == (4,)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_convolve_in_half_precision(dtype):
+    """The FFT needs 32 bits (on a CPU): half inputs are transformed in float32 and the result
+    is rounded to their dtype, as the reference's products are."""
+    u, K = torch.randn(2, 50, 3).to(dtype), (0.9 ** torch.arange(50.0)).repeat(3, 1).to(dtype)
+    y = ssm.convolve(u, K)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), ssm.convolve_ref(u.float(), K.float()),
+                               rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_s4d_layer_in_half_precision(dtype):
+    """A layer cast to half computes its kernel in float32 (complex32 has too few operations)
+    and returns the half dtype, close to the float32 layer's output."""
+    layer = ssm.S4D(ssm.S4DConfig(d_model=3, d_state=8))
+    u = torch.randn(2, 40, 3)
+    half = copy.deepcopy(layer).to(dtype)
+    y = half(u.to(dtype))
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), layer(u).detach(), rtol=3e-2, atol=1e-1)
+    y.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == dtype for p in half.parameters())
 
 
 def test_discretized_s4d_matches_the_discretize_module():

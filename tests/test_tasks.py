@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,6 +52,15 @@ def test_tasks_are_deterministic_and_accept_a_generator(task, args):
     from_generator = task(*args, seed=g)
     assert torch.equal(from_generator[0], first[0])
     assert not torch.equal(task(*args, seed=g)[0], first[0])  # the generator advanced
+
+
+@pytest.mark.parametrize("task, args", [(tasks.adding_problem, (8, 6)),
+                                        (tasks.delayed_recall, (8, 6))])
+def test_numpy_integers_are_accepted(task, args):
+    want = task(*args, seed=5)
+    got = task(*map(np.int64, args), seed=np.int64(5))
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("call, error, match", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -129,7 +130,7 @@ def test_compute_loss_rejects_mismatched_shapes():
     ({"targets": torch.zeros(3)}, ValueError, "same number n >= 1 of examples"),
     ({"steps": 0}, ValueError, "steps must be a positive int"),
     ({"batch_size": 2.5}, ValueError, "batch_size must be a positive int"),
-    ({"lr": -1.0}, ValueError, "lr must be a positive number"),
+    ({"lr": -1.0}, ValueError, "lr must be a positive finite number"),
     ({"loss": "hinge"}, ValueError, "loss must be one of"),
     ({"seed": -3}, ValueError, "seed must be an int >= 0"),
     ({"eval_data": torch.zeros(3)}, TypeError, "eval_data must be a pair"),
@@ -143,6 +144,27 @@ def test_bad_arguments_are_rejected(kwargs, error, match):
     model, inputs, targets = args.pop("model"), args.pop("inputs"), args.pop("targets")
     with pytest.raises(error, match=match):
         train.fit(model, inputs, targets, progress=False, **args)
+
+
+def test_numpy_integers_are_python_integers_here():
+    """steps, batch_size, eval_every and seed from NumPy (np.arange, a config array) train
+    exactly as the same Python ints (issue 9: refused)."""
+    x, y = separable(64)
+    runs = []
+    for cast in (int, np.int64, np.int32):
+        model = fresh_linear()
+        history = train.fit(model, x, y, steps=cast(6), batch_size=cast(8), eval_every=cast(3),
+                            seed=cast(4), progress=False)
+        runs.append((history["loss"], model.weight.detach().clone()))
+    for loss, weight in runs[1:]:
+        assert loss == runs[0][0] and torch.equal(weight, runs[0][1])
+
+
+@pytest.mark.parametrize("lr", [math.inf, -math.inf, math.nan])
+def test_an_infinite_learning_rate_is_refused(lr):
+    x, y = separable(16)
+    with pytest.raises(ValueError, match="lr must be a positive finite number"):
+        train.fit(fresh_linear(), x, y, steps=2, lr=lr, progress=False)
 
 
 def test_accuracy_rejects_bad_arguments():
