@@ -94,6 +94,9 @@ def test_colab_install_path_against_a_local_clone(tmp_path):
     """Install sseq exactly as the setup cell does on Colab, from a clone of this repo."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    # the setup cell installs @main: give the clone that branch whatever is checked out here
+    subprocess.run(["git", "checkout", "-q", "-B", CONFIG["repository"]["branch"]], cwd=clone,
+                   check=True)
     setup = expected_setup_cell(url=f"file://{clone}")
     spec = re.search(r'%pip install -q "(.+)"', setup).group(1)
     site = tmp_path / "site"
