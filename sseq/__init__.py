@@ -56,6 +56,7 @@ _SUBMODULES = (
     "nn",
     "scan",
     "ssm",
+    "step_size",
     "tasks",
     "train",
     "viz",

@@ -155,7 +155,7 @@ BENCHMARKS = {
         "cpu side by side (ms forward and forward+backward, peak memory, error against the "
         "reference); on cuda, the Triton kernels against PyTorch, as a share of the GPU's copy "
         "bandwidth",
-        {"cpu": "sseq.scan_bench:main", "cuda": "sseq.kernel_bench:main"}),
+        {"cpu": "sseq.scan.bench_cpu:main", "cuda": "sseq.scan.bench_gpu:main"}),
     "memory": Benchmark(
         "chapter 1's two answers to the memory problem: time and bytes per token of a running "
         "state and of an attention cache, against the length of the history",

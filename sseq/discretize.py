@@ -40,8 +40,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["RULES", "bilinear", "euler", "is_diagonal", "plot_step", "step_explorer",
-           "step_response", "zoh"]
+__all__ = ["RULES", "bilinear", "euler", "is_diagonal", "zoh"]
 
 
 # --- checking the arguments -----------------------------------------------------------------
@@ -204,80 +203,5 @@ def euler(A, B, dt, *, diagonal: bool | None = None) -> tuple[torch.Tensor, torc
     return I + dt * A, dt * B
 
 
-# --- the explorer of the step size ----------------------------------------------------------
-
+# Every rule by name (sseq.step_size draws them side by side).
 RULES = {"zoh": zoh, "bilinear": bilinear, "euler": euler}
-
-
-def step_response(A, dt, *, L: int = 100, rules=tuple(RULES)) -> dict:
-    """For each rule, the eigenvalues of A_bar and the impulse response of x' = Ax + u, y = Σx.
-
-    Args:
-        A: the diagonal ``(n,)`` of a stable A, complex (conjugate pairs give a real response).
-        dt: the step Δ > 0.
-        L: the number of steps of the response.
-        rules: names among ``"zoh"``, ``"bilinear"``, ``"euler"``.
-
-    Returns:
-        ``{rule: (eigenvalues (n,) complex, K (L,) real)}`` with K_k = Σ_n A_bar_n^k B_bar_n.
-    """
-    from sseq.ssm import kernel  # sseq.ssm builds on this module
-
-    A = _as_float_tensor(A, "A").to(torch.complex128)
-    out = {}
-    for name in rules:
-        if name not in RULES:
-            raise ValueError(f"rules must be among {sorted(RULES)}, got {name!r}")
-        A_bar, B_bar = RULES[name](A, torch.ones_like(A), dt, diagonal=True)
-        out[name] = (A_bar, kernel(A_bar, B_bar, torch.ones_like(A), L).real)
-    return out
-
-
-def plot_step(axes, dt, A, *, L: int = 100, rules=tuple(RULES)):
-    """The explorer's update: Δ moves A_bar's eigenvalues (left) and the impulse response (right).
-
-    Args:
-        axes: two matplotlib Axes.
-        dt, A, L, rules: as :func:`step_response`.
-
-    Returns:
-        ``axes``, drawn afresh.
-    """
-    import numpy as np
-
-    from sseq.viz import PALETTE
-
-    colors = {"zoh": PALETTE["state"], "bilinear": PALETTE["accent"], "euler": PALETTE["attention"]}
-    ax_disk, ax_k = axes
-    ax_disk.clear()
-    ax_k.clear()
-    theta = np.linspace(0, 2 * np.pi, 200)
-    ax_disk.plot(np.cos(theta), np.sin(theta), color="0.5", lw=1)
-    for i, (name, (eig, K)) in enumerate(step_response(A, dt, L=L, rules=rules).items()):
-        stable = bool((eig.abs() < 1).all())
-        label = f"{name} ({'stable' if stable else 'unstable'})"
-        ax_disk.plot(eig.real, eig.imag, "oxs"[i % 3], color=colors[name], label=label)
-        ax_k.plot(np.arange(L), K.clip(-1e3, 1e3), color=colors[name], label=name)
-    ax_disk.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal", xlabel="Re",
-                ylabel="Im", title=f"eigenvalues of A_bar, Δ = {dt:.3g}")
-    ax_disk.legend(loc="lower left", fontsize=7)
-    scale = float(step_response(A, dt, L=L, rules=("zoh",))["zoh"][1].abs().max())
-    ax_k.set(ylim=(-1.3 * scale, 1.3 * scale), xlabel="step k", ylabel="K_k",
-             title="impulse response")
-    ax_k.legend(loc="upper right", fontsize=7)
-    return axes
-
-
-def step_explorer(A, *, L: int = 100):
-    """An ipywidgets explorer: a slider for Δ redraws :func:`plot_step` for the diagonal A."""
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    def update(dt=0.1):
-        fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
-        plot_step(axes, dt, A, L=L)
-        plt.show()
-
-    slider = widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0.5, step=0.05,
-                                    description="Δ", readout_format=".3f")
-    return widgets.interactive(update, dt=slider)

@@ -66,7 +66,7 @@ def test_sdpa_with_masks_equals_torch(mask_shape, kind, causal):
 
 def test_causal_with_fewer_queries_is_torchs_lower_right_causal_bias():
     # imported here: this module imports Triton, which must not happen before the conftest
-    # has seeded (and switched Triton's CPU interpreter on for sseq.scan_triton's tests)
+    # has seeded (and switched Triton's CPU interpreter on for sseq.scan's Triton kernel tests)
     from torch.nn.attention.bias import causal_lower_right
 
     q, k, v = qkv(l_q=3, l_k=10)

@@ -20,7 +20,7 @@ if importlib.util.find_spec("triton") is None:
 
 CODE = """
 import json, torch
-from sseq.kernel_compile import compile_report
+from sseq.scan.compile_report import compile_report
 rows = compile_report(archs=(90,), cases=[(16, torch.float32)])
 print(json.dumps(rows))
 """
@@ -42,7 +42,7 @@ def test_every_kernel_compiles_for_sm90():
 
 
 def test_compile_report_refuses_an_interpreting_process():
-    code = "from sseq.kernel_compile import compile_report\ncompile_report()"
+    code = "from sseq.scan.compile_report import compile_report\ncompile_report()"
     for extra in ({}, {"SSEQ_TRITON_COMPILE_ONLY": "1"}):  # interpreting, with or without
         env = {k: v for k, v in os.environ.items() if k != "SSEQ_TRITON_COMPILE_ONLY"}
         env.update(TRITON_INTERPRET="1", **extra)
@@ -53,10 +53,11 @@ def test_compile_report_refuses_an_interpreting_process():
 
 CODE_FLOAT64 = """
 import json, re, torch
-from sseq import kernel_compile, scan_triton
+from sseq.scan import compile_report as kernel_compile
+from sseq.scan import triton_kernel
 rows = []
 for label, kernel, args, kwargs in kernel_compile._record_launches(
-        scan_triton.GPU_CONFIG, 2, 256, 64, 16, torch.float64):
+        triton_kernel.GPU_CONFIG, 2, 256, 64, 16, torch.float64):
     ptx = kernel_compile.compile_launch(kernel, args, kwargs, 90).asm["ptx"]
     rows.append({"kernel": label, "f64": len(re.findall(r"[.]f64", ptx)),
                  "f32 exp2": len(re.findall(r"ex2[.]approx[.](ftz[.])?f32", ptx)),

@@ -138,7 +138,7 @@ def test_cpu_backward_passes_gradcheck(options):
     names = list(inputs)
 
     def fn(*xs):
-        return scan.scan_cpu.selective_scan_cpu(**dict(zip(names, xs, strict=True)),
+        return scan.cpu.selective_scan_cpu(**dict(zip(names, xs, strict=True)),
                                                 delta_softplus=softplus, return_last_state=True)
 
     leaves = tuple(v.requires_grad_() for v in inputs.values())
@@ -236,7 +236,7 @@ def test_fast_exp_is_within_two_ulp():
     special = [0.0, -87.33654, 88.37, 88.72, 88.73, -np.inf, np.inf, np.nan]
     x = np.concatenate([np.linspace(-90, 89, 400_001), special]).astype(np.float32)
     out = np.empty_like(x)
-    scan.scan_cpu._exp_into(x, out, np.empty(2 * x.size, dtype=np.int32))
+    scan.cpu._exp_into(x, out, np.empty(2 * x.size, dtype=np.int32))
     with np.errstate(over="ignore"):
         exact = np.exp(x.astype(np.float64))
     normal = (exact >= np.finfo(np.float32).tiny) & (exact <= np.finfo(np.float32).max)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 if importlib.util.find_spec("triton") is None:  # find, not import: sseq sets the interpreter up
     pytest.skip("triton is not installed", allow_module_level=True)
-from sseq import scan_triton, scan_triton_linear  # noqa: E402
+from sseq.scan import triton_kernel, triton_linear  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 RTOL, ATOL = 6e-4, 2e-3  # fp32 against float64, the tolerances of the other backends
@@ -86,7 +86,7 @@ def outputs_and_grads(fn, inputs, seed=1):
 
 def assert_matches_loop(inputs, softplus, rtol=RTOL, atol=ATOL):
     def triton_fn(**kw):
-        return scan_triton.selective_scan_triton(**kw, delta_softplus=softplus,
+        return triton_kernel.selective_scan_triton(**kw, delta_softplus=softplus,
                                                  return_last_state=True)
 
     def loop_fn(**kw):
@@ -131,11 +131,11 @@ OTHER_CONFIGS = {
 
 @pytest.mark.parametrize("name", OTHER_CONFIGS)
 def test_other_launch_configurations_match_the_loop(name):
-    changed = dataclasses.replace(scan_triton._config(), **OTHER_CONFIGS[name])
+    changed = dataclasses.replace(triton_kernel._config(), **OTHER_CONFIGS[name])
     for b, l, d, n, D, z, bias, softplus in [(2, 37, 5, 4, True, True, True, True),
                                               (1, 70, 3, 16, False, False, False, False)]:
         inputs = make_inputs(b, l, d, n, D=D, z=z, bias=bias, softplus=softplus)
-        with scan_triton.use_config(changed):  # the backward pass keeps it outside too
+        with triton_kernel.use_config(changed):  # the backward pass keeps it outside too
             assert_matches_loop(inputs, softplus)
 
 
@@ -158,7 +158,7 @@ def test_gradient_of_delta_keeps_its_own_dtype():
     """∂δ is computed in fp32 and returned in δ's dtype, whatever u's dtype is."""
     inputs = make_inputs(1, 9, 3, 4, dtype=torch.bfloat16)
     inputs["delta"] = inputs["delta"].detach().float().requires_grad_()
-    y = scan_triton.selective_scan_triton(**inputs, delta_softplus=True)
+    y = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True)
     (ddelta,) = torch.autograd.grad(y.float().sum(), [inputs["delta"]])
     y_ref, _ = scan_loop(**inputs, delta_softplus=True)
     (ddelta_ref,) = torch.autograd.grad(y_ref.sum(), [inputs["delta"]])
@@ -170,48 +170,48 @@ def test_gradient_of_delta_keeps_its_own_dtype():
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
 def test_states_are_saved_only_when_a_backward_pass_can_follow(mode, monkeypatch):
     saved = []
-    forward = scan_triton._scan_forward
+    forward = triton_kernel._scan_forward
 
     def spy(*args):
         saved.append(args[9])  # save_states
         return forward(*args)
 
-    monkeypatch.setattr(scan_triton, "_scan_forward", spy)
+    monkeypatch.setattr(triton_kernel, "_scan_forward", spy)
     inputs = make_inputs(1, 5, 2, 2)  # every input requires a gradient
     context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
                "grad": torch.enable_grad}[mode]
     with context():
-        scan_triton.selective_scan_triton(**inputs)
+        triton_kernel.selective_scan_triton(**inputs)
     assert saved == [mode == "grad"]
 
 
 def test_unknown_kernel_version_is_a_clear_error():
-    with scan_triton.use_config(dataclasses.replace(scan_triton._config(), version=3)):
+    with triton_kernel.use_config(dataclasses.replace(triton_kernel._config(), version=3)):
         with pytest.raises(ValueError, match="KernelConfig.version must be 1 or 2"):
-            scan_triton.selective_scan_triton(**make_inputs(1, 3, 2, 2))
+            triton_kernel.selective_scan_triton(**make_inputs(1, 3, 2, 2))
     with pytest.raises(TypeError, match="config must be a KernelConfig"):
-        with scan_triton.use_config({"version": 1}):
+        with triton_kernel.use_config({"version": 1}):
             pass
 
 
 def test_a_backward_pass_keeps_the_configuration_of_its_forward_pass(monkeypatch):
     used = []
-    backward = scan_triton._scan_backward
-    monkeypatch.setattr(scan_triton, "_scan_backward",
+    backward = triton_kernel._scan_backward
+    monkeypatch.setattr(triton_kernel, "_scan_backward",
                         lambda saved, softplus, g, dlast, cfg: used.append(cfg) or
                         backward(saved, softplus, g, dlast, cfg))
     inputs = make_inputs(1, 6, 2, 2)
-    first = dataclasses.replace(scan_triton._config(), version=1)
-    with scan_triton.use_config(first):
-        y = scan_triton.selective_scan_triton(**inputs)
+    first = dataclasses.replace(triton_kernel._config(), version=1)
+    with triton_kernel.use_config(first):
+        y = triton_kernel.selective_scan_triton(**inputs)
     y.sum().backward()
-    assert used == [first] and scan_triton._config() != first
+    assert used == [first] and triton_kernel._config() != first
 
 
 def test_without_last_state_returns_only_y():
     inputs = make_inputs(2, 5, 3, 2, softplus=False)
     inputs = {k: v.detach() for k, v in inputs.items()}
-    y = scan_triton.selective_scan_triton(**inputs)
+    y = triton_kernel.selective_scan_triton(**inputs)
     y_ref, _ = scan_loop(**inputs)
     assert isinstance(y, torch.Tensor)
     torch.testing.assert_close(y.double(), y_ref, rtol=RTOL, atol=ATOL)
@@ -219,7 +219,7 @@ def test_without_last_state_returns_only_y():
 
 def test_gradient_of_the_last_state_alone():
     inputs = make_inputs(1, 11, 3, 4, D=False, z=False, bias=False, softplus=False)
-    _, last = scan_triton.selective_scan_triton(**inputs, return_last_state=True)
+    _, last = triton_kernel.selective_scan_triton(**inputs, return_last_state=True)
     grads = torch.autograd.grad(last.sum(), [inputs["u"], inputs["A"]])
     _, last_ref = scan_loop(**inputs)
     grads_ref = torch.autograd.grad(last_ref.sum(), [inputs["u"], inputs["A"]])
@@ -235,7 +235,7 @@ def test_adjoint_runs_backwards_in_time():
     """
     l, t0 = 40, 21  # t0 inside the third chunk of the interpreter's 8 steps
     inputs = make_inputs(1, l, 3, 4, D=False, z=False, bias=False, softplus=False)
-    y = scan_triton.selective_scan_triton(**inputs)
+    y = triton_kernel.selective_scan_triton(**inputs)
     (du,) = torch.autograd.grad(y[0, t0].sum(), [inputs["u"]])
     assert torch.all(du[0, t0 + 1:] == 0)
     assert torch.all(du[0, : t0 + 1].abs().sum(-1) > 0)
@@ -260,9 +260,9 @@ def test_softplus_is_accurate_far_below_zero(version):
     inputs = dict(u=torch.ones(1, 1, d), delta=delta[None, None], A=-torch.ones(d, 1),
                   B=torch.ones(1, 1, 1), C=torch.ones(1, 1, 1), delta_bias=torch.full((d,), 0.25))
     inputs = {k: v.to(DEVICE) for k, v in inputs.items()}
-    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
-    with scan_triton.use_config(config):
-        y = scan_triton.selective_scan_triton(**inputs, delta_softplus=True)
+    config = dataclasses.replace(triton_kernel._config(), **KERNEL_VERSIONS[version])
+    with triton_kernel.use_config(config):
+        y = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True)
         (ddelta,) = torch.autograd.grad(y.sum(), [delta])
     # float32 holds softplus to a few ulp: relative 1e-6 (the other backends agree to 2e-7).
     torch.testing.assert_close(y[0, 0].double().cpu(), F.softplus(x), rtol=1e-6, atol=0)
@@ -281,10 +281,10 @@ def test_float64_inputs_are_computed_in_float64(version):
     """float64 in, float64 arithmetic: y and the last state in float64, equal to the float64
     loop to 1e-12 (a float32 computation is off by about 1e-7), gradients likewise."""
     inputs = float64_inputs()
-    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
-    with scan_triton.use_config(config):
+    config = dataclasses.replace(triton_kernel._config(), **KERNEL_VERSIONS[version])
+    with triton_kernel.use_config(config):
         y, last, grads = outputs_and_grads(
-            lambda **kw: scan_triton.selective_scan_triton(**kw, delta_softplus=True,
+            lambda **kw: triton_kernel.selective_scan_triton(**kw, delta_softplus=True,
                                                            return_last_state=True), inputs)
     y_ref, last_ref, grads_ref = outputs_and_grads(
         lambda **kw: scan_loop(**kw, delta_softplus=True), inputs)
@@ -300,14 +300,14 @@ def test_float64_inputs_are_computed_in_float64(version):
 @pytest.mark.parametrize("version", KERNEL_VERSIONS)
 def test_float64_gradcheck(version):
     inputs = float64_inputs(b=1, l=5, d=2, n=2)
-    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
+    config = dataclasses.replace(triton_kernel._config(), **KERNEL_VERSIONS[version])
 
     def fn(*args):
-        y, last = scan_triton.selective_scan_triton(*args, delta_softplus=True,
+        y, last = triton_kernel.selective_scan_triton(*args, delta_softplus=True,
                                                     return_last_state=True)
         return y, last
 
-    with scan_triton.use_config(config):
+    with triton_kernel.use_config(config):
         assert torch.autograd.gradcheck(fn, tuple(inputs.values()), eps=1e-6, atol=1e-8)
 
 
@@ -316,10 +316,10 @@ def test_float64_linear_scan_gradcheck():
     a, b = (torch.rand(2, 9, 3, generator=g, dtype=torch.float64) for _ in range(2))
     h0 = torch.randn(2, 3, generator=g, dtype=torch.float64)
     a, b, h0 = (x.to(DEVICE).requires_grad_() for x in (a, b, h0))
-    h = scan_triton_linear.linear_scan_triton(a, b, h0)
+    h = triton_linear.linear_scan_triton(a, b, h0)
     assert h.dtype == torch.float64
     torch.testing.assert_close(h, linear_loop(a, b, h0), rtol=1e-13, atol=1e-13)
-    assert torch.autograd.gradcheck(scan_triton_linear.linear_scan_triton, (a, b, h0))
+    assert torch.autograd.gradcheck(triton_linear.linear_scan_triton, (a, b, h0))
 
 
 @pytest.mark.parametrize("version", KERNEL_VERSIONS)
@@ -334,9 +334,9 @@ def test_minus_infinite_A_gives_the_reference_results(version):
     A[1, 2] = -float("inf")
     inputs["A"] = A.requires_grad_()
     kwargs = dict(delta_softplus=True, return_last_state=True)
-    config = dataclasses.replace(scan_triton._config(), **KERNEL_VERSIONS[version])
+    config = dataclasses.replace(triton_kernel._config(), **KERNEL_VERSIONS[version])
     # The interpreter computes the NaN of ∂δ with NumPy, which warns; the warning is expected.
-    with scan_triton.use_config(config), np.errstate(invalid="ignore"):
+    with triton_kernel.use_config(config), np.errstate(invalid="ignore"):
         y, last, grads = outputs_and_grads(
             lambda **kw: scan.selective_scan(**kw, **kwargs, backend="triton"), inputs)
     y_ref, last_ref, grads_ref = outputs_and_grads(
@@ -357,13 +357,13 @@ def test_second_order_gradients_are_refused():
     so (issue 9: they returned first-order gradients that silently did not require grad, so a
     second derivative through them came out absent or zero)."""
     inputs = make_inputs(1, 6, 2, 2)
-    y = scan_triton.selective_scan_triton(**inputs, delta_softplus=True)
+    y = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True)
     refused = "backend='triton' computes first-order gradients only"
     with pytest.raises(RuntimeError, match=refused):
         torch.autograd.grad(y.square().sum(), [inputs["u"]], create_graph=True)
     a, b = (torch.rand(1, 5, 2, device=DEVICE, requires_grad=True) for _ in range(2))
     with pytest.raises(RuntimeError, match=refused):
-        torch.autograd.grad(scan_triton_linear.linear_scan_triton(a, b).square().sum(), [a],
+        torch.autograd.grad(triton_linear.linear_scan_triton(a, b).square().sum(), [a],
                             create_graph=True)
 
 
@@ -384,7 +384,7 @@ def test_linear_scan_matches_loop(shape, with_h0):
     b = torch.randn(shape, generator=g).to(DEVICE).requires_grad_()
     h0 = torch.randn(shape[:1] + shape[2:], generator=g).to(DEVICE).requires_grad_() \
         if with_h0 else None
-    h, h_ref = scan_triton_linear.linear_scan_triton(a, b, h0), linear_loop(a, b, h0)
+    h, h_ref = triton_linear.linear_scan_triton(a, b, h0), linear_loop(a, b, h0)
     assert h.shape == shape
     torch.testing.assert_close(h.double(), h_ref, rtol=RTOL, atol=ATOL)
     gh = torch.randn(shape, generator=g).to(DEVICE)
@@ -398,7 +398,7 @@ def test_linear_scan_matches_loop(shape, with_h0):
 def test_linear_scan_rejects_complex_inputs():
     a = torch.ones(1, 3, 2, dtype=torch.complex64, device=DEVICE)
     with pytest.raises(TypeError, match="real-only"):
-        scan_triton_linear.linear_scan_triton(a, a)
+        triton_linear.linear_scan_triton(a, a)
 
 
 class TinyMambaMixer(torch.nn.Module):
@@ -433,7 +433,7 @@ def test_training_step_matches_the_loop():
     x, target = torch.randn(2, 12, 4, device=DEVICE), torch.randn(2, 12, 4, device=DEVICE)
 
     def triton_scan(*args):
-        return scan_triton.selective_scan_triton(*args)
+        return triton_kernel.selective_scan_triton(*args)
 
     def loop_scan(*args):
         return scan_loop(*args)[0].float()
@@ -454,7 +454,7 @@ def test_training_step_matches_the_loop():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for CPU-only machines")
 def test_interpreter_is_on_without_cuda():
-    assert scan_triton.INTERPRETED
+    assert triton_kernel.INTERPRETED
 
 
 def test_importing_sseq_does_not_import_triton():
@@ -466,7 +466,7 @@ def test_importing_sseq_does_not_import_triton():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is for CPU-only machines")
 def test_clear_error_when_triton_was_imported_without_the_interpreter():
     """Triton's own library functions were then made for the GPU: the kernels could not run."""
-    code = "import triton\nfrom sseq import scan_triton"
+    code = "import triton\nfrom sseq.scan import triton_kernel"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode != 0 and "set TRITON_INTERPRET=1" in out.stderr
@@ -526,7 +526,7 @@ def test_gpu_large_shapes(b, l, d, n):
 @pytest.mark.gpu
 @pytest.mark.parametrize("b, l, d, n", [(2, 1000, 300, 16), (1, 77, 9, 256)])
 def test_gpu_first_kernels_large_shapes(b, l, d, n):
-    with scan_triton.use_config(scan_triton.V1_CONFIG):
+    with triton_kernel.use_config(triton_kernel.V1_CONFIG):
         assert_matches_loop(make_inputs(b, l, d, n), softplus=True)
 
 

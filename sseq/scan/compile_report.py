@@ -1,6 +1,6 @@
 """What the compiler makes of the GPU kernels, on a machine without a GPU.
 
-``python -m sseq.kernel_compile [--arch 90 75] [--quick]`` compiles every Triton kernel that a
+``python -m sseq.scan.compile_report [--arch 90 75] [--quick]`` compiles every Triton kernel that a
 selective scan launches — inference and a training step, both kernel versions, and the
 linear scan — for the given CUDA architectures (90: H100, 80: A100, 75: T4), exactly as
 Triton would at run time for the benchmark's shape, and reads the machine code (SASS) with
@@ -25,7 +25,7 @@ import tempfile
 import torch
 
 from sseq.bench import format_table
-from sseq.kernel_bench import SHAPES
+from sseq.scan.bench_gpu import SHAPES
 
 __all__ = ["COMPILE_CASES", "compile_launch", "compile_report", "main"]
 
@@ -48,18 +48,18 @@ class _Recorder:
 
 def _record_launches(config, b, l, d, n, dtype):
     """The kernel launches of a selective scan (and a linear scan) on meta tensors."""
-    from sseq import scan_triton, scan_triton_linear, scan_triton_v1
+    from sseq.scan import triton_kernel, triton_kernel_v1, triton_linear
 
     calls = []
-    modules = {scan_triton: ("_selective_scan_fwd_kernel", "_selective_scan_bwd_kernel"),
-               scan_triton_v1: ("_selective_scan_fwd_stepwise_kernel",
+    modules = {triton_kernel: ("_selective_scan_fwd_kernel", "_selective_scan_bwd_kernel"),
+               triton_kernel_v1: ("_selective_scan_fwd_stepwise_kernel",
                                 "_selective_scan_bwd_kernel"),
-               scan_triton_linear: ("_linear_scan_fwd_kernel", "_linear_scan_bwd_kernel")}
+               triton_linear: ("_linear_scan_fwd_kernel", "_linear_scan_bwd_kernel")}
     saved = {(m, k): getattr(m, k) for m, names in modules.items() for k in names}
     try:
         for (module, name), kernel in saved.items():
             label = name.strip("_").replace("_kernel", "")
-            if module is scan_triton_v1:
+            if module is triton_kernel_v1:
                 label = "v1 " + label
             setattr(module, name, _Recorder(kernel, calls, label))
         meta = dict(device="meta", dtype=dtype)
@@ -67,14 +67,14 @@ def _record_launches(config, b, l, d, n, dtype):
                  A=torch.empty(d, n, device="meta"), B=torch.empty(b, l, n, **meta),
                  C=torch.empty(b, l, n, **meta), D=torch.empty(d, device="meta"),
                  z=torch.empty(b, l, d, **meta), delta_bias=torch.empty(d, device="meta"))
-        with scan_triton.use_config(config):
+        with triton_kernel.use_config(config):
             with torch.no_grad():
-                scan_triton.selective_scan_triton(**x, delta_softplus=True)
+                triton_kernel.selective_scan_triton(**x, delta_softplus=True)
             leaves = [v.requires_grad_() for v in x.values()]
-            y = scan_triton.selective_scan_triton(**x, delta_softplus=True)
+            y = triton_kernel.selective_scan_triton(**x, delta_softplus=True)
             torch.autograd.grad(y, leaves, torch.empty_like(y))
         a = torch.empty(b, l, d, **meta, requires_grad=True)
-        h = scan_triton_linear.linear_scan_triton(a, a)
+        h = triton_linear.linear_scan_triton(a, a)
         torch.autograd.grad(h, a, torch.empty_like(h))
     finally:
         for (module, name), kernel in saved.items():
@@ -139,16 +139,16 @@ def compile_report(archs=(90,), cases=None, kernels=None, progress=False) -> lis
     ``cases``: (n, dtype) pairs (default :data:`COMPILE_CASES`); ``kernels``: keep only these
     kernel names. Needs ``SSEQ_TRITON_COMPILE_ONLY=1`` set before sseq imports Triton.
     """
-    from sseq import scan_triton
+    from sseq.scan import triton_common, triton_kernel
 
-    if not scan_triton.COMPILE_ONLY or scan_triton.INTERPRETED:
+    if not triton_common.COMPILE_ONLY or triton_common.INTERPRETED:
         raise RuntimeError("compile_report needs SSEQ_TRITON_COMPILE_ONLY=1 and TRITON_INTERPRET "
-                           "unset (or 0) before sseq.scan_triton is imported; "
-                           "python -m sseq.kernel_compile arranges both")
+                           "unset (or 0) before sseq.scan.triton_common is imported; "
+                           "python -m sseq.scan.compile_report arranges both")
     b, l, d = SHAPES["batch"], 4096, SHAPES["d"]
     rows, seen = [], set()
     for n, dtype in cases or COMPILE_CASES:
-        for config in (scan_triton.GPU_CONFIG, scan_triton.V1_CONFIG):
+        for config in (triton_kernel.GPU_CONFIG, triton_kernel.V1_CONFIG):
             for label, kernel, args, kwargs in _record_launches(config, b, l, d, n, dtype):
                 selective = "selective" in label
                 key = (label, n if selective else None, dtype, kwargs.get("SAVE_STATES"))
@@ -176,7 +176,7 @@ def main(archs=(90,), quick=False) -> None:
     where Triton compiles for a GPU."""
     if os.environ.get("SSEQ_TRITON_COMPILE_ONLY") != "1":
         env = dict(os.environ, SSEQ_TRITON_COMPILE_ONLY="1", TRITON_INTERPRET="0")
-        command = [sys.executable, "-m", "sseq.kernel_compile", "--arch", *map(str, archs)]
+        command = [sys.executable, "-m", "sseq.scan.compile_report", "--arch", *map(str, archs)]
         raise SystemExit(subprocess.run(command + ["--quick"] * quick, env=env).returncode)
     import triton
 
@@ -189,7 +189,7 @@ def main(archs=(90,), quick=False) -> None:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m sseq.kernel_compile",
+    parser = argparse.ArgumentParser(prog="python -m sseq.scan.compile_report",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--arch", type=int, nargs="+", default=[90],
                         help="CUDA compute capabilities (90: H100, 80: A100, 75: T4)")

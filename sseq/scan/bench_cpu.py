@@ -111,7 +111,7 @@ def _release_freed_memory() -> None:
 
 def _environment() -> str:
     numba = "numba absent"
-    if scan.scan_cpu is not None:
+    if scan.cpu is not None:
         import numba as nb
 
         numba = f"numba {nb.__version__}"

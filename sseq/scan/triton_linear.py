@@ -1,6 +1,6 @@
 """The plain linear scan h_t = a_t ⊙ h_{t-1} + b_t in Triton: the selective scan's skeleton.
 
-The same plan as :mod:`sseq.scan_triton`, with one number of state per feature: a program
+The same plan as :mod:`sseq.scan.triton_kernel`, with one number of state per feature: a program
 owns a batch element and ``BLOCK`` features, walks time in chunks of ``T`` steps and solves
 each chunk with a scan down its time axis, started from the state entering the chunk. The
 output *is* every state, so the backward pass reads ``h`` back instead of recomputing it.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from sseq.scan_triton import (
+from sseq.scan.triton_common import (
     _ACC,
     _check_device,
     _compose,
@@ -70,7 +70,7 @@ def _linear_scan_bwd_kernel(a_ptr, h0_ptr, h_ptr, g_ptr, da_ptr, db_ptr, dh0_ptr
     if HAS_H0:
         h0 += tl.load(h0_ptr + pid_b * F + f, mask=ok, other=0.0).to(ACC)
     n_chunks = tl.cdiv(L, T)
-    for k in range(tl.cdiv(L, T)):  # the bound written out: see scan_triton._launch
+    for k in range(tl.cdiv(L, T)):  # the bound written out: see triton_common._launch
         t = (n_chunks - 1 - k) * T + (T - 1 - steps)  # flipped: the chunk's latest step first
         io = (pid_b * L + t[:, None]) * F + f[None, :]  # (T, BLOCK)
         mask = (t < L)[:, None] & ok[None, :]

@@ -1,81 +1,18 @@
-"""Scans: the linear recurrence h_t = a_t ⊙ h_{t−1} + b_t, and Mamba's selective scan.
+"""The scans as their definitions, and the parallel scan that materializes every state.
 
-A selective state space model (Mamba; Gu & Dao, 2023) runs, for every channel, the
-recurrence
-
-    h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t,        y_t = ⟨C_t, h_t⟩ + D u_t,
-
-whose coefficients depend on the input. It is a *linear* recurrence in h, so it can be
-computed in several ways, each a backend of this module with the same semantics:
-
-* ``"reference"`` — the definition: a loop over time, written to be read.
-* ``"parallel"`` — a log-depth associative scan (Blelloch, 1990) in PyTorch.
-  It materializes the ``(b, l, d, n)`` states: a parallel scan without the kernel fusion
-  of the Mamba paper's §3.3.
-* ``"cpu"`` — a fused, compiled loop (numba) that never materializes them; see
-  :mod:`sseq.scan_cpu` for why it is built that way.
-* ``"triton"`` — the GPU kernels in :mod:`sseq.scan_triton` and
-  :mod:`sseq.scan_triton_linear` (need ``triton``).
-
-:data:`BACKENDS` lists those available here; ``backend="auto"`` picks the fastest one for
-the inputs' device. Every backend is differentiable in every tensor argument: the PyTorch
-ones to any order, ``"cpu"`` and ``"triton"`` (hand-written backward passes) to first order,
-and asking them for a second derivative raises an error.
+:func:`linear_scan_ref` and :func:`selective_scan_ref` are loops over time, written to be
+read: the semantics every backend of :mod:`sseq.scan` must reproduce. :func:`_blelloch` is
+the log-depth associative scan (Blelloch, 1990) behind the ``"parallel"`` backend, which
+materializes the ``(b, l, d, n)`` states that a fused kernel avoids. The input checks that
+every backend shares live here too.
 """
 
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 import torch.nn.functional as F
 
-try:
-    from sseq import scan_cpu  # the fast CPU loop; needs numba
-except ImportError:  # numba missing or broken: the CPU falls back to "parallel"
-    scan_cpu = None
-
-__all__ = [
-    "BACKENDS",
-    "linear_scan",
-    "linear_scan_parallel",
-    "linear_scan_ref",
-    "resolve_backend",
-    "selective_scan",
-    "selective_scan_ref",
-]
-
-_KNOWN = ("reference", "parallel", "cpu", "triton")
-BACKENDS: tuple[str, ...] = ("reference", "parallel") + (("cpu",) if scan_cpu else ()) + (
-    ("triton",) if importlib.util.find_spec("triton") is not None else ())
-_MISSING = {
-    "cpu": "backend 'cpu' is numba-compiled and numba did not import: pip install numba",
-    "triton": "backend 'triton' is a GPU kernel written in Triton, which is not installed "
-              "(on a CPU it runs in Triton's interpreter): pip install triton",
-}
-
-
-def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu") -> str:
-    """The backend that ``backend`` names for tensors on ``device``.
-
-    ``"auto"`` is ``"triton"`` on CUDA, ``"cpu"`` on the CPU, else ``"parallel"``, each when
-    available. Raises ``ValueError`` for unknown names or a wrong device, ``ImportError`` for a
-    known backend whose dependency is missing.
-    """
-    if not isinstance(backend, str) or backend not in ("auto", *_KNOWN):
-        raise ValueError(f"backend must be 'auto' or one of BACKENDS = {BACKENDS}, "
-                         f"got {backend!r}")
-    device = torch.device(device)
-    if backend == "auto":
-        if device.type == "cuda" and "triton" in BACKENDS:
-            return "triton"
-        return "cpu" if device.type == "cpu" and "cpu" in BACKENDS else "parallel"
-    if backend not in BACKENDS:
-        raise ImportError(_MISSING[backend])
-    if backend == "cpu" and device.type != "cpu":
-        raise ValueError(f"backend 'cpu' needs CPU tensors, got tensors on {device}")
-    return backend
-
+__all__ = ["linear_scan_parallel", "linear_scan_ref", "selective_scan_ref"]
 
 # ----------------------------------------------------------------------------- validation
 # The dtypes the scans compute with. float8 is refused: PyTorch has no arithmetic for it.
@@ -200,32 +137,6 @@ def linear_scan_parallel(a, b, h0=None):
     return _blelloch(a, b).to(out_dtype)
 
 
-def linear_scan(a, b, h0=None, backend="auto"):
-    """h_t = a_t ⊙ h_{t−1} + b_t along dim 1, by the chosen backend.
-
-    Args:
-        a, b: ``(batch, l, ...)``, real or complex, any trailing shape.
-        h0: ``(batch, ...)``, or None for zeros.
-        backend: ``"auto"`` or a name in :data:`BACKENDS`.
-
-    Returns:
-        h: ``(batch, l, ...)``, every state, in the inputs' promoted dtype.
-    """
-    a_, b_, h0_, out_dtype = _prepare_linear(a, b, h0)
-    name = resolve_backend(backend, a.device)
-    if name == "triton" and backend == "auto" and a_.is_complex():
-        name = "parallel"  # the Triton kernel is real-only
-    if name == "reference":
-        return linear_scan_ref(a_, b_, h0_).to(out_dtype)
-    if name == "parallel":
-        return linear_scan_parallel(a_, b_, h0_).to(out_dtype)
-    if name == "cpu":
-        return scan_cpu.linear_scan(a_, b_, h0_).to(out_dtype)
-    from sseq import scan_triton_linear
-
-    return scan_triton_linear.linear_scan_triton(a, b, h0)
-
-
 # ----------------------------------------------------------------------------- selective scan
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                        return_last_state=False):
@@ -295,31 +206,3 @@ def _selective_scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus
     if z is not None:
         y = y * F.silu(z.to(dtype))
     return (y.to(u.dtype), h[:, -1]) if return_last_state else y.to(u.dtype)
-
-
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False, backend="auto"):
-    """Mamba's selective scan by the chosen backend; semantics of :func:`selective_scan_ref`.
-
-    Args:
-        u, delta: ``(b, l, d)``.  A: ``(d, n)``, real.  B, C: ``(b, l, n)``.
-        D, delta_bias: ``(d,)`` or None.  z: ``(b, l, d)`` or None.
-        delta_softplus: apply softplus to Δ.  return_last_state: also return h_{l−1}.
-        backend: ``"auto"`` or a name in :data:`BACKENDS`.
-
-    Returns:
-        y ``(b, l, d)`` in u's dtype, and when asked the last state ``(b, d, n)`` (float32, or
-        float64 for float64 inputs). Gradients flow to every tensor, the last state included.
-    """
-    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    _check_selective(*args)
-    name = resolve_backend(backend, u.device)
-    if name == "reference":
-        return selective_scan_ref(*args)
-    if name == "parallel":
-        return _selective_scan_parallel(*args)
-    if name == "cpu":
-        return scan_cpu.selective_scan_cpu(*args)
-    from sseq import scan_triton
-
-    return scan_triton.selective_scan_triton(*args)

@@ -14,11 +14,11 @@ the ratio says how close a kernel comes to the cost of just reading its inputs.
 The forward is timed under ``torch.no_grad()`` (inference: the kernel then skips saving
 chunk-boundary states); forward+backward with every input requiring a gradient. Timings
 through Triton's CPU interpreter would be meaningless, so without CUDA this says so and exits
-with an error. The rows ``triton-v1`` are the first kernels (:mod:`sseq.scan_triton_v1`),
+with an error. The rows ``triton-v1`` are the first kernels (:mod:`sseq.scan.triton_kernel_v1`),
 kept to compare in one run.
 
-``python -m sseq.kernel_bench --tune`` times candidate launch parameters on a GPU; what the
-compiler makes of the kernels, without a GPU, is :mod:`sseq.kernel_compile`.
+``python -m sseq.scan.bench_gpu --tune`` times candidate launch parameters on a GPU; what the
+compiler makes of the kernels, without a GPU, is :mod:`sseq.scan.compile_report`.
 """
 
 from __future__ import annotations
@@ -66,15 +66,15 @@ def mamba_inputs(batch, length, d, n, dtype=torch.float32, requires_grad=False, 
 
 def _scan_fn(backend):
     if backend == "triton":
-        from sseq.scan_triton import selective_scan_triton
+        from sseq.scan.triton_kernel import selective_scan_triton
 
         return selective_scan_triton
     if backend == "triton-v1":  # the first kernels, to compare in the same run
-        from sseq import scan_triton
+        from sseq.scan import triton_kernel
 
         def first_version(*args, **kwargs):
-            with scan_triton.use_config(scan_triton.V1_CONFIG):
-                return scan_triton.selective_scan_triton(*args, **kwargs)
+            with triton_kernel.use_config(triton_kernel.V1_CONFIG):
+                return triton_kernel.selective_scan_triton(*args, **kwargs)
 
         return first_version
     from sseq.scan import selective_scan
@@ -172,7 +172,7 @@ def _speedups(length, times):
             "fwd+bwd: v1 / triton": times["triton-v1"][1] / tri_both}
 
 
-# Launch parameters tried by ``python -m sseq.kernel_bench --tune``: channels per program,
+# Launch parameters tried by ``python -m sseq.scan.bench_gpu --tune``: channels per program,
 # warps, forward chunk, backward chunk (= how often the forward saves a state), n unrolled
 # in the backward up to.
 CANDIDATES = [(32, 1, 16, 8, 1), (32, 1, 8, 8, 1), (32, 1, 32, 8, 1), (32, 1, 16, 16, 1),
@@ -184,15 +184,15 @@ def tune(batch=8, length=4096, d=1536, n=16) -> None:
     """Time each candidate configuration at one shape (fp32) and print the results."""
     import dataclasses
 
-    from sseq import scan_triton
+    from sseq.scan import triton_kernel
 
     for block_d, warps, chunk_fwd, chunk, unroll_bwd in CANDIDATES:
-        config = dataclasses.replace(scan_triton.GPU_CONFIG, block_d=block_d, warps=warps,
+        config = dataclasses.replace(triton_kernel.GPU_CONFIG, block_d=block_d, warps=warps,
                                      chunk_fwd=chunk_fwd, chunk=chunk, unroll_n_bwd=unroll_bwd)
         label = (f"block_d={block_d} warps={warps} chunk_fwd={chunk_fwd} chunk={chunk} "
                  f"unroll_n_bwd={unroll_bwd}")
         try:
-            with scan_triton.use_config(config):
+            with triton_kernel.use_config(config):
                 fwd, both = time_scan("triton", batch, length, d, n, repeat=5)
             print(f"{label}: fwd {fwd:.3f} ms, fwd+bwd {both:.3f} ms", flush=True)
         except Exception as error:  # a configuration that does not compile or fit
@@ -202,7 +202,7 @@ def tune(batch=8, length=4096, d=1536, n=16) -> None:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m sseq.kernel_bench")
+    parser = argparse.ArgumentParser(prog="python -m sseq.scan.bench_gpu")
     parser.add_argument("--tune", action="store_true", help="time candidate block sizes")
     parser.add_argument("--quick", action="store_true")
     cli = parser.parse_args()

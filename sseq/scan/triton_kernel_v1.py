@@ -1,6 +1,6 @@
 """The first versions of the selective-scan kernels, kept to compare against the current ones.
 
-:mod:`sseq.scan_triton` holds the kernels that ``backend="triton"`` runs; this module holds
+:mod:`sseq.scan.triton_kernel` holds the kernels that ``backend="triton"`` runs; this module holds
 the ones they replaced, measured on an H100 in ``book/kernel_performance.md``, so that a
 benchmark can time both in one run (``KernelConfig(version=1)``, the ``triton-v1`` rows of
 ``python -m sseq.bench scan --device cuda``).
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from sseq.scan_triton import (
+from sseq.scan.triton_common import (
     _ACC,
     LOG2E,
     _compose,
@@ -81,7 +81,7 @@ def _selective_scan_fwd_stepwise_kernel(
     steps = tl.arange(0, CHUNK)  # (T,)
     n_chunks = tl.cdiv(L, CHUNK)
     state_mask = d_ok[:, None] & (n[None, :] < NSTATE)
-    for c in range(tl.cdiv(L, CHUNK)):  # the bound written out: see scan_triton._launch
+    for c in range(tl.cdiv(L, CHUNK)):  # the bound written out: see triton_common._launch
         if SAVE_STATES:  # the state entering chunk c, for the backward pass
             base = (pid_b * n_chunks + c) * DIM * NSTATE
             tl.store(states_ptr + base + n[None, :] * DIM + d[:, None], h, mask=state_mask)
@@ -117,7 +117,7 @@ def _selective_scan_fwd_stepwise_kernel(
 # --------------------------------------------------------------------------------------------
 # Backward, first version: walk the chunks from last to first; recompute each chunk's states,
 # all n at once, then run the adjoint recurrence backwards through them (the derivatives are
-# written out above the current backward kernel, in sseq/scan_triton.py).
+# written out above the current backward kernel, in sseq/scan/triton_kernel.py).
 # --------------------------------------------------------------------------------------------
 
 
@@ -189,7 +189,7 @@ def _selective_scan_bwd_kernel(
     dbias = tl.zeros((BLOCK_D,), dtype=ACC)
     io, bn = pid_b * L * DIM, pid_b * L * NSTATE  # where this batch element's rows start
     n_chunks = tl.cdiv(L, CHUNK)
-    for k in range(tl.cdiv(L, CHUNK)):  # the bound written out: see scan_triton._launch
+    for k in range(tl.cdiv(L, CHUNK)):  # the bound written out: see triton_common._launch
         c = n_chunks - 1 - k  # chunks in reverse order
         t = c * CHUNK + i  # (T,)
         sn = (pid_b * n_chunks + c) * DIM * NSTATE
@@ -222,7 +222,7 @@ def _selective_scan_bwd_kernel(
         dbias += tl.sum(ddt, axis=0)
         _store_tile(du_ptr, io, t, L, d, DIM, du)
         _store_tile(ddelta_ptr, io, t, L, d, DIM, ddt)
-        # ∂B, ∂C sum over channels: each program writes a partial sum (scan_triton._scan_backward).
+        # ∂B, ∂C sum over channels: each program writes a partial sum (see _scan_backward).
         part = ((pid_d * BATCH + pid_b) * L) * NSTATE
         _store_tile(dB_ptr, part, t, L, n, NSTATE, tl.sum(lam_chunk * (dt * u)[:, :, None], 1))
         _store_tile(dC_ptr, part, t, L, n, NSTATE, tl.sum(h * dy[:, :, None], axis=1))
@@ -232,7 +232,7 @@ def _selective_scan_bwd_kernel(
 
 
 def forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cfg):
-    """Launch the step-by-step forward kernel; same contract as ``scan_triton._scan_forward``."""
+    """Launch the step-by-step forward kernel; same contract as ``triton_kernel._scan_forward``."""
     batch, length, dim = u.shape
     nstate = A.shape[1]
     block_n = _pow2(nstate)
@@ -254,7 +254,7 @@ def forward(u, delta, A, B, C, D, z, delta_bias, softplus, save_states, cfg):
 
 
 def backward(saved, softplus, g, dlast, cfg):
-    """Launch the first backward kernel; same contract as ``scan_triton._scan_backward``."""
+    """Launch the first backward kernel; same contract as ``triton_kernel._scan_backward``."""
     u, delta, A, B, C, D, z, delta_bias, states = saved
     batch, length, dim = u.shape
     nstate = A.shape[1]
