@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +71,53 @@ def test_seed_everything_accepts_numpy_integers():
 def test_seed_everything_rejects_bad_seeds(seed, error, message):
     with pytest.raises(error, match=message):
         sseq.seed_everything(seed)
+
+
+def _sseq_imports() -> dict[str, set[str]]:
+    """For each module of sseq, the sseq modules it imports, at the top or inside functions.
+
+    ``from sseq.scan import cpu`` counts as importing ``sseq.scan.cpu`` (a submodule), and
+    ``from sseq.scan import selective_scan`` as importing ``sseq.scan``.
+    """
+    import ast
+
+    root = Path(sseq.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name.startswith("sseq")}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sseq"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    edges.add(sub if sub in modules else node.module)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def test_sseq_has_no_import_cycles():
+    """Imports run one way, from the chapter-level modules down to the primitives: no two
+    modules import each other, directly or through others (house style)."""
+    graph = _sseq_imports()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name, path):
+        state[name] = 1
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep):] + [dep]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert "sseq.scan.triton_kernel_v1" in graph["sseq.scan.triton_kernel"]  # sanity: seen
