@@ -44,11 +44,13 @@ __all__ = ["__version__", "device", "seed_everything"]
 
 # Modules of the package, loaded lazily on attribute access (PEP 562).
 _SUBMODULES = (
+    "assign",
     "bench",
     "book",
     "checks",
     "discretize",
     "exercises",
+    "grade",
     "gradients",
     "hippo",
     "memory",
