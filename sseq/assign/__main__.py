@@ -1,4 +1,4 @@
-"""Command line of :mod:`sseq.assign`: ``python -m sseq.assign {tag,student,instructor,book-student}``."""
+"""Command line of :mod:`sseq.assign`: tag, student, instructor, book-student."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from sseq.assign import (build_instructor, build_student, build_student_book, tag_notebooks,
-                         toc_notebooks)
+from sseq.assign import (
+    build_instructor,
+    build_student,
+    build_student_book,
+    tag_notebooks,
+    toc_notebooks,
+)
 from sseq.assign.editions import UntaggedError
 
 DEFAULT_OUT = {"student": "_build/student", "instructor": "_build/instructor",
