@@ -257,8 +257,9 @@ def check_function(learner_fn: Callable, reference_fn: Callable, cases: Sequence
             continue
         outcome = _run(learner_fn, case, time_limit, forbidden, names)
         if outcome.kind == "timeout":
-            report._record(False, case.name, f"still running after {time_limit:g} s, so it "
-                           "was stopped (an endless loop?).", case.hint)
+            limit = outcome.error or f"{time_limit:g}"
+            report._record(False, case.name, f"still running after {limit} s, so it was "
+                           "stopped (an endless loop?).", case.hint)
             stopped = "not run: the case above ran past the time limit."
             continue
         why, hint = _judge(outcome, learner_fn, reference_fn, case, rtol, atol, mistakes)

@@ -131,8 +131,8 @@ def _direction(g, e) -> str:
     if ratio is None:
         return f"is {word}"
     ratio = max(ratio, 1 / ratio) if ratio else float("inf")
-    size = ("" if ratio < 2 else " by more than a factor of 2" if ratio < 10
-            else " by more than a factor of 10")
+    size = ("" if ratio < 2 else " by a factor of 2 or more" if ratio < 10
+            else " by a factor of 10 or more")
     return f"is {word}{size}"
 
 

@@ -264,12 +264,11 @@ def run_learner(fn: Callable, args: tuple = (), kwargs: dict | None = None, *,
     kwargs = kwargs or {}
     given_args, given_kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
     watch = _Watch(forbidden, max_lines)
-    start = time.perf_counter()
     try:
         value = _call(fn, given_args, given_kwargs, watch, time_limit_s)
         outcome = Outcome("returned", value)
     except TimeLimitExceeded:
-        outcome = Outcome("timeout", error=f"{time.perf_counter() - start:.1f} s")
+        outcome = Outcome("timeout", error=f"{time_limit_s:g}")
     except _TooManyLines:
         outcome = Outcome("looped")
     except NotImplementedError:

@@ -93,28 +93,22 @@ def build_instructor(paths: list[Path], out: Path) -> list[Path]:
 
 
 def student_book_source(root: Path, out: Path) -> Path:
-    """A copy of the book's sources in ``out`` with the chapters' student editions."""
+    """A copy of the book's sources in ``out``, every chapter replaced by its student edition."""
     import yaml
 
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for name in ("_toc.yml", "book", "chapters"):
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, out / name, ignore=shutil.ignore_patterns(
-                "*.ipynb", ".ipynb_checkpoints", "__pycache__", "_build"))
-        else:
-            shutil.copy2(source, out / name)
+    # The whole tree (pages include files from anywhere: requirements.txt, sseq's sources),
+    # less environments and build outputs; then the chapters are replaced below.
+    shutil.copytree(root, out, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "_build", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info",
+        ".ipynb_checkpoints"))
     config = yaml.safe_load((root / "_config.yml").read_text())
     config["title"] = f"{config.get('title', 'The book')} (student edition)"
     config.pop("launch_buttons", None)  # they would open the repository's notebooks, solved
     (out / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    notebooks = toc_notebooks(root)
-    build_student(notebooks, out / "chapters")
-    for path in notebooks:  # notebooks elsewhere than chapters/ keep their place
-        if path.parent.resolve() != (root / "chapters").resolve():
-            build_student([path], out / path.parent.relative_to(root))
+    for path in toc_notebooks(root):
+        build_student([path], out / path.parent.relative_to(root))
     return out
 
 

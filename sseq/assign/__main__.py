@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("."), help="the book's root folder")
     parser.add_argument("--check", action="store_true",
                         help="tag: write nothing, exit 1 if any notebook's tags are stale")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     paths = args.notebooks or toc_notebooks(args.root)
     out = args.out or args.root / DEFAULT_OUT.get(args.command, ".")
     try:

@@ -11,6 +11,7 @@ writes them), so that a solution that was added without its tags cannot leak.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -55,7 +56,8 @@ class StripGatedMarkdown(Preprocessor):
             pieces, inside_after, _ = gates.split_gates(cell.source, inside)
             inside, tags = inside_after, cell.metadata.get("tags", [])
             if "solution-gate" in tags:
-                cell.source = "".join(t for t, s in pieces if not s).strip("\n")
+                outside = "".join(t for t, s in pieces if not s).strip("\n")
+                cell.source = re.sub(r"\n{3,}", "\n\n", outside)
                 tags = [t for t in tags if t != "solution-gate"]
                 if tags:
                     cell.metadata["tags"] = tags

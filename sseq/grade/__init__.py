@@ -18,9 +18,9 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from queue import Empty
+from typing import Any
 
 __all__ = ["grade_all", "write_csv", "write_feedback"]
 
@@ -38,19 +38,46 @@ def _load_cases(path: Path | None) -> dict | None:
     return cases
 
 
-def _worker(queue, index: int, path: str, options: dict) -> None:
+def _watch_parent(kernels: list[int]) -> None:
+    """End this worker, and its kernels, if the supervisor is gone (killed, interrupted)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        _kill(kernels)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(conn, path: str, options: dict) -> None:
+    """Grade one submission in this process; report kernels and the grade through ``conn``."""
     from sseq.grade.submission import grade_submission
 
     if hasattr(os, "setsid"):
         os.setsid()  # the supervisor can end this worker's whole group
+    if hasattr(signal, "SIGUSR1"):  # kill -USR1 PID prints where a worker is
+        import faulthandler
+
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    kernels: list[int] = []
+    _watch_parent(kernels)
+
+    def started(pid: int) -> None:
+        kernels.append(pid)
+        conn.send(("kernel", pid))
+
     try:
         cases = _load_cases(options.pop("cases_file"))
-        grade = grade_submission(Path(path), cases=cases,
-                                 on_kernel=lambda pid: queue.put(("kernel", index, pid)),
-                                 **options)
-        queue.put(("done", index, _plain(grade)))
+        grade = grade_submission(Path(path), cases=cases, on_kernel=started, **options)
+        conn.send(("done", _plain(grade)))
     except BaseException as err:  # reported as this submission's grade, not a crash
-        queue.put(("failed", index, f"{type(err).__name__}: {err}"))
+        conn.send(("failed", f"{type(err).__name__}: {err}"))
+    finally:
+        conn.close()
 
 
 def _plain(grade) -> dict:
@@ -78,49 +105,87 @@ def _kill(pids: list[int]) -> None:
 
 def grade_all(paths: list[Path], *, chapters: Path = Path("chapters"), seed: int | None = None,
               cases_file: Path | None = None, jobs: int = 1, cell_timeout: float = 120.0,
-              notebook_timeout: float = 600.0, log=print) -> list[dict]:
-    """Grade every submission, ``jobs`` at a time; one plain dict per submission, in order."""
+              notebook_timeout: float = 600.0, case_timeout: float | None = None,
+              executed: Path | None = None, log=print) -> list[dict]:
+    """Grade every submission, ``jobs`` at a time; one plain dict per submission, in order.
+
+    The options are those of :func:`sseq.grade.submission.grade_submission`; ``cases_file``
+    is a Python file defining ``CASES = {label: [Case, ...]}``.
+    """
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
     options = {"chapters": Path(chapters), "seed": seed, "cell_timeout": cell_timeout,
-               "notebook_timeout": notebook_timeout, "cases_file": cases_file}
+               "notebook_timeout": notebook_timeout, "cases_file": cases_file,
+               "case_timeout": case_timeout, "executed": executed}
     results: dict[int, dict] = {}
-    running: dict[int, tuple] = {}  # index -> (process, start, kernel pids)
+    running: dict[int, _Running] = {}
     waiting = list(enumerate(map(str, paths)))
-    while waiting or running:
-        while waiting and len(running) < max(1, jobs):
-            index, path = waiting.pop(0)
-            process = context.Process(target=_worker, args=(queue, index, path, dict(options)),
-                                      daemon=True)
-            process.start()
-            running[index] = (process, time.monotonic(), [])
-        try:
-            kind, index, payload = queue.get(timeout=0.5)
-            if kind == "kernel":
-                running[index][2].append(payload)
-            else:
-                results[index] = payload if kind == "done" else _failed(
-                    str(paths[index]), f"the grader failed on this notebook: {payload}")
-        except Empty:
-            pass
-        for index, (process, start, kernels) in list(running.items()):
-            overdue = time.monotonic() - start > notebook_timeout + HARD_MARGIN_S
-            if index in results or overdue or not process.is_alive():
-                if overdue or (not process.is_alive() and index not in results):
-                    process.join(1.0)
-                if process.is_alive() or overdue:
-                    _kill([process.pid, *kernels])
-                process.join(5)
-                _kill(kernels)  # a kernel outlives nothing
-                if index not in results:
-                    why = (f"grading stopped after {time.monotonic() - start:.0f} s" if overdue
-                           else f"the grader's worker ended (exit code {process.exitcode})")
-                    results[index] = _failed(str(paths[index]), why)
-                del running[index]
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(1, jobs):
+                index, path = waiting.pop(0)
+                reader, writer = context.Pipe(duplex=False)  # one pipe each: a killed worker
+                process = context.Process(target=_worker, daemon=True,  # breaks only its own
+                                          args=(writer, path, dict(options)))
+                process.start()
+                writer.close()
+                running[index] = _Running(process, reader, time.monotonic())
+            _receive(running, results, paths)
+            for index in _finished(running, results, paths, notebook_timeout):
                 done = results[index]
                 log(f"graded {paths[index]}: {done['total']:.2f} of {len(done['exercises'])} "
                     f"in {done['seconds']:.0f} s")
+    finally:  # interrupted: no worker or kernel outlives the grader
+        for job in running.values():
+            _kill([job.process.pid, *job.kernels])
     return [results[i] for i in range(len(paths))]
+
+
+@dataclass
+class _Running:
+    process: Any
+    reader: Any
+    start: float
+    kernels: list[int] = field(default_factory=list)
+
+
+def _receive(running: dict, results: dict, paths) -> None:
+    from multiprocessing.connection import wait
+
+    readers = {job.reader: index for index, job in running.items() if not job.reader.closed}
+    for reader in wait(list(readers), timeout=0.5):
+        index = readers[reader]
+        try:
+            kind, payload = reader.recv()
+        except (EOFError, OSError):
+            reader.close()
+            continue
+        if kind == "kernel":
+            running[index].kernels.append(payload)
+        else:
+            results[index] = payload if kind == "done" else _failed(
+                str(paths[index]), f"the grader failed on this notebook: {payload}")
+
+
+def _finished(running: dict, results: dict, paths, notebook_timeout: float) -> list[int]:
+    """Indices whose worker is done (or overdue, or gone); their processes are cleaned up."""
+    finished = []
+    for index, job in list(running.items()):
+        elapsed = time.monotonic() - job.start
+        overdue = elapsed > notebook_timeout + HARD_MARGIN_S
+        if index not in results and not overdue and (job.process.is_alive()
+                                                     or not job.reader.closed):
+            continue
+        job.process.join(10 if index in results else 1)
+        _kill([job.process.pid, *job.kernels] if job.process.is_alive() else job.kernels)
+        job.process.join(5)
+        job.reader.close()
+        if index not in results:
+            why = (f"grading stopped after {elapsed:.0f} s" if overdue
+                   else f"the grader's worker ended (exit code {job.process.exitcode})")
+            results[index] = _failed(str(paths[index]), why)
+        del running[index]
+        finished.append(index)
+    return finished
 
 
 def _name(path: str) -> str:
@@ -179,11 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     parser.add_argument("--cell-timeout", type=float, default=120.0)
     parser.add_argument("--notebook-timeout", type=float, default=600.0)
+    parser.add_argument("--case-timeout", type=float,
+                        help="seconds for one call of a learner's function (default: the "
+                             "checker's own, 10 s)")
+    parser.add_argument("--executed", type=Path,
+                        help="a folder to save each submission into as it ran")
     args = parser.parse_args(argv)
     start = time.monotonic()
     results = grade_all(args.submissions, chapters=args.chapters, seed=args.seed,
                         cases_file=args.cases, jobs=args.jobs, cell_timeout=args.cell_timeout,
                         notebook_timeout=args.notebook_timeout,
+                        case_timeout=args.case_timeout, executed=args.executed,
                         log=lambda s: print(s, file=sys.stderr, flush=True))
     write_csv(results, args.out)
     feedback = args.feedback or args.out.with_name(args.out.stem + "_feedback")

@@ -29,7 +29,7 @@ from sseq.grade.kernel import CellResult, KernelSession
 
 __all__ = ["ExerciseGrade", "RemoteFunction", "SubmissionGrade", "grade_submission"]
 
-GRACE_S = 15.0  # beyond a case's own time limit, before the grader stops the kernel
+GRACE_S = 15.0  # at most this beyond a case's own time limit, before the grader stops the kernel
 _KINDS = {"returned", "raised", "unanswered", "timeout", "looped"}
 
 
@@ -64,20 +64,25 @@ class SubmissionGrade:
 class RemoteFunction:
     """A learner's function that lives in their kernel; the checker calls it like any other."""
 
-    def __init__(self, session: KernelSession, expression: str, name: str):
+    def __init__(self, session: KernelSession, expression: str, name: str,
+                 case_timeout: float | None = None):
         self.session, self.expression, self.__name__ = session, expression, name
         self.__qualname__ = name
+        self.case_timeout = case_timeout
 
     def _sseq_run_case(self, args, kwargs, *, time_limit, max_lines, forbidden, arg_names
                        ) -> Outcome:
+        if self.case_timeout is not None:
+            time_limit = min(time_limit or self.case_timeout, self.case_timeout)
         request = {"expression": self.expression, "args": wire.encode(tuple(args)),
                    "kwargs": wire.encode(dict(kwargs)), "time_limit": time_limit,
                    "forbidden": list(forbidden), "max_lines": max_lines,
                    "arg_names": list(arg_names)}
-        reply = self.session.probe("call", request, timeout=(time_limit or 60) + GRACE_S)
+        limit = time_limit or 60.0
+        reply = self.session.probe("call", request, timeout=limit + min(GRACE_S, 3 + limit))
         if isinstance(reply, CellResult):
             if reply.status == "timeout":
-                return Outcome("timeout")
+                return Outcome("timeout", error=f"{time_limit:g}")
             if reply.status == "died":
                 return Outcome("raised", error="the kernel died while running your function "
                                                "(os._exit, a crash, or out of memory)")
@@ -188,7 +193,8 @@ def _learner_call(sub, region, checker: str) -> tuple[list[str], dict[str, str]]
     return None
 
 
-def _read_answers(session, exprs: list[str]) -> tuple[list[Any] | None, str]:
+def _read_answers(session, exprs: list[str], case_timeout: float | None = None
+                  ) -> tuple[list[Any] | None, str]:
     reply = session.probe("capture", {"expressions": exprs}, timeout=60.0)
     if isinstance(reply, CellResult):
         return None, f"the answer could not be read ({reply.detail})"
@@ -199,7 +205,7 @@ def _read_answers(session, exprs: list[str]) -> tuple[list[Any] | None, str]:
             continue
         d = answer["value"]
         if d.get("t") == "function":
-            values.append(RemoteFunction(session, expr, str(d.get("name", expr))))
+            values.append(RemoteFunction(session, expr, str(d.get("name", expr)), case_timeout))
         else:
             try:
                 values.append(wire.decode(d))
@@ -210,7 +216,8 @@ def _read_answers(session, exprs: list[str]) -> tuple[list[Any] | None, str]:
     return values, ""
 
 
-def grade_exercise(session, sub, ex: gates.Exercise, region, *, seed, cases) -> ExerciseGrade:
+def grade_exercise(session, sub, ex: gates.Exercise, region, *, seed, cases,
+                   case_timeout=None) -> ExerciseGrade:
     checker = _checker(ex.checker)
     params = inspect.signature(checker).parameters
     options = {"verbose": False} if "verbose" in params else {}
@@ -220,10 +227,10 @@ def grade_exercise(session, sub, ex: gates.Exercise, region, *, seed, cases) -> 
         options["cases"] = cases[ex.label]
     grade = ExerciseGrade(ex.label, ex.title)
     exprs = [*ex.args, *ex.kwargs.values()]
-    values, why = _read_answers(session, exprs)
+    values, why = _read_answers(session, exprs, case_timeout)
     own = _learner_call(sub, region, ex.checker)
     if values is None and own and [*own[0], *own[1].values()] != exprs:
-        values, _ = _read_answers(session, [*own[0], *own[1].values()])
+        values, _ = _read_answers(session, [*own[0], *own[1].values()], case_timeout)
         if values is not None:
             grade.notes.append(f"graded {', '.join(own[0])}, the answer your checker call names "
                                f"(the exercise asks for {', '.join(exprs)})")
@@ -251,8 +258,19 @@ def grade_exercise(session, sub, ex: gates.Exercise, region, *, seed, cases) -> 
 
 def grade_submission(path: Path, *, chapters: Path, seed: int | None = None,
                      cases: dict | None = None, cell_timeout: float = 120.0,
-                     notebook_timeout: float = 600.0, on_kernel=None) -> SubmissionGrade:
-    """Run one submission in a fresh kernel and grade every exercise of its chapter."""
+                     notebook_timeout: float = 600.0, case_timeout: float | None = None,
+                     executed: Path | None = None, on_kernel=None) -> SubmissionGrade:
+    """Run one submission in a fresh kernel and grade every exercise of its chapter.
+
+    Args:
+        path: the submitted notebook.
+        chapters: the folder of the chapters' own notebooks (the exercises' source).
+        seed, cases: another draw of the hidden cases, or an instructor's own (by label).
+        cell_timeout, notebook_timeout: seconds for one cell, and for the whole notebook.
+        case_timeout: seconds for one call of a learner's function (default: the checker's).
+        executed: a folder to save the submission into, as it ran (outputs included).
+        on_kernel: called with the process id of each kernel started.
+    """
     start = time.monotonic()
     try:
         sub = nbformat.read(path, as_version=4)
@@ -282,20 +300,23 @@ def grade_submission(path: Path, *, chapters: Path, seed: int | None = None,
             for ex in todo:
                 if regions[ex.label][1] == index and ex.label not in grades:
                     grades[ex.label] = _grade_or_zero(session, sub, ex, regions[ex.label],
-                                                      seed, cases)
+                                                      seed, cases, case_timeout)
         for ex in todo:
             if ex.label not in grades:
                 grades[ex.label] = _grade_or_zero(session, sub, ex, regions[ex.label], seed,
-                                                  cases)
+                                                  cases, case_timeout)
         result.notes += session.notes
         if session.restarts:
             result.notes.append(f"the kernel was restarted {session.restarts} time(s)")
     result.exercises = [grades[ex.label] for ex in todo]
     result.seconds = time.monotonic() - start
+    if executed is not None:
+        executed.mkdir(parents=True, exist_ok=True)
+        nbformat.write(sub, executed / path.name)
     return result
 
 
-def _grade_or_zero(session, sub, ex, region, seed, cases) -> ExerciseGrade:
+def _grade_or_zero(session, sub, ex, region, seed, cases, case_timeout) -> ExerciseGrade:
     if session.left() < 1:
         checker = _checker(ex.checker)
         params = inspect.signature(checker).parameters
@@ -305,8 +326,8 @@ def _grade_or_zero(session, sub, ex, region, seed, cases) -> ExerciseGrade:
                                      options)
         return ExerciseGrade(ex.label, report.title, 0, report.n_cases,
                              [*report.lines, report.verdict()])
+    grade = grade_exercise(session, sub, ex, region, seed=seed, cases=cases,
+                           case_timeout=case_timeout)
     if region[1] is None:
-        grade = grade_exercise(session, sub, ex, region, seed=seed, cases=cases)
         grade.notes.append("its statement was not found in the notebook: graded at the end")
-        return grade
-    return grade_exercise(session, sub, ex, region, seed=seed, cases=cases)
+    return grade

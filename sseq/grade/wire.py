@@ -177,13 +177,20 @@ def loads(text: str) -> Any:
 
 
 def _sympy_names() -> dict[str, Any]:
+    """Every sympy class by name (what ``srepr`` prints), and sympy's singletons."""
     import sympy as sp
     from sympy.matrices import MatrixBase
 
-    names = {}
+    names: dict[str, Any] = {}
+    todo = [sp.Basic, MatrixBase]
+    while todo:
+        cls = todo.pop()
+        if (cls.__module__ or "").startswith("sympy"):
+            names.setdefault(cls.__name__, cls)
+        todo += cls.__subclasses__()
     for name, obj in vars(sp).items():
         if isinstance(obj, type) and issubclass(obj, (sp.Basic, MatrixBase)):
-            names[name] = obj
+            names[name] = obj  # the public name wins
         elif isinstance(obj, sp.Basic):  # singletons: pi, E, I, oo, zoo, nan, true, false
             names[name] = obj
     names["Function"] = sp.Function

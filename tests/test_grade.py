@@ -1,0 +1,150 @@
+"""The grader against hostile submissions: each is scored as it deserves, with the reason, and
+none stops the others. Built from Chapter 1's student edition, cut to its exercises."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import nbformat
+import pytest
+
+from sseq.assign import gates
+from sseq.assign.editions import student_edition
+from sseq.grade import grade_all, write_csv, write_feedback
+from tests.conftest import ROOT
+
+CH01 = ROOT / "chapters" / "01_memory_problem.ipynb"
+ATTEND, BYTES, SCALAR = "ex-ch01-attend", "ex-ch01-bytes", "ex-ch01-scalar"
+
+ATTEND_OK = """def my_attend(q, K, V):
+    scores = K @ q / math.sqrt(q.shape[0])
+    return torch.softmax(scores, dim=0) @ V
+
+
+sseq.checks.ch01.check_attend(my_attend)"""
+BYTES_OK = ("my_prediction = (64 * 4, 2 * 10_000 * 64 * 4)\n\n"
+            "sseq.checks.ch01.check_cache_bytes(my_prediction)")
+SCALAR_OK = """lam, k = sseq.checks.ch01.symbols()
+my_R2 = lam ** (2 * k) * (1 - lam**2)
+
+sseq.checks.ch01.check_scalar_recall(my_R2)"""
+OK = {ATTEND: ATTEND_OK, BYTES: BYTES_OK, SCALAR: SCALAR_OK}
+
+
+def attend_that(body: str) -> str:
+    """A my_attend that does ``body`` on the one-token case and is right otherwise."""
+    return f"""def my_attend(q, K, V):
+    if K.shape[0] == 1:
+{body}
+    return torch.softmax(K @ q / math.sqrt(q.shape[0]), dim=0) @ V
+
+
+sseq.checks.ch01.check_attend(my_attend)"""
+
+
+# name: ({label: source of the exercise's cell}, expected scores, {label or "notes": reason})
+HOSTILE = {
+    "correct": ({}, (1, 1, 1), {}),
+    "raises": ({ATTEND: attend_that("        raise RuntimeError('one token!')") + "\n1 / 0",
+                BYTES: "raise KeyError('oops')\n" + BYTES_OK},
+               (0.8, 0, 1), {ATTEND: "raised RuntimeError: one token!",
+                             BYTES: "not found in your notebook: my_prediction (NameError",
+                             "notes": "error: ZeroDivisionError"}),
+    "loops": ({ATTEND: attend_that("        while True:\n            pass"),
+               BYTES: "while True:\n    pass\n" + BYTES_OK.split("\n\n")[0]},
+              (0.4, 0, 1), {ATTEND: "not run: the case above ran past the time limit",
+                            BYTES: "not found in your notebook", "notes": "timeout"}),
+    "swallows": ({ATTEND: attend_that("        import signal\n"
+                                      "        signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                                      "        while True:\n            pass")},
+                 (0.4, 1, 1), {ATTEND: "still running after 2 s",
+                               "notes": "it ran again without its checker call"}),
+    "exits": ({ATTEND: ATTEND_OK + "\nimport sys\nsys.exit(3)",
+               BYTES: BYTES_OK + "\nimport os\nos._exit(0)"},
+              (1, 0, 1), {BYTES: "not found in your notebook", "notes": "the kernel died"}),
+    "no-calls": ({label: source.split("\n\nsseq.checks")[0] for label, source in OK.items()},
+                 (1, 1, 1), {}),
+    "renamed": ({ATTEND: ATTEND_OK.replace("my_attend", "attend_v2"),
+                 BYTES: "my_guess = (64 * 4, 2 * 10_000 * 64 * 4)"},
+                (1, 0, 1), {ATTEND: "graded attend_v2, the answer your checker call names",
+                            BYTES: "not found in your notebook: my_prediction"}),
+    "monkeypatches": ({ATTEND: "sseq.exercises.compare = lambda *a, **k: ''\n"
+                               + ATTEND_OK.replace("return torch.softmax(scores, dim=0) @ V",
+                                                   "return 2 * V.sum(0)"),
+                       BYTES: "sseq.checks.ch01.check_cache_bytes = lambda p: print("
+                              "'Exercise 1.2 (predict, then measure): correct. Well done!')\n"
+                              "my_prediction = (1, 2)\n"
+                              "sseq.checks.ch01.check_cache_bytes(my_prediction)",
+                       SCALAR: "import sseq.exercises_sympy\nsseq.exercises_sympy.equivalent = "
+                               "lambda *a, **k: (True, '')\n"
+                               + SCALAR_OK.replace("lam ** (2 * k) * (1 - lam**2)", "lam")},
+                      (0, 0, 0), {ATTEND: "values differ",
+                                  BYTES: "printed a passing verdict that the grader does not "
+                                         "confirm"}),
+    "reference": ({ATTEND: "my_attend = sseq.memory.attend\n"
+                           "sseq.checks.ch01.check_attend(my_attend)"},
+                  (0, 1, 1), {ATTEND: "calls sseq.memory.attend, the book's own implementation"}),
+}
+
+
+def _submission(answers: dict) -> nbformat.NotebookNode:
+    nb = student_edition(nbformat.read(CH01, as_version=4), CH01.stem)
+    first = next(i for i, c in enumerate(nb.cells) if c.metadata.get("sseq", {}).get("exercise"))
+    setup = [c for c in nb.cells[:first] if c.cell_type == "code"][:2]  # setup and imports
+    nb.cells = setup + nb.cells[first:]
+    for cell, role in zip(nb.cells, gates.roles(nb), strict=True):
+        if "exercise" in role.tags:
+            cell.source = answers.get(role.label, OK[role.label])
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    paths = []
+    for name, (answers, _, _) in HOSTILE.items():
+        paths.append(folder / f"{name}.ipynb")
+        nbformat.write(_submission(answers), paths[-1])
+    (folder / "garbage.ipynb").write_text("this is not a notebook")
+    paths.append(folder / "garbage.ipynb")
+    start = time.perf_counter()
+    results = grade_all(paths, chapters=ROOT / "chapters", seed=3, jobs=2, cell_timeout=20,
+                        notebook_timeout=240, case_timeout=2, log=lambda s: None)
+    seconds = time.perf_counter() - start
+    print(f"\n{len(paths)} hostile submissions graded in {seconds:.0f} s")
+    return {r["path"].rsplit("/", 1)[-1].removesuffix(".ipynb"): r for r in results}, folder
+
+
+@pytest.mark.timeout(900, method="thread")
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_submission_is_scored_with_its_reason(graded, name):
+    results, _ = graded
+    result = results[name]
+    _, scores, reasons = HOSTILE[name]
+    got = {e["label"]: e for e in result["exercises"]}
+    assert tuple(round(got[label]["score"], 3) for label in (ATTEND, BYTES, SCALAR)) == scores, \
+        {label: got[label]["lines"] for label in got}
+    for where, reason in reasons.items():
+        text = "\n".join(result["notes"]) if where == "notes" else \
+            "\n".join(got[where]["lines"] + got[where]["notes"])
+        assert reason in text, (where, text)
+
+
+@pytest.mark.timeout(900, method="thread")
+def test_a_broken_file_does_not_stop_the_others_and_outputs_are_written(graded, tmp_path):
+    results, _ = graded
+    assert results["garbage"]["total"] == 0
+    assert "not a readable notebook" in results["garbage"]["notes"][0]
+    ordered = list(results.values())
+    table = write_csv(ordered, tmp_path / "grades.csv")
+    with table.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["submission"] for r in rows] == list(results)
+    correct = next(r for r in rows if r["submission"] == "correct")
+    assert (correct[ATTEND], correct["total"], correct["max"]) == ("1.000", "3.000", "3")
+    files = write_feedback(ordered, tmp_path / "feedback", seed=3)
+    text = (tmp_path / "feedback" / "loops.txt").read_text()
+    assert "Exercise 1.1 (attend) [ex-ch01-attend]: 0.40" in text
+    assert "hidden cases drawn with seed 3" in text
+    assert len(files) == len(results)
