@@ -10,12 +10,13 @@ import sys
 import nbformat
 import pytest
 
-from sseq.assign import build_instructor, build_student, gates, tag_notebooks, toc_notebooks
+from sseq.assign import build_instructor, build_student, gates, tag_notebooks
 from sseq.assign.answer_key import answer_key
 from sseq.assign.editions import UntaggedError, instructor_edition, student_edition
 from tests.conftest import ROOT
+from tests.toc import chapter_notebooks
 
-CHAPTERS = toc_notebooks(ROOT)
+CHAPTERS = chapter_notebooks()  # every notebook in _toc.yml, chapters added later too
 IDS = [p.stem for p in CHAPTERS]
 
 
@@ -174,3 +175,9 @@ def test_untagged_gates_are_refused():
     nb.cells[3].metadata["tags"] = []  # a solution cell that lost its tag
     with pytest.raises(UntaggedError, match="cell 3"):
         student_edition(nb, "synthetic")
+
+
+def test_sseq_assign_finds_the_same_chapters_as_the_tests():
+    from sseq.assign import toc_notebooks
+
+    assert [p.resolve() for p in toc_notebooks(ROOT)] == [p.resolve() for p in CHAPTERS]

@@ -9,15 +9,16 @@ import re
 import nbformat
 import pytest
 
-from sseq.assign import build_student_book, gates, toc_notebooks
+from sseq.assign import build_student_book, gates
 from tests.conftest import ROOT
+from tests.toc import chapter_notebooks
 
 
 @pytest.mark.timeout(900, method="thread")
 def test_student_book_builds_without_warnings_or_solutions(tmp_path):
     out = tmp_path / "html-student"
     assert build_student_book(ROOT, out, work=tmp_path / "source") == 0  # -W: no warning
-    chapters = toc_notebooks(ROOT)
+    chapters = chapter_notebooks()
     for path in chapters:
         page = out / "chapters" / f"{path.stem}.html"
         text = page.read_text()
