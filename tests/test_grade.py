@@ -99,52 +99,66 @@ def _submission(answers: dict) -> nbformat.NotebookNode:
     return nb
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("submissions")
+@pytest.mark.timeout(900, method="thread")
+def test_hostile_submissions_are_scored_with_their_reasons_and_stop_nothing(tmp_path):
+    """One grading run (two at a time) of every submission in HOSTILE, and a broken file."""
     paths = []
     for name, (answers, _, _) in HOSTILE.items():
-        paths.append(folder / f"{name}.ipynb")
+        paths.append(tmp_path / f"{name}.ipynb")
         nbformat.write(_submission(answers), paths[-1])
-    (folder / "garbage.ipynb").write_text("this is not a notebook")
-    paths.append(folder / "garbage.ipynb")
+    (tmp_path / "garbage.ipynb").write_text("this is not a notebook")
+    paths.append(tmp_path / "garbage.ipynb")
     start = time.perf_counter()
-    results = grade_all(paths, chapters=ROOT / "chapters", seed=3, jobs=2, cell_timeout=20,
-                        notebook_timeout=240, case_timeout=2, log=lambda s: None)
-    seconds = time.perf_counter() - start
-    print(f"\n{len(paths)} hostile submissions graded in {seconds:.0f} s")
-    return {r["path"].rsplit("/", 1)[-1].removesuffix(".ipynb"): r for r in results}, folder
-
-
-@pytest.mark.timeout(900, method="thread")
-@pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_submission_is_scored_with_its_reason(graded, name):
-    results, _ = graded
-    result = results[name]
-    _, scores, reasons = HOSTILE[name]
-    got = {e["label"]: e for e in result["exercises"]}
-    assert tuple(round(got[label]["score"], 3) for label in (ATTEND, BYTES, SCALAR)) == scores, \
-        {label: got[label]["lines"] for label in got}
-    for where, reason in reasons.items():
-        text = "\n".join(result["notes"]) if where == "notes" else \
-            "\n".join(got[where]["lines"] + got[where]["notes"])
-        assert reason in text, (where, text)
-
-
-@pytest.mark.timeout(900, method="thread")
-def test_a_broken_file_does_not_stop_the_others_and_outputs_are_written(graded, tmp_path):
-    results, _ = graded
+    graded = grade_all(paths, chapters=ROOT / "chapters", seed=3, jobs=2, cell_timeout=20,
+                       notebook_timeout=240, case_timeout=2, log=lambda s: None)
+    print(f"\n{len(paths)} hostile submissions graded in {time.perf_counter() - start:.0f} s")
+    results = {r["path"].rsplit("/", 1)[-1].removesuffix(".ipynb"): r for r in graded}
+    wrong = []
+    for name, (_, scores, reasons) in HOSTILE.items():
+        got = {e["label"]: e for e in results[name]["exercises"]}
+        have = tuple(round(got[label]["score"], 3) for label in (ATTEND, BYTES, SCALAR))
+        print(f"{name:14s} {have}  {results[name]['seconds']:.0f} s  "
+              f"{' | '.join(results[name]['notes'])[:150]}")
+        if have != scores:
+            wrong.append(f"{name}: scores {have}, expected {scores}: "
+                         f"{ {label: got[label]['lines'] for label in got} }")
+        for where, reason in reasons.items():
+            text = "\n".join(results[name]["notes"]) if where == "notes" else \
+                "\n".join(got[where]["lines"] + got[where]["notes"])
+            if reason not in text:
+                wrong.append(f"{name}: {reason!r} not in the {where} of its grade: {text}")
+    assert not wrong, "\n".join(wrong)
     assert results["garbage"]["total"] == 0
     assert "not a readable notebook" in results["garbage"]["notes"][0]
-    ordered = list(results.values())
-    table = write_csv(ordered, tmp_path / "grades.csv")
+    _outputs_are_written(list(results.values()), tmp_path / "out")
+
+
+def _outputs_are_written(results, folder):
+    table = write_csv(results, folder / "grades.csv")
     with table.open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["submission"] for r in rows] == list(results)
+    assert [r["submission"] for r in rows] == [*HOSTILE, "garbage"]
     correct = next(r for r in rows if r["submission"] == "correct")
     assert (correct[ATTEND], correct["total"], correct["max"]) == ("1.000", "3.000", "3")
-    files = write_feedback(ordered, tmp_path / "feedback", seed=3)
-    text = (tmp_path / "feedback" / "loops.txt").read_text()
+    files = write_feedback(results, folder / "feedback", seed=3)
+    text = (folder / "feedback" / "loops.txt").read_text()
     assert "Exercise 1.1 (attend) [ex-ch01-attend]: 0.40" in text
     assert "hidden cases drawn with seed 3" in text
     assert len(files) == len(results)
+
+
+@pytest.mark.timeout(600, method="thread")
+def test_the_notebook_time_limit_stops_a_slow_submission(tmp_path):
+    """Past the notebook's limit no cell runs; the exercises left score zero, saying so."""
+    slow = "import time\ntime.sleep(60)\n"
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(_submission({BYTES: slow + BYTES_OK}), path)
+    start = time.perf_counter()
+    [result] = grade_all([path], chapters=ROOT / "chapters", cell_timeout=120,
+                         notebook_timeout=30, log=lambda s: None)
+    assert time.perf_counter() - start < 90
+    got = {e["label"]: e for e in result["exercises"]}
+    assert got[ATTEND]["score"] == 1.0  # graded before the limit
+    assert got[BYTES]["score"] == 0.0 and got[SCALAR]["score"] == 0.0
+    assert "not graded: the notebook ran past its time limit." in got[SCALAR]["lines"][0]
+    assert any("timeout" in note or "deadline" in note for note in result["notes"])
