@@ -162,3 +162,36 @@ def test_the_notebook_time_limit_stops_a_slow_submission(tmp_path):
     assert got[BYTES]["score"] == 0.0 and got[SCALAR]["score"] == 0.0
     assert "not graded: the notebook ran past its time limit." in got[SCALAR]["lines"][0]
     assert any("timeout" in note or "deadline" in note for note in result["notes"])
+
+
+CASES_FILE = '''
+import torch
+
+from sseq.exercises import Case
+
+g = torch.Generator().manual_seed(99)
+CASES = {"ex-ch01-attend": [Case("mine: t=3, d=2", (torch.randn(2, generator=g),
+                                                     torch.randn(3, 2, generator=g),
+                                                     torch.randn(3, 5, generator=g)))]}
+'''
+
+
+@pytest.mark.timeout(600, method="thread")
+def test_the_command_line_with_an_instructors_cases(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "alice.ipynb"
+    nbformat.write(_submission({}), path)
+    (tmp_path / "cases.py").write_text(CASES_FILE)
+    out = tmp_path / "grades.csv"
+    run = subprocess.run([sys.executable, "-m", "sseq.grade", str(path), "--out", str(out),
+                          "--cases", str(tmp_path / "cases.py"), "--seed", "5",
+                          "--chapters", str(ROOT / "chapters")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=500)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with out.open() as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["submission"], row["total"], row["max"]) == ("alice", "3.000", "3")
+    feedback = (tmp_path / "grades_feedback" / "alice.txt").read_text()
+    assert "✓ mine: t=3, d=2\nExercise 1.1 (attend): correct. Well done!" in feedback
