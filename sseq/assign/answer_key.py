@@ -49,7 +49,8 @@ def _checker_notes(dotted: str) -> tuple[str, str]:
     params = inspect.signature(fn).parameters
     options = [f"`{p}=`" for p in ("seed", "cases") if p in params]
     accepts = (f"accepts {' and '.join(options)}: graded cases can differ from the book's"
-               if options else "its cases (or value) are fixed by the exercise's statement")
+               if options else "takes neither `seed=` nor `cases=`: it grades the book's cases "
+               "(or the value the statement fixes)")
     return (doc[0] if doc else ""), accepts
 
 
