@@ -44,12 +44,14 @@ __all__ = ["__version__", "device", "seed_everything"]
 
 # Modules of the package, loaded lazily on attribute access (PEP 562).
 _SUBMODULES = (
+    "assign",
     "attention",
     "bench",
     "book",
     "checks",
     "discretize",
     "exercises",
+    "grade",
     "gradients",
     "hippo",
     "memory",
