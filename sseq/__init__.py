@@ -58,6 +58,7 @@ _SUBMODULES = (
     "nn",
     "prefix_scan",
     "scan",
+    "selective",
     "ssd",
     "ssm",
     "tasks",

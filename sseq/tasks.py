@@ -158,3 +158,26 @@ def selective_copying(n: int, length: int, n_memorize: int, *, n_symbols: int = 
     targets = torch.full_like(inputs, IGNORE)
     targets[:, length:] = data
     return inputs, targets
+
+
+__all__ += ["render_tokens"]  # listed beside the function it names
+
+
+def render_tokens(tokens, n_symbols: int) -> str:
+    """A token sequence as text: ``·`` for ``BLANK``, letters for symbols ``1 .. n_symbols``,
+    ``?`` for a token after them (a marker, such as selective copying's ``COPY``), ``_`` for
+    ``IGNORE``.
+
+    Args:
+        tokens: a 1-D sequence of ints (a tensor, a list).
+        n_symbols: the number of data symbols, at most 26.
+
+    Returns:
+        A string with one character per token.
+    """
+    _positive_int("n_symbols", n_symbols, minimum=1)
+    if n_symbols > 26:
+        raise ValueError(f"n_symbols must be <= 26 to be written as letters, got {n_symbols}")
+    chars = {BLANK: "·", IGNORE: "_", **{s: chr(ord("a") + s - 1) for s in
+                                         range(1, n_symbols + 1)}}
+    return "".join(chars.get(int(t), "?") for t in tokens)

@@ -97,3 +97,13 @@ def test_selective_positions_vary_and_are_seeded():
 def test_selective_copying_rejects_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         tasks.selective_copying(**kwargs)
+
+
+def test_render_tokens():
+    x, y = tasks.selective_copying(1, 10, 3, n_symbols=4, seed=0)
+    text = tasks.render_tokens(x[0], 4)
+    assert len(text) == 13 and text.endswith("???") and text.count("·") == 7
+    assert tasks.render_tokens(y[0], 4)[:10] == "_" * 10
+    assert tasks.render_tokens([0, 1, 26, 27], 26) == "·az?"
+    with pytest.raises(ValueError, match="n_symbols must be <= 26"):
+        tasks.render_tokens([1], 27)

@@ -20,7 +20,7 @@ An experiment module defines
 
 :func:`run` runs the jobs (in ``jobs`` worker processes, one thread each) with a progress bar,
 rounds every float to 4 significant digits, and writes ``results/NAME.json``: the config, the
-seeds, every run's log, the summary, the wall time and the environment. A test calls
+seeds, every run's log, the summary, the wall and CPU time and the environment. A test calls
 :func:`prefix`, which re-runs the first steps of a stored run and compares them with the log.
 """
 
@@ -85,9 +85,11 @@ def _run_one(name: str, config, job: dict, steps=None) -> dict:
 
 
 def _timed(name: str, config, job: dict):
-    start = time.perf_counter()
+    """The log, the wall seconds and the CPU seconds of one job (on a shared machine the
+    CPU seconds say what the job costs; the wall seconds also count the other users)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     log = _run_one(name, config, job)
-    return log, time.perf_counter() - start
+    return log, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _environment() -> dict:
@@ -143,11 +145,13 @@ def run(name: str, *, quick: bool = False, seeds=(0, 1, 2), jobs: int = 1,
             timed = [f.result() for f in futures]
     bar.close()
     seconds = time.perf_counter() - start
-    runs = [{**job, "seconds": s, "log": log} for job, (log, s) in zip(todo, timed, strict=True)]
+    runs = [{**job, "seconds": wall, "cpu_seconds": cpu, "log": log}
+            for job, (log, wall, cpu) in zip(todo, timed, strict=True)]
     results = round_floats({
         "experiment": name, "description": module.DESCRIPTION, "quick": quick,
         "config": dataclasses.asdict(config), "seeds": seeds, "seconds": seconds,
-        "jobs": jobs, "environment": _environment(), "runs": runs,
+        "cpu_seconds": sum(r["cpu_seconds"] for r in runs), "jobs": jobs,
+        "environment": _environment(), "runs": runs,
         "summary": module.summarize(config, runs)})
     if save if save is not None else not quick:
         RESULTS.mkdir(exist_ok=True)
@@ -185,7 +189,7 @@ def prefix(name: str, *, which: int = 0, steps: int | None = None) -> dict:
     config = module.Config(**{k: tuple(v) if isinstance(v, list) else v
                               for k, v in stored["config"].items()})
     run_ = stored["runs"][which]
-    job = {k: v for k, v in run_.items() if k not in ("log", "seconds")}
+    job = {k: v for k, v in run_.items() if k not in ("log", "seconds", "cpu_seconds")}
     log = round_floats(_run_one(name, config, job, steps=steps))
     rerun = {k: log[k] for k in module.RECORDS}
     n = len(rerun[module.RECORDS[0]])

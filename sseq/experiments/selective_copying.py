@@ -113,3 +113,50 @@ def summarize(config: Config, runs: list[dict]) -> dict:
             entry["mean_acc"] = sum(entry["final_acc"]) / len(entry["final_acc"])
             entry["parameters"] = mixers.count_parameters(build(config, model, 0))
     return out
+
+
+# --- reading the stored results -----------------------------------------------------------------
+
+LABELS = {"s4d": "S4D, no gate (LTI)", "s4d_gate": "S4D + gate (LTI)", "s6": "S6, no gate",
+          "mamba": "Mamba (S6 + gate)", "lstm": "LSTM, same parameters"}
+
+
+def curves(results: dict, task: str, model: str):
+    """Steps ``(r,)`` and the held-out accuracy of every seed ``(seeds, r)`` of one model."""
+    import numpy as np
+
+    runs = [r["log"] for r in results["runs"] if r["task"] == task and r["model"] == model]
+    if not runs:
+        raise ValueError(f"no runs of model {model!r} on task {task!r} in these results")
+    return np.array(runs[0]["step"]), np.array([r["eval_acc"] for r in runs])
+
+
+def plot_accuracy(ax, results: dict, task: str = "selective", models=None):
+    """Held-out accuracy against training steps: the mean over seeds, and their range."""
+    from sseq.viz import PALETTE
+
+    colors = {"s4d": PALETTE["attention"], "s4d_gate": PALETTE["extra2"],
+              "s6": PALETTE["extra3"], "mamba": PALETTE["state"], "lstm": PALETTE["theory"]}
+    models = models or [m for m in LABELS if any(r["model"] == m and r["task"] == task
+                                                 for r in results["runs"])]
+    for model in models:
+        steps, acc = curves(results, task, model)
+        ax.plot(steps, acc.mean(0), color=colors[model], label=LABELS[model])
+        ax.fill_between(steps, acc.min(0), acc.max(0), color=colors[model], alpha=0.2, lw=0)
+    chance = 1 / results["config"]["n_symbols"]
+    ax.axhline(chance, color=PALETTE["reference"], linestyle=":", lw=1, label="chance")
+    ax.set(xlabel="training step", ylabel="held-out accuracy", ylim=(0, 1.02),
+           title=f"{task.capitalize()} copying")
+    return ax
+
+
+def table(results: dict, task: str = "selective") -> list[dict]:
+    """Rows of the final accuracies: the mean and range over seeds, parameters, the paper's."""
+    rows = []
+    for model, entry in results["summary"][task].items():
+        acc = entry["final_acc"]
+        rows.append({"model": LABELS[model], "parameters": entry["parameters"],
+                     "accuracy (mean)": f"{entry['mean_acc']:.1%}",
+                     "range over seeds": f"{min(acc):.1%} – {max(acc):.1%}",
+                     "paper (Table 1)": f"{PAPER[model]:.1%}" if model in PAPER else "—"})
+    return rows
