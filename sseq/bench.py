@@ -11,6 +11,7 @@ Command line::
     python -m sseq.bench scan              # CPU selective-scan backends
     python -m sseq.bench scan --device cuda  # the Triton kernel on a GPU
     python -m sseq.bench memory            # running state vs attention, per token
+    python -m sseq.bench lm [--nanogpt PATH]  # language models' training throughput
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ _BENCHMARKS = {
     ("scan", "cuda"): "sseq.kernel_bench:main",
     ("memory", "cpu"): "sseq.memory:bench_main",
     ("attention", "cpu"): "sseq.attention.bench:main",
+    ("lm", "cpu"): "sseq.lm.bench:main",
 }
 
 
@@ -154,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("name", choices=sorted({name for name, _ in _BENCHMARKS}))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    parser.add_argument("--nanogpt", metavar="PATH",
+                        help="lm: also time nanoGPT's model.py, from a clone at PATH")
     args = parser.parse_args(argv)
     target = _BENCHMARKS.get((args.name, args.device)) or _BENCHMARKS.get((args.name, "cpu"))
     module, func = target.split(":")

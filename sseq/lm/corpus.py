@@ -44,7 +44,7 @@ def load_corpus(name: str = "shakespeare") -> str:
     return _read(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read(name: str) -> str:
     return gzip.decompress((DATA / CORPORA[name]).read_bytes()).decode("utf-8")
 
@@ -99,7 +99,7 @@ class CharTokenizer:
 
     def decode(self, ids) -> str:
         """The text of token ids: a ``(l,)`` tensor or a sequence of ints."""
-        ids = torch.as_tensor(ids)
+        ids = torch.as_tensor(ids) if len(ids) else torch.zeros(0, dtype=torch.long)
         if ids.ndim != 1 or ids.is_floating_point() or ids.is_complex():
             raise ValueError(f"ids must be a 1-d sequence of ints, got shape {tuple(ids.shape)} "
                              f"and dtype {ids.dtype}")
@@ -143,7 +143,7 @@ class Corpus:
         return self.train if name == "train" else self.val
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shakespeare() -> Corpus:
     """Tiny Shakespeare, character-tokenized (65 characters) and split 90/10 as nanoGPT does.
 

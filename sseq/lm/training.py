@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -149,21 +149,24 @@ def _step(model, optimizer, x, y, grad_clip) -> float:
     return loss.item()
 
 
-def train_lm(model: torch.nn.Module, config: TrainConfig = TrainConfig(), *,
+def train_lm(model: torch.nn.Module, config: TrainConfig | None = None, *,
              corpus: Corpus | None = None, steps: int | None = None,
              flops_per_step: float | None = None, time_budget: float | None = None,
-             progress: bool = True) -> dict:
+             on_record=None, progress: bool = True) -> dict:
     """Train a language model on random windows of the training text.
 
     Args:
         model: maps ``(b, l)`` ids to logits ``(b, l, v)``; trained in place.
-        config: the recipe (:class:`TrainConfig`); its ``steps`` set the schedule's length.
+        config: the recipe (default :class:`TrainConfig`); its ``steps`` set the schedule's
+            length.
         corpus: default :func:`sseq.lm.shakespeare`.
         steps: stop after this many steps (default ``config.steps``): a prefix of the full run,
             with the same schedule.
         flops_per_step: training FLOPs of one step (see :mod:`sseq.lm.flops`), recorded as
             cumulative ``flops``; NaN when None.
         time_budget: also stop once training (evaluation excluded) took this many seconds.
+        on_record: called as ``on_record(model, record)`` after each record (a dict of the
+            values just appended), e.g. to draw a sample; not timed.
         progress: a tqdm bar.
 
     Returns:
@@ -172,6 +175,7 @@ def train_lm(model: torch.nn.Module, config: TrainConfig = TrainConfig(), *,
         ``flops``; ``seconds`` (training time so far).
     """
     corpus = corpus or shakespeare()
+    config = config or TrainConfig()
     steps = config.steps if steps is None else steps
     optimizer = make_optimizer(model, config)
     batches = torch.Generator().manual_seed(config.seed)
@@ -195,9 +199,13 @@ def train_lm(model: torch.nn.Module, config: TrainConfig = TrainConfig(), *,
                            max_windows=config.eval_windows)
             tokens = (step + 1) * config.batch_size * config.context
             flops = math.nan if flops_per_step is None else (step + 1) * flops_per_step
-            for key, value in zip(keys, (step + 1, running / count, val, lr, tokens, flops,
-                                         seconds), strict=True):
+            record = dict(zip(keys, (step + 1, running / count, val, lr, tokens, flops,
+                                     seconds), strict=True))
+            for key, value in record.items():
                 history[key].append(value)
+            if on_record is not None:
+                on_record(model, record)
+                model.train()
             bar.set_postfix(train=f"{running / count:.3f}", val=f"{val:.3f}")
             running, count = 0.0, 0
         if done:
@@ -206,7 +214,3 @@ def train_lm(model: torch.nn.Module, config: TrainConfig = TrainConfig(), *,
     model.eval()
     return history
 
-
-def config_dict(config: TrainConfig) -> dict:
-    """The recipe as a plain dict (for checkpoints and logs)."""
-    return asdict(config)
