@@ -53,6 +53,7 @@ _SUBMODULES = (
     "experiments",
     "gradients",
     "hippo",
+    "lm",
     "mamba",
     "memory",
     "mixers",
