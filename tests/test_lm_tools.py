@@ -114,10 +114,7 @@ def test_checkpoint_errors(tmp_path):
 @pytest.mark.parametrize("name", ["gpt", "lstm", "mamba"])
 def test_the_shipped_checkpoints_load_and_score_as_stored(name):
     """The package's trained models: their validation loss on a slice is as good as stored."""
-    try:
-        model = load_pretrained(name)
-    except FileNotFoundError:
-        pytest.skip("checkpoints not trained yet")
+    model = load_pretrained(name)
     assert sum(p.numel() for p in model.parameters()) < 900_000
     loss = evaluate(model, "val", context=64, max_windows=64)
     assert abs(loss - model.meta["val_loss"]) < 0.15  # 64 of the 1,742 windows

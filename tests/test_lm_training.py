@@ -105,6 +105,7 @@ def test_training_is_deterministic_and_lowers_the_loss(family):
     a, b = run(), run()
     assert a["step"] == [10, 20, 30] and a["tokens"] == [320, 640, 960]
     assert a["flops"] == [1e4, 2e4, 3e4]
+    assert 0 < a["cpu_seconds"][0] < a["cpu_seconds"][-1] and a["seconds"][0] > 0
     for key in ("train_loss", "val_loss", "lr"):
         assert a[key] == b[key]
     assert a["val_loss"][-1] < 0.8 * math.log(4)  # the pattern abcabcabd is learned

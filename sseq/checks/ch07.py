@@ -69,7 +69,7 @@ def check_top_k_probs(fn, *, verbose: bool = True) -> Report:
                           rtol=1e-9, atol=1e-12, verbose=verbose)
 
 
-# --- Exercise 7.3: predict, then measure the KV cache ----------------------------------------------
+# --- Exercise 7.3: predict, then measure the KV cache ------------------------------------------
 
 
 @torch.no_grad()

@@ -121,7 +121,8 @@ def run_job(config: Config, job: dict, steps: int | None = None) -> dict:
         if config == Config() and job["seed"] == 0 and job["label"] in config.models:
             save_checkpoint(model, CHECKPOINTS / f"{job['model']}.pt", corpus.tokenizer,
                             recipe=asdict(recipe), context=config.context,
-                            val_loss=log["final_val_loss"], train_seconds=log["seconds"][-1])
+                            val_loss=log["final_val_loss"], train_seconds=log["seconds"][-1],
+                            train_cpu_seconds=log["cpu_seconds"][-1])
     return log
 
 
@@ -140,9 +141,11 @@ def summarize(config: Config, runs: list[dict]) -> dict:
     seconds; and the n-gram losses."""
     out = {}
     for run in runs:
-        entry = out.setdefault(run["label"], {"final_val_loss": [], "train_seconds": []})
+        entry = out.setdefault(run["label"], {"final_val_loss": [], "train_seconds": [],
+                                              "train_cpu_seconds": []})
         entry["final_val_loss"].append(run["log"].get("final_val_loss"))
         entry["train_seconds"].append(run["log"]["seconds"][-1])
+        entry["train_cpu_seconds"].append(run["log"]["cpu_seconds"][-1])
         entry["parameters"] = run["log"]["parameters"]
         entry["flops"] = run["log"]["flops"][-1]
     return {"models": out, "ngram": ngram_losses(config.ngram_order)}
@@ -178,8 +181,8 @@ def best_ngram(results: dict) -> tuple[int, float]:
 
 
 def plot_loss_vs_compute(ax, results: dict, x: str = "flops", labels=None):
-    """Validation loss against training FLOPs (``x="flops"``) or seconds (``"seconds"``), with
-    the n-gram models as horizontal lines."""
+    """Validation loss against training FLOPs (``x="flops"``), wall seconds (``"seconds"``) or
+    CPU seconds (``"cpu_seconds"``), with the n-gram models as horizontal lines."""
     from sseq.viz import PALETTE
 
     labels = labels or [lab for lab in LABELS if any(r["label"] == lab for r in results["runs"])]
@@ -195,9 +198,10 @@ def plot_loss_vs_compute(ax, results: dict, x: str = "flops", labels=None):
         ax.annotate(f"{n}-gram", (1.0, ngram["val"][n]), xycoords=("axes fraction", "data"),
                     xytext=(-4, 2), textcoords="offset points", ha="right", fontsize=8)
     ax.set_xscale("log")
-    ax.set(xlabel="training FLOPs" if x == "flops" else "training time on this machine (s)",
-           ylabel="validation loss (nats / char)",
-           title="Validation loss against " + ("compute" if x == "flops" else "wall time"))
+    xlabel = {"flops": "training FLOPs", "seconds": "training time, wall clock (s)",
+              "cpu_seconds": "training time, one core (CPU s)"}[x]
+    ax.set(xlabel=xlabel, ylabel="validation loss (nats / char)",
+           title="Validation loss against " + ("compute" if x == "flops" else "time"))
     return ax
 
 

@@ -169,7 +169,8 @@ class GPT(nn.Module):
         return logits, GPTState(caches, idx)
 
     def step(self, token: torch.Tensor, state: GPTState):
-        """Read one more token ``(b,)``: the keys and values of the past come from the caches.
+        """Read one more token ``(b,)``: the keys and values of the past come from the caches
+        (which are extended in place).
 
         Returns:
             ``(logits, state)``: the next-token logits ``(b, v)`` and the extended state.

@@ -60,7 +60,8 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
 
 
 class _Table:
-    """The counts of one order (raw or continuation) and the statistics of their contexts."""
+    """One order of the model: the counts c(h w) of its k-grams (occurrences at the top order,
+    continuations below) and, for each context h, c(h •) = Σ_w c(h w) and γ(h)."""
 
     def __init__(self, grams: np.ndarray, counts: np.ndarray, v: int):
         self.v = v
@@ -79,7 +80,7 @@ class _Table:
         c = np.where(found, self.counts[gram_idx], 0)
         D = np.where(c > 0, self.D[np.clip(c, 1, 3) - 1], 0.0)
         total = self.total[ctx_idx]
-        p = (c - D) / total + self.gamma[ctx_idx] * lower
+        p = (c - D) / total + self.gamma[ctx_idx] * lower  # D(c) <= c: c − D is never < 0
         return np.where(seen, p, lower)  # an unseen context leaves the lower order's answer
 
 

@@ -172,26 +172,28 @@ def train_lm(model: torch.nn.Module, config: TrainConfig | None = None, *,
     Returns:
         The history, equal-length lists: ``step``; ``train_loss`` (mean since the previous
         record); ``val_loss`` (``config.eval_windows`` windows); ``lr``; ``tokens``;
-        ``flops``; ``seconds`` (training time so far).
+        ``flops``; ``seconds`` (training time so far, wall clock) and ``cpu_seconds`` (the
+        process's CPU time in those steps: on a shared machine, what the steps cost).
     """
     corpus = corpus or shakespeare()
     config = config or TrainConfig()
     steps = config.steps if steps is None else steps
     optimizer = make_optimizer(model, config)
     batches = torch.Generator().manual_seed(config.seed)
-    keys = ("step", "train_loss", "val_loss", "lr", "tokens", "flops", "seconds")
+    keys = ("step", "train_loss", "val_loss", "lr", "tokens", "flops", "seconds", "cpu_seconds")
     history = {key: [] for key in keys}
-    seconds, running, count = 0.0, 0.0, 0
+    seconds, cpu_seconds, running, count = 0.0, 0.0, 0.0, 0
     model.train()
     bar = tqdm(range(steps), desc="training", disable=not progress, leave=False)
     for step in bar:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = get_batch(corpus.train, config.batch_size, config.context, batches)
         running += _step(model, optimizer, x, y, config.grad_clip)
         seconds += time.perf_counter() - start
+        cpu_seconds += time.process_time() - cpu_start
         count += 1
         done = step + 1 == steps or (time_budget is not None and seconds >= time_budget)
         if (step + 1) % config.eval_every == 0 or done:
@@ -200,7 +202,7 @@ def train_lm(model: torch.nn.Module, config: TrainConfig | None = None, *,
             tokens = (step + 1) * config.batch_size * config.context
             flops = math.nan if flops_per_step is None else (step + 1) * flops_per_step
             record = dict(zip(keys, (step + 1, running / count, val, lr, tokens, flops,
-                                     seconds), strict=True))
+                                     seconds, cpu_seconds), strict=True))
             for key, value in record.items():
                 history[key].append(value)
             if on_record is not None:
