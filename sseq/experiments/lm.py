@@ -181,24 +181,29 @@ def best_ngram(results: dict) -> tuple[int, float]:
 
 
 def plot_loss_vs_compute(ax, results: dict, x: str = "flops", labels=None):
-    """Validation loss against training FLOPs (``x="flops"``), wall seconds (``"seconds"``) or
-    CPU seconds (``"cpu_seconds"``), with the n-gram models as horizontal lines."""
+    """Validation loss against training compute (``x="flops"``, in TFLOP), wall seconds
+    (``"seconds"``) or CPU seconds (``"cpu_seconds"``), with the n-gram models as lines."""
+    from matplotlib.ticker import NullFormatter
+
     from sseq.viz import PALETTE
 
     labels = labels or [lab for lab in LABELS if any(r["label"] == lab for r in results["runs"])]
+    scale = 1e12 if x == "flops" else 1.0
     for label in labels:
         log = run_log(results, label)
-        ax.plot(log[x], log["val_loss"], color=_color(label), label=LABELS[label],
-                linestyle="--" if label == "gpt_nanogpt_lr" else "-")
+        ax.plot([v / scale for v in log[x]], log["val_loss"], color=_color(label),
+                label=LABELS[label], linestyle="--" if label == "gpt_nanogpt_lr" else "-")
     ngram = results["summary"]["ngram"]
-    n_best, loss_best = best_ngram(results)
-    for n in (*NGRAM_LINES, n_best):
-        ax.axhline(ngram["val"][n], color=PALETTE["reference"], lw=0.8,
-                   linestyle=":" if n != n_best else "-.")
-        ax.annotate(f"{n}-gram", (1.0, ngram["val"][n]), xycoords=("axes fraction", "data"),
-                    xytext=(-4, 2), textcoords="offset points", ha="right", fontsize=8)
+    n_best, _ = best_ngram(results)
+    for n, style in zip((*NGRAM_LINES, n_best), (":", (0, (5, 3)), "-."), strict=True):
+        ax.axhline(ngram["val"][n], color=PALETTE["reference"], lw=0.9, linestyle=style,
+                   label=f"Kneser–Ney {n}-gram")
     ax.set_xscale("log")
-    xlabel = {"flops": "training FLOPs", "seconds": "training time, wall clock (s)",
+    lo, hi = ax.get_xlim()
+    ticks = [t * 10.0**e for e in range(-2, 5) for t in (1, 2, 5) if lo <= t * 10.0**e <= hi]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    xlabel = {"flops": "training compute (TFLOP)", "seconds": "training time, wall clock (s)",
               "cpu_seconds": "training time, one core (CPU s)"}[x]
     ax.set(xlabel=xlabel, ylabel="validation loss (nats / char)",
            title="Validation loss against " + ("compute" if x == "flops" else "time"))
