@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["ALGORITHMS", "Trace", "blelloch", "combine", "cost", "hillis_steele",
+__all__ = ["ALGORITHMS", "NAMES", "Trace", "blelloch", "combine", "cost", "hillis_steele",
            "plot_scan", "replay", "scan_explorer", "sequential_scan", "time_scans"]
 
 
@@ -178,6 +178,7 @@ def blelloch(a, b, trace: Trace | None = None):
 
 ALGORITHMS = {"sequential": sequential_scan, "hillis_steele": hillis_steele,
               "blelloch": blelloch}
+NAMES = {"sequential": "Sequential", "hillis_steele": "Hillis–Steele", "blelloch": "Blelloch"}
 
 
 def cost(algorithm: str, l: int) -> tuple[int, int]:
@@ -240,8 +241,9 @@ def trace_of(algorithm: str, l: int) -> Trace:
 def plot_scan(ax, algorithm: str, l: int = 8, upto: int | None = None):
     """Draw the rounds of a scan: one row per round, one column per position.
 
-    Each cell shows the span of steps i..j its value combines; an arrow from s to t is a
-    combine of round k. ``upto`` rounds are drawn (all when None); the explorer's update.
+    Each cell shows the span of steps i..j its value combines (∅: the identity, no step); an
+    arrow from s to t is a combine of round k. ``upto`` rounds are drawn (all when None): the
+    explorer's update.
 
     Returns:
         ``ax``.
@@ -255,7 +257,7 @@ def plot_scan(ax, algorithm: str, l: int = 8, upto: int | None = None):
     ax.clear()
     for k, row in enumerate(history[:upto + 1]):
         for t, span in enumerate(row):
-            label = "·" if span is None else (f"{span[0]}" if span[0] == span[1] else
+            label = "∅" if span is None else (f"{span[0]}" if span[0] == span[1] else
                                               f"{span[0]}–{span[1]}")
             done = span is not None and span[0] == 0
             ax.text(t, -k, label, ha="center", va="center", fontsize=8,
@@ -275,7 +277,7 @@ def plot_scan(ax, algorithm: str, l: int = 8, upto: int | None = None):
     ax.set(xlim=(-0.7, trace.length - 0.3), ylim=(-trace.depth - 0.5, 0.5), xlabel="position t",
            ylabel="round", yticks=[-k for k in range(trace.depth + 1)],
            yticklabels=[str(k) for k in range(trace.depth + 1)],
-           title=f"{algorithm}{phase}: round {upto} of {trace.depth}, "
+           title=f"{NAMES[algorithm]}{phase}: round {upto} of {trace.depth}, "
                  f"{sum(len(r[2]) for r in trace.rounds[:upto])} combines so far")
     ax.grid(False)
     return ax

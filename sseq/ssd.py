@@ -97,9 +97,10 @@ def segsum(a: torch.Tensor) -> torch.Tensor:
         ``(..., l, l)``.
     """
     l = a.shape[-1]
-    terms = a[..., :, None].expand(*a.shape, l)  # terms[..., k, s] = a_k
-    below = torch.ones(l, l, dtype=torch.bool, device=a.device).tril(-1)  # k > s
-    sums = terms.masked_fill(~below, 0).cumsum(dim=-2)  # Σ_{s < k <= t} a_k at [..., t, s]
+    terms = a[..., None, :].expand(*a.shape, l)  # terms[..., s, k] = a_k
+    after = torch.ones(l, l, dtype=torch.bool, device=a.device).triu(1)  # k > s
+    # a running sum along the last, contiguous axis: Σ_{s < k <= t} a_k at [..., s, t]
+    sums = terms.masked_fill(~after, 0).cumsum(dim=-1).transpose(-1, -2)  # [..., t, s]
     causal = torch.ones(l, l, dtype=torch.bool, device=a.device).tril()
     return sums.masked_fill(~causal, -torch.inf)
 

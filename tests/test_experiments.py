@@ -125,8 +125,7 @@ def test_the_stored_run_is_the_full_configuration(stored):
     assert not stored["quick"] and len(stored["seeds"]) >= 3
     assert len(stored["runs"]) == len(selective_copying.jobs(config, stored["seeds"]))
     for run in stored["runs"]:
-        total = config.steps if run["task"] == "selective" else config.plain_steps
-        assert run["log"]["step"][-1] == total
+        assert run["log"]["step"][-1] == selective_copying.steps_of(config, run)
         assert len(run["log"]["position_acc"]) == config.n_memorize
 
 
@@ -147,3 +146,5 @@ def test_the_summary_is_computed_from_the_logs(stored):
                       if r["task"] == task and r["model"] == model]
             assert entry["final_acc"] == finals
             assert entry["mean_acc"] == pytest.approx(sum(finals) / len(finals), rel=1e-3)
+            assert entry["steps"] == max(r["log"]["step"][-1] for r in stored["runs"]
+                                         if r["task"] == task and r["model"] == model)

@@ -339,3 +339,37 @@ def test_bad_inputs_name_themselves():
     with pytest.raises(ValueError, match="batch must be a positive int, got 0"):
         block.initial_state(0)
     assert isinstance(block.initial_state(1), MambaState)
+
+
+# --- the Triton kernel inside the block ---------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("triton" not in scan.BACKENDS, reason="needs triton")
+def test_the_block_runs_the_triton_kernel_in_its_interpreter():
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the kernel is compiled: see the gpu test")
+    torch.manual_seed(2)
+    block = Mamba(8, d_state=4, backend="triton")
+    ref = copy.deepcopy(block)
+    ref.backend = "reference"
+    u = torch.randn(2, 19, 8, requires_grad=True)
+    u_ref = u.detach().clone().requires_grad_()
+    torch.testing.assert_close(block(u), ref(u_ref), rtol=1e-4, atol=1e-5)
+    block(u).sum().backward()
+    ref(u_ref).sum().backward()
+    torch.testing.assert_close(u.grad, u_ref.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(block.A_log.grad, ref.A_log.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_auto_runs_the_triton_kernel_and_steps_agree():
+    assert scan.resolve_backend("auto", "cuda") == "triton"
+    torch.manual_seed(3)
+    block = Mamba(64).cuda()
+    ref = copy.deepcopy(block)
+    ref.backend = "reference"
+    u = torch.randn(2, 300, 64, device="cuda")
+    y = block(u)
+    torch.testing.assert_close(y, ref(u), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(step_all(block, u)[0], y, rtol=1e-3, atol=1e-4)

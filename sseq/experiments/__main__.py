@@ -42,6 +42,7 @@ def main(argv=None) -> int:
         print(json.dumps(results["summary"], indent=1))
         if not args.quick:
             print(f"wrote {experiments.results_path(args.name)}")
+        print(f"{results['cpu_seconds']:.0f} s of CPU time in {args.jobs} process(es)")
     print(f"took {time.perf_counter() - start:.0f} s")
     return 0
 
