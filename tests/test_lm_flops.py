@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from sseq import nn as snn
 from sseq.lm import GPT, LSTMLM, MambaLM, forward_flops, generation_flops, train_step_flops
 
@@ -13,6 +11,10 @@ V = 13
 
 
 def _counted(fn) -> int:
+    # imported here: torch.utils.flop_counter imports Triton, which must come after the
+    # conftest has switched Triton's CPU interpreter on (TRITON_INTERPRET)
+    from torch.utils.flop_counter import FlopCounterMode
+
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
