@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from sseq import nn as snn
 from sseq.lm import GPT, LSTMLM, MambaLM, forward_flops, generation_flops, train_step_flops
 
