@@ -198,9 +198,9 @@ class Mamba(nn.Module):
         if not isinstance(u, torch.Tensor) or not u.is_floating_point():
             raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
                             f"{type(u).__name__ if not isinstance(u, torch.Tensor) else u.dtype}")
-        want = ("(b, l, d_model)", 3) if ndim == 3 else ("(b, d_model)", 2)
+        want = "(b, l, d_model)" if ndim == 3 else "(b, d_model)"
         if u.ndim != ndim or u.shape[-1] != self.d_model:
-            raise ValueError(f"{name} must have shape {want[0]} with d_model = {self.d_model}, "
+            raise ValueError(f"{name} must have shape {want} with d_model = {self.d_model}, "
                              f"got {tuple(u.shape)}")
 
     def _branches(self, u):

@@ -176,5 +176,6 @@ def table(results: dict, task: str = "selective") -> list[dict]:
                      "final (mean)": f"{entry['mean_acc']:.1%}",
                      "range over seeds": f"{min(acc):.1%} – {max(acc):.1%}",
                      "steps": entry["steps"],
-                     "paper (Table 1)": f"{PAPER[model]:.1%}" if model in PAPER else "—"})
+                     "paper (Table 1)": f"{PAPER[model]:.1%}"
+                     if task == "selective" and model in PAPER else "—"})
     return rows
