@@ -55,6 +55,7 @@ _SUBMODULES = (
     "grade",
     "gradients",
     "hippo",
+    "lm",
     "mamba",
     "memory",
     "mixers",

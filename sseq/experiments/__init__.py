@@ -41,6 +41,7 @@ __all__ = ["EXPERIMENTS", "RESULTS", "load", "prefix", "results_path", "round_fl
 # name -> module; a new experiment is one module and one line here.
 EXPERIMENTS = {
     "selective_copying": "sseq.experiments.selective_copying",
+    "lm": "sseq.experiments.lm",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 DIGITS = 4  # significant digits stored: what a plot or a quoted number needs
