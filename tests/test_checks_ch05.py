@@ -79,3 +79,34 @@ def test_selective_step():
     assert not report and "Euler" in str(report)
     report = ch05.check_selective_step(step_read_before, verbose=False)
     assert not report and "read out after the update" in str(report)
+
+
+# --- graded cases: another draw with seed=, an instructor's own with cases= ----------------------
+def _same(cases_a, cases_b):
+    flat = lambda c: [t for arg in c.args for t in (arg if isinstance(arg, tuple) else (arg,))]  # noqa: E731
+    return [all(torch.equal(torch.as_tensor(x), torch.as_tensor(y))
+                for x, y in zip(flat(a), flat(b), strict=True))
+            for a, b in zip(cases_a, cases_b, strict=True)]
+
+
+def test_graded_cases_are_another_draw_and_right_answers_still_pass():
+    """--seed must change the hidden data (not the book's, which anyone can read) and keep the
+    book's cases fixed from run to run; a right answer passes every draw, a wrong one none."""
+    for cases in (ch05._combine_cases, ch05._step_cases):
+        assert all(_same(cases(), cases()))
+        graded = _same(cases(), cases(seed=11))
+        assert not all(graded) and graded.count(False) >= 2
+    for seed in (1, 2, 3):
+        assert ch05.check_combine(combine_right, verbose=False, seed=seed)
+        assert not ch05.check_combine(combine_swapped, verbose=False, seed=seed)
+        assert ch05.check_selective_step(step_right, verbose=False, seed=seed)
+        assert not ch05.check_selective_step(step_zoh, verbose=False, seed=seed)
+
+
+def test_instructor_cases_replace_the_books():
+    from sseq.exercises import Case
+
+    mine = [Case("mine", ((0.25, 2.0), (4.0, 1.0)))]
+    report = ch05.check_combine(combine_right, verbose=False, cases=mine)
+    assert report and report.lines == ["✓ mine"]
+    assert not ch05.check_combine(combine_sum, verbose=False, cases=mine)

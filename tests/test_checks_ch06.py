@@ -119,3 +119,30 @@ def test_kernel_error_is_measured_and_falls_like_one_over_sqrt_m():
     wrong = ch06.check_performer_ratio(0.25, verbose=False)  # 1/m, not 1/√m
     assert not wrong and "like 1/√m" in str(wrong)
     assert "no answer yet" in str(ch06.check_performer_ratio(..., verbose=False))
+
+
+# --- graded cases: another draw with seed=, an instructor's own with cases= ----------------------
+def test_graded_cases_are_another_draw_and_right_answers_still_pass():
+    """--seed must change the hidden sizes and data; the book's cases stay the book's."""
+    book, again = ch06._causal_mask_cases(), ch06._causal_mask_cases()
+    assert [c.args for c in book] == [c.args for c in again]
+    assert [c.args for c in book] != [c.args for c in ch06._causal_mask_cases(seed=4)]
+    drawn = [c.args for s in range(1, 6) for c in ch06._causal_mask_cases(seed=s)]
+    assert all(1 <= l_q <= l_k for l_q, l_k in drawn)  # a cache never has fewer keys than queries
+    book_qkv = ch06._recurrence_cases()
+    graded = ch06._recurrence_cases(seed=4)
+    assert not any(torch.equal(a.args[2], b.args[2]) for a, b in zip(book_qkv, graded, strict=True))
+    for seed in (1, 2, 3):
+        assert ch06.check_causal_mask(mask_right, verbose=False, seed=seed)
+        assert not ch06.check_causal_mask(mask_strict, verbose=False, seed=seed)
+        assert ch06.check_linear_recurrence(recurrence_right, verbose=False, seed=seed)
+        assert not ch06.check_linear_recurrence(recurrence_state_too_late, verbose=False,
+                                                seed=seed)
+
+
+def test_instructor_cases_replace_the_books():
+    from sseq.exercises import Case
+
+    report = ch06.check_causal_mask(mask_right, verbose=False, cases=[Case("mine", (2, 9))])
+    assert report and report.lines == ["✓ mine"]
+    assert not ch06.check_causal_mask(mask_top_left, verbose=False, cases=[Case("mine", (2, 9))])

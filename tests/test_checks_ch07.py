@@ -85,3 +85,27 @@ def test_kv_cache_prediction():
     assert not per_head and "all heads together" in str(per_head)
     assert not ch07.check_kv_cache_bytes(4 * 128 * 4 * 1000, verbose=False)  # keys only
     assert "no answer yet" in str(ch07.check_kv_cache_bytes(..., verbose=False))
+
+
+# --- graded cases: another draw with seed=, an instructor's own with cases= ----------------------
+def test_graded_cases_are_another_draw_and_right_answers_still_pass():
+    """--seed must change the hidden losses and logits; the book's cases stay the book's."""
+    assert [c.args for c in ch07._bits_cases()] == [c.args for c in ch07._bits_cases()]
+    book, graded = ch07._bits_cases(), ch07._bits_cases(seed=4)
+    assert sum(a.args != b.args for a, b in zip(book, graded, strict=True)) == 3
+    assert not any(torch.equal(a.args[0], b.args[0])
+                   for a, b in zip(ch07._top_k_cases(), ch07._top_k_cases(seed=4), strict=True))
+    for seed in (1, 2, 3):
+        assert ch07.check_bits_and_perplexity(lambda n: (n / math.log(2), math.exp(n)),
+                                              verbose=False, seed=seed)
+        assert not ch07.check_bits_and_perplexity(lambda n: (n / math.log(2), 2**n),
+                                                  verbose=False, seed=seed)
+        assert ch07.check_top_k_probs(top_k_right, verbose=False, seed=seed)
+
+
+def test_instructor_cases_replace_the_books():
+    from sseq.exercises import Case
+
+    report = ch07.check_bits_and_perplexity(lambda n: (n / math.log(2), math.exp(n)),
+                                            verbose=False, cases=[Case("mine", (1.0,))])
+    assert report and report.lines == ["✓ mine"]

@@ -1,19 +1,24 @@
-"""Checkers for Chapter 5, "Selective state spaces"."""
+"""Checkers for Chapter 5, "Selective state spaces".
+
+The implement checkers take ``seed=`` (another draw of the hidden cases, for grading) or
+``cases=`` (an instructor's own); the book's cases are the default.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from sseq import traffic
-from sseq.exercises import Case, Report, check_function, check_value
+from sseq.exercises import Case, Report, case_generator, check_function, check_value
 from sseq.scan import prefix as prefix_scan
 
 __all__ = ["check_blelloch_work", "check_combine", "check_materialized_bytes",
            "check_selective_step"]
 
 
-def _rand(*shape, seed: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+def _rand(*shape, seed: int, low: float = -1.0, high: float = 1.0,
+          grading: int | None = None) -> torch.Tensor:
+    g = case_generator(seed, grading)
     return low + (high - low) * torch.rand(*shape, generator=g, dtype=torch.float64)
 
 
@@ -24,8 +29,8 @@ def _combine_reference(first, second):
     return prefix_scan.combine(first, second)
 
 
-def _combine_cases() -> list[Case]:
-    a1, b1, a2, b2 = (_rand(3, 4, seed=s) for s in range(4))
+def _combine_cases(seed: int | None = None) -> list[Case]:
+    a1, b1, a2, b2 = (_rand(3, 4, seed=s, grading=seed) for s in range(4))
     return [
         Case("two scalar steps", ((0.5, 1.0), (2.0, -3.0)),
              hint="apply (a₁, b₁) first: h ↦ a₂(a₁h + b₁) + b₂."),
@@ -40,9 +45,10 @@ def _combine_cases() -> list[Case]:
     ]
 
 
-def check_combine(fn, *, verbose: bool = True) -> Report:
+def check_combine(fn, *, verbose: bool = True, seed: int | None = None,
+                  cases: list[Case] | None = None) -> Report:
     """Exercise 5.1: ``fn((a1, b1), (a2, b2)) -> (a, b)``, the step (a1, b1) then (a2, b2)."""
-    return check_function(fn, _combine_reference, _combine_cases(),
+    return check_function(fn, _combine_reference, _combine_cases(seed) if cases is None else cases,
                           title="Exercise 5.1 (the associative operator)", rtol=1e-12,
                           atol=1e-12, verbose=verbose)
 
@@ -81,12 +87,17 @@ def _step_reference(h, u_t, dt_t, A, B_t, C_t):
     return (h * C_t[:, None, :]).sum(-1), h
 
 
-def _step_cases() -> list[Case]:
+def _step_cases(seed: int | None = None) -> list[Case]:
     b, d, n = 2, 3, 4
     A = -torch.arange(1, n + 1, dtype=torch.float64).repeat(d, 1)  # S4D-Real
-    args = lambda s, dt: (_rand(b, d, n, seed=s), _rand(b, d, seed=s + 1),  # noqa: E731
-                          dt * _rand(b, d, seed=s + 2, low=0.5, high=1.0), A,
-                          _rand(b, n, seed=s + 3), _rand(b, n, seed=s + 4))
+
+    def args(s, dt):  # the book's draw s, or another with the grading seed
+        h, u, dt_t, B, C = ((b, d, n), (b, d), (b, d), (b, n), (b, n))
+        h, u, B, C = (_rand(*shape, seed=s + k, grading=seed)
+                      for k, shape in ((0, h), (1, u), (3, B), (4, C)))
+        dt_t = dt * _rand(*dt_t, seed=s + 2, low=0.5, high=1.0, grading=seed)
+        return h, u, dt_t, A, B, C
+
     return [
         Case("b=2, d=3, n=4, Δ about 0.1", args(0, 0.1),
              hint="A_bar = exp(Δ A) has shape (b, d, n): Δ (b, d) times A (d, n)."),
@@ -98,8 +109,9 @@ def _step_cases() -> list[Case]:
     ]
 
 
-def check_selective_step(fn, *, verbose: bool = True) -> Report:
+def check_selective_step(fn, *, verbose: bool = True, seed: int | None = None,
+                         cases: list[Case] | None = None) -> Report:
     """Exercise 5.4: ``fn(h, u_t, dt_t, A, B_t, C_t) -> (y_t, h)``, one step of S6."""
-    return check_function(fn, _step_reference, _step_cases(),
+    return check_function(fn, _step_reference, _step_cases(seed) if cases is None else cases,
                           title="Exercise 5.4 (one selective step)", rtol=1e-10, atol=1e-12,
                           verbose=verbose)

@@ -1,12 +1,17 @@
-"""Checkers for Chapter 7, "Next-token prediction"."""
+"""Checkers for Chapter 7, "Next-token prediction".
+
+The implement checkers take ``seed=`` (another draw of the hidden cases, for grading) or
+``cases=`` (an instructor's own); the book's cases are the default.
+"""
 
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 
-from sseq.exercises import Case, Report, check_function, check_value
+from sseq.exercises import Case, Report, active_seed, case_generator, check_function, check_value
 from sseq.lm import GPT, top_k_logits
 
 __all__ = ["check_bits_and_perplexity", "check_kv_cache_bytes", "check_top_k_probs",
@@ -20,19 +25,28 @@ def _bits_and_perplexity_reference(nats):
     return nats / math.log(2), math.exp(nats)
 
 
-def check_bits_and_perplexity(fn, *, verbose: bool = True) -> Report:
-    """Exercise 7.1: ``fn(nats) -> (bits_per_char, perplexity)`` for a loss in nats per char."""
-    cases = [
-        Case("the GPT's validation loss, 1.81 nats", (1.81,),
+def _bits_cases(seed: int | None = None) -> list[Case]:
+    draw = random.Random(active_seed(seed)) if active_seed(seed) is not None else None
+    gpt, bigram, poor = (1.81, 2.48, 3.5) if draw is None else (
+        round(draw.uniform(1.2, 2.2), 3), round(draw.uniform(2.2, 3.0), 3),
+        round(draw.uniform(3.0, 4.2), 3))
+    return [
+        Case(f"{'the GPT' if draw is None else 'a model'}'s validation loss, {gpt} nats", (gpt,),
              hint="a bit is log₂, a nat is ln: bits = nats / ln 2."),
         Case("the uniform model over 65 characters, ln 65 nats", (math.log(65),),
              hint="perplexity = e^loss with the loss in nats (not 2^loss): here it is 65, "
                   "the number of equally likely characters."),
         Case("a perfect model, 0 nats", (0.0,),
              hint="a loss of 0 means certainty: 0 bits, perplexity 1 (one choice)."),
-        Case("the bigram model, 2.48 nats", (2.48,)),
-        Case("a poor model, 3.5 nats", (3.5,)),
+        Case(f"{'the' if draw is None else 'a'} bigram model, {bigram} nats", (bigram,)),
+        Case(f"a poor model, {poor} nats", (poor,)),
     ]
+
+
+def check_bits_and_perplexity(fn, *, verbose: bool = True, seed: int | None = None,
+                              cases: list[Case] | None = None) -> Report:
+    """Exercise 7.1: ``fn(nats) -> (bits_per_char, perplexity)`` for a loss in nats per char."""
+    cases = _bits_cases(seed) if cases is None else cases
     return check_function(fn, _bits_and_perplexity_reference, cases,
                           title="Exercise 7.1 (bits per character and perplexity)",
                           rtol=1e-9, atol=1e-12, verbose=verbose)
@@ -45,25 +59,33 @@ def _top_k_probs_reference(logits, k, temperature):
     return torch.softmax(top_k_logits(logits, k) / temperature, dim=-1)
 
 
-def _logits(b, v, *, seed, scale=2.0):
-    g = torch.Generator().manual_seed(seed)
+def _logits(b, v, *, seed, scale=2.0, grading=None):
+    g = case_generator(seed, grading)
     return scale * torch.randn(b, v, generator=g, dtype=torch.float64)
 
 
-def check_top_k_probs(fn, *, verbose: bool = True) -> Report:
-    """Exercise 7.2: ``fn(logits (b, v), k, temperature) -> probabilities (b, v)``."""
-    cases = [
-        Case("one row, k = 3, τ = 1", (_logits(1, 8, seed=0), 3, 1.0),
+def _top_k_cases(seed: int | None = None) -> list[Case]:
+    def _logits_(b, v, *, seed_):
+        return _logits(b, v, seed=seed_, grading=seed)
+
+    return [
+        Case("one row, k = 3, τ = 1", (_logits_(1, 8, seed_=0), 3, 1.0),
              hint="keep the 3 largest logits of the row; every other token gets probability 0, "
                   "and the kept ones sum to 1."),
-        Case("k = v keeps everything: the plain softmax", (_logits(2, 8, seed=1), 8, 1.0)),
-        Case("k = 1 is greedy: all mass on the arg-max", (_logits(3, 8, seed=2), 1, 1.0),
+        Case("k = v keeps everything: the plain softmax", (_logits_(2, 8, seed_=1), 8, 1.0)),
+        Case("k = 1 is greedy: all mass on the arg-max", (_logits_(3, 8, seed_=2), 1, 1.0),
              hint="with k = 1 the answer is one-hot at each row's largest logit."),
-        Case("a low temperature, τ = 0.5", (_logits(2, 10, seed=3), 4, 0.5),
+        Case("a low temperature, τ = 0.5", (_logits_(2, 10, seed_=3), 4, 0.5),
              hint="divide the logits by τ before the softmax: τ < 1 sharpens the distribution."),
-        Case("a high temperature, τ = 2, many rows", (_logits(16, 65, seed=4), 10, 2.0),
+        Case("a high temperature, τ = 2, many rows", (_logits_(16, 65, seed_=4), 10, 2.0),
              hint="work row by row (dim=-1): each row keeps its own top k."),
     ]
+
+
+def check_top_k_probs(fn, *, verbose: bool = True, seed: int | None = None,
+                      cases: list[Case] | None = None) -> Report:
+    """Exercise 7.2: ``fn(logits (b, v), k, temperature) -> probabilities (b, v)``."""
+    cases = _top_k_cases(seed) if cases is None else cases
     return check_function(fn, _top_k_probs_reference, cases,
                           title="Exercise 7.2 (top-k sampling's distribution)",
                           rtol=1e-9, atol=1e-12, verbose=verbose)
