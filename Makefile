@@ -34,7 +34,13 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: lint unit notebooks compat deps book test-html
+# The dependency check waits on the package index more than on the CPU: it runs alongside the
+# rest, and its output is printed at the end.
+test: lint
+	@log=$$(mktemp); $(BIN)/python tests/check_deps.py >$$log 2>&1 & deps=$$!; \
+	$(MAKE) --no-print-directory unit notebooks compat book test-html; status=$$?; \
+	wait $$deps; deps_status=$$?; echo "--- make deps (run alongside the tests) ---"; \
+	cat $$log; rm -f $$log; test $$status -eq 0 && test $$deps_status -eq 0
 
 # The built book in headless Chromium, as readers see it (tests/html; no network needed).
 # Needs Debian's chromium (apt-get install chromium; .ci/run installs it) or CHROMIUM=/path.
