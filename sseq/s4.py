@@ -32,8 +32,9 @@ import torch
 
 from sseq.discretize import bilinear
 from sseq.hippo import legs
+from sseq.ssm import kernel, kernel_ref
 
-__all__ = ["cauchy", "kernel_dplr", "legs_kernel", "nplr_legs"]
+__all__ = ["cauchy", "kernel_dplr", "kernel_eig", "kernel_naive", "legs_kernel", "nplr_legs"]
 
 
 def nplr_legs(N: int):
@@ -118,3 +119,38 @@ def legs_kernel(C, dt: float, L: int) -> torch.Tensor:
         raise ValueError(f"C must be (n,), got shape {tuple(C.shape)}")
     Lambda, P, B, V = nplr_legs(C.shape[0])
     return kernel_dplr(Lambda, P, B, C.to(V.dtype) @ V, dt, L).real
+
+
+# --- Two other routes to the same kernel, for comparison ----------------------------------------
+
+
+def kernel_naive(A, B, C, dt: float, L: int) -> torch.Tensor:
+    """The definition: the dense bilinear A_bar and B_bar, then L matrix–vector products.
+
+    Args:
+        A: ``(n, n)``; B, C: ``(n,)`` (real or complex); dt, L: as :func:`kernel_dplr`.
+
+    Returns:
+        K ``(L,)``, by :func:`sseq.ssm.kernel_ref` (the response to a unit impulse).
+    """
+    L, dt = _check(L, dt)
+    A_bar, B_bar = bilinear(A, B, dt)
+    return kernel_ref(A_bar, B_bar, C, L)
+
+
+def kernel_eig(A, B, C, dt: float, L: int) -> torch.Tensor:
+    """The textbook shortcut: diagonalize A = W diag(λ) W⁻¹ and sum geometric series.
+
+    Exact in exact arithmetic; in floating point it is as good as the eigenvector matrix W
+    is conditioned — fine for a normal A, meaningless for HiPPO-LegS beyond N ≈ 20.
+
+    Returns:
+        K ``(L,)`` complex128 (real up to rounding for a real system, when W is well
+        conditioned).
+    """
+    L, dt = _check(L, dt)
+    A = torch.as_tensor(A).to(torch.complex128)
+    lam, W = torch.linalg.eig(A)
+    lam_bar, B_bar = bilinear(lam, torch.linalg.solve(W, torch.as_tensor(B).to(W.dtype)), dt,
+                              diagonal=True)
+    return kernel(lam_bar, B_bar, torch.as_tensor(C).to(W.dtype) @ W, L)

@@ -11,13 +11,13 @@ from sseq import causal_conv, memory
 def conv_loop(x, *, width, layers, seed):
     """The definition, y_t = tanh(Σ_j W_j x_{t-j} + b), as a float64 loop over t and j."""
     h = x.double()
-    for W, b in causal_conv.conv_weights(x.shape[1], width=width, layers=layers, seed=seed):
+    for F, b in causal_conv.conv_weights(x.shape[1], width=width, layers=layers, seed=seed):
         out = []
         for t in range(len(h)):
             acc = b.double().clone()
             for j in range(width):
                 if t - j >= 0:
-                    acc = acc + W[j].double() @ h[t - j]
+                    acc = acc + F[j].double() @ h[t - j]
             out.append(torch.tanh(acc))
         h = torch.stack(out)
     return h

@@ -69,15 +69,21 @@ def test_the_cauchy_kernel_is_its_sum():
 
 
 def test_diagonalizing_legs_directly_is_what_fails():
-    """The contrast the chapter draws: the same kernel from the eigendecomposition of A."""
-    N, L, dt = 64, 256, 0.01
-    C = torch.randn(N, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    A, B = hippo.legs(N)
-    lam, V = torch.linalg.eig(A.to(torch.complex128))
-    lam_bar, B_bar = discretize.bilinear(lam, torch.linalg.solve(V, B.to(V.dtype)), dt,
-                                         diagonal=True)
-    eig_route = ssm.kernel(lam_bar, B_bar, C.to(V.dtype) @ V, L).real
-    assert relative(eig_route, naive_legs_kernel(C, dt, L)) > 1.0  # noise, not a kernel
+    """The contrast the chapter draws: the same kernel from the eigendecomposition of A is
+    right for a small or a normal A, and noise for HiPPO-LegS with N = 64."""
+    L, dt = 256, 0.01
+    for N, works in ((4, True), (64, False)):
+        C = torch.randn(N, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        A, B = hippo.legs(N)
+        naive = s4.kernel_naive(A, B, C, dt, L)
+        torch.testing.assert_close(naive, naive_legs_kernel(C, dt, L), rtol=0, atol=0)
+        error = relative(s4.kernel_eig(A, B, C, dt, L).real, naive)
+        assert (error < 1e-9) if works else (error > 1.0)
+    Q, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64))
+    A_normal = Q @ torch.diag(-torch.arange(1.0, 9.0, dtype=torch.float64)) @ Q.T  # symmetric
+    B = C = torch.ones(8, dtype=torch.float64)
+    K_dense = ssm.kernel(*discretize.bilinear(A_normal, B, dt), C, L)  # repeated squaring
+    assert relative(s4.kernel_eig(A_normal, B, C, dt, L).real, K_dense) < 1e-12
 
 
 @pytest.mark.parametrize(("call", "message"), [
