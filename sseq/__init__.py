@@ -48,7 +48,10 @@ _SUBMODULES = (
     "attention",
     "bench",
     "book",
+    "causal_conv",
+    "chain",
     "checks",
+    "diagrams",
     "discretize",
     "exercises",
     "experiments",
@@ -60,6 +63,7 @@ _SUBMODULES = (
     "memory",
     "mixers",
     "nn",
+    "s4",
     "scan",
     "selective",
     "ssd",
@@ -68,6 +72,7 @@ _SUBMODULES = (
     "tasks",
     "traffic",
     "train",
+    "views",
     "viz",
 )
 

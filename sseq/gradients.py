@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["GradientCurve", "explore", "gradient_explorer", "gradient_norms", "jacobian_norms",
-           "plot_gradient_norms", "scaled_orthogonal", "unroll"]
+__all__ = ["CarouselCurve", "GradientCurve", "explore", "gradient_explorer", "gradient_norms",
+           "jacobian_norms", "lstm_gradient_norms", "plot_gradient_norms", "scaled_orthogonal",
+           "unroll"]
 
 NONLINEARITIES = ("tanh", "linear")
 
@@ -128,6 +129,64 @@ def gradient_norms(rho: float, length: int, *, d_hidden: int = 32, nonlinearity:
     top = np.concatenate([[1.0], np.cumprod(slopes.max(1).values.flip(0).numpy())])
     return GradientCurve(float(rho), nonlinearity, k, jacobian_norms(states),
                          rho**k * rms, rho**k * top)
+
+
+@dataclass(frozen=True)
+class CarouselCurve:
+    """‖∂c_T/∂c_t‖ of an LSTM's cell against distance k = T − t, and its carousel path."""
+
+    forget_bias: float
+    distance: np.ndarray  # (T + 1,) k = 0, 1, ..., T
+    measured: np.ndarray  # autograd: every path from c_t to c_T
+    carousel: np.ndarray  # ‖Π_s diag(f_s)‖ = max_i Π_s f_s[i], the additive path alone
+    forget_mean: float  # the mean forget gate over the run
+
+
+def lstm_gradient_norms(length: int, *, d_hidden: int = 32, forget_bias: float = 3.0,
+                        input_scale: float = 0.5, seed: int = 0,
+                        recurrent: bool = True) -> CarouselCurve:
+    """Measure how far back the gradient reaches through an LSTM's cell (the error carousel).
+
+    An LSTM with PyTorch's initialization (weights uniform in ±1/sqrt(n), biases 0) but a
+    forget-gate bias ``forget_bias`` reads ``length`` random inputs (n channels, standard
+    deviation ``input_scale``). By autograd, ‖∂c_T/∂c_t‖₂ for every t: the total effect of the
+    cell at step t on the last cell, through every path (also through h_t and the gates).
+    The step is :func:`sseq.nn.lstm_cell`'s, written out so that c_t is one node of the
+    graph. Along the additive path alone,
+    c_s = f_s ⊙ c_{s-1} + ..., the Jacobian is Π_s diag(f_s): no weight matrix, no tanh slope.
+
+    Args:
+        length: T >= 1; d_hidden: n.
+        forget_bias: the forget gate's bias; σ(bias) is its typical value before training.
+        input_scale, seed: the inputs' size and the seed of weights and inputs.
+        recurrent: ``False`` zeroes W_hh, so that the gates depend on the inputs alone and
+            the carousel is the only path (a check: then measured = carousel exactly).
+
+    Returns:
+        A :class:`CarouselCurve` with arrays of shape ``(T + 1,)``.
+    """
+    _check_args(1.0, length, d_hidden, "tanh", input_scale)
+    n, g = d_hidden, torch.Generator().manual_seed(seed)
+    bound = 1 / np.sqrt(n)
+    w_ih, w_hh = ((2 * torch.rand(4 * n, n, generator=g, dtype=torch.float64) - 1) * bound
+                  for _ in range(2))
+    w_hh = w_hh if recurrent else torch.zeros_like(w_hh)
+    bias = torch.zeros(4 * n, dtype=torch.float64)
+    bias[n:2 * n] = forget_bias  # gate order (i, f, g, o)
+    x = input_scale * torch.randn(length, n, generator=g, dtype=torch.float64)  # (l, n)
+    h = torch.zeros(n, dtype=torch.float64)
+    cells = [torch.zeros(n, dtype=torch.float64, requires_grad=True)]  # c_0, a leaf; (n,) each
+    forget = []
+    for x_t in x:  # sseq.nn.lstm_cell's equations, with c_t kept as one node of the graph
+        i, f, g_t, o = (x_t @ w_ih.T + h @ w_hh.T + bias).chunk(4)  # each (n,)
+        forget.append(torch.sigmoid(f).detach())
+        cells.append(torch.sigmoid(f) * cells[-1] + torch.sigmoid(i) * torch.tanh(g_t))
+        h = torch.sigmoid(o) * torch.tanh(cells[-1])  # h_t reads c_t: that path counts too
+    measured = jacobian_norms(cells)
+    f = torch.stack(forget)  # (l, n): f_1 .. f_T
+    paths = torch.cumprod(f.flip(0), dim=0).max(dim=1).values.numpy()  # k = 1 .. T
+    return CarouselCurve(float(forget_bias), np.arange(length + 1), measured,
+                         np.concatenate([[1.0], paths]), float(f.mean()))
 
 
 def plot_gradient_norms(ax, curves, *, bound: bool = False):

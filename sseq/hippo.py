@@ -1,20 +1,22 @@
 """HiPPO: memory as online function approximation (Gu et al. 2020, arXiv 2008.07669).
 
 Summarize the whole past of a signal u on [0, t] by N numbers: the coefficients of
-its projection onto N orthogonal polynomials under a measure ω(t, x) that says which
-part of the past matters. HiPPO's discovery is that these coefficients obey a linear
-ODE, so they can be updated online as t grows:
+its projection onto N orthogonal polynomials under a measure ω(t, s) that says how much
+the moment s <= t of the past matters. HiPPO's discovery is that these coefficients obey
+a linear ODE, so they can be updated online as t grows:
 
-    c'(t) = (1/τ(t)) (A c(t) + B u(t)),    c (n,),  A (n, n),  B (n,)
+    c'(t) = (1/θ(t)) (A c(t) + B u(t)),    c (n,),  A (n, n),  B (n,)
 
-with the clock τ(t) = t for LegS (uniform over all history) and τ = θ for LegT (a
-sliding window of length θ) and LagT (an exponential decay with time constant θ).
+with the time scale θ(t) = t for LegS (uniform over all history) and a constant θ for
+LegT (a sliding window of length θ) and LagT (an exponential decay with time constant θ).
 Throughout, the **sign is folded into A**: every A here is stable, its eigenvalues
 lie in the left half-plane (the paper writes c' = -A c + B u with A positive).
 
 The module goes small to big: the matrices, the symbolic derivation of LegS, the
-polynomial bases, the online recurrence (``project``) and the reconstruction of the
-past from the coefficients (``reconstruct``), then the chapter's explorer.
+polynomial bases, the online recurrence (``project``), the same coefficients computed
+offline by quadrature (``project_offline``, the definition the recurrence must match),
+the reconstruction of the past from the coefficients (``reconstruct``), then the
+chapter's explorer. Times in the past are ``s`` (0 <= s <= t), the present is ``t``.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import sympy as sp
 import torch
 
 __all__ = ["MEASURES", "basis", "explorer", "lagt", "legs", "legs_symbolic", "legt",
-           "lmu", "plot_memory", "project", "reconstruct", "reconstruction_error", "signal",
-           "transition"]
+           "lmu", "plot_memory", "project", "project_offline", "reconstruct",
+           "reconstruction_error", "signal", "transition"]
 
 MEASURES = ("legs", "legt", "lagt")
 
@@ -148,11 +150,11 @@ def _legendre_coefficients(f: sp.Expr, z: sp.Symbol, K: int) -> list[sp.Expr]:
 def legs_symbolic(N: int) -> tuple[sp.Matrix, sp.Matrix]:
     """LegS's ``(A, B)`` derived with sympy from the measure, exactly (square roots kept).
 
-    With z = 2x/t - 1 and the basis p_n(x) = sqrt(2n+1) P_n(z), differentiate the
-    coefficient c_n(t) = (1/t) ∫_0^t u(x) p_n(x) dx by Leibniz's rule:
+    With z = 2s/t - 1 and the basis p_n(s) = sqrt(2n+1) P_n(z), differentiate the
+    coefficient c_n(t) = (1/t) ∫_0^t u(s) p_n(s) ds by Leibniz's rule:
 
-        t c_n'(t) = -c_n + p_n(t) u(t) + (1/t) ∫_0^t u(x) [t ∂_t p_n(x)] dx,
-        t ∂_t p_n(x) = -sqrt(2n+1) (z+1) P_n'(z) = -sqrt(2n+1) Σ_k a_nk P_k(z),
+        t c_n'(t) = -c_n + p_n(t) u(t) + (1/t) ∫_0^t u(s) [t ∂_t p_n(s)] ds,
+        t ∂_t p_n(s) = -sqrt(2n+1) (z+1) P_n'(z) = -sqrt(2n+1) Σ_k a_nk P_k(z),
 
     so A_nk = -δ_nk - sqrt(2n+1) a_nk / sqrt(2k+1) and B_n = p_n(t) = sqrt(2n+1) P_n(1).
     The a_nk are computed by projecting (z+1) P_n'(z) onto each P_k: the closed form
@@ -188,31 +190,31 @@ def _three_term(s: torch.Tensor, N: int, laguerre: bool) -> torch.Tensor:
     return torch.stack(values[:N], dim=-1)
 
 
-def basis(measure: str, N: int, *, t: float, x, theta: float = 1.0) -> torch.Tensor:
-    """The functions p_n(x) whose combination Σ c_n(t) p_n(x) approximates u(x), x ≤ t.
+def basis(measure: str, N: int, *, t: float, s, theta: float = 1.0) -> torch.Tensor:
+    """The functions p_n(s) whose combination Σ c_n(t) p_n(s) approximates u(s), s ≤ t.
 
-        legs: p_n(x) = sqrt(2n+1) P_n(2x/t - 1)           on [0, t]
-        legt: p_n(x) = sqrt(2n+1) P_n(2(x-t)/θ + 1)        on [t - θ, t]
-        lagt: p_n(x) = L_n((t - x)/θ)                      on (-inf, t]
+        legs: p_n(s) = sqrt(2n+1) P_n(2s/t - 1)           on [0, t]
+        legt: p_n(s) = sqrt(2n+1) P_n(2(s-t)/θ + 1)        on [t - θ, t]
+        lagt: p_n(s) = L_n((t - s)/θ)                      on (-inf, t]
 
     Args:
-        x: times, a tensor or sequence of shape (m,).
+        s: times in the past, a tensor or sequence of shape (m,).
 
     Returns:
-        A float64 tensor of shape (m, n); NaN where x is outside the measure's support.
+        A float64 tensor of shape (m, n); NaN where s is outside the measure's support.
     """
     measure, N = _check_measure(measure), _check_N(N)
     t, theta = _check_positive("t", t), _check_positive("theta", theta)
-    x = torch.as_tensor(x, dtype=torch.float64)  # (m,)
-    if x.ndim != 1:
-        raise ValueError(f"x must be times of shape (m,), got shape {tuple(x.shape)}")
+    s = torch.as_tensor(s, dtype=torch.float64)  # (m,)
+    if s.ndim != 1:
+        raise ValueError(f"s must be times of shape (m,), got shape {tuple(s.shape)}")
     r = torch.sqrt(2 * torch.arange(N, dtype=torch.float64) + 1)  # (n,)
     if measure == "legs":
-        p, inside = r * _three_term(2 * x / t - 1, N, False), (x >= 0) & (x <= t)
+        p, inside = r * _three_term(2 * s / t - 1, N, False), (s >= 0) & (s <= t)
     elif measure == "legt":
-        p, inside = r * _three_term(2 * (x - t) / theta + 1, N, False), (x >= t - theta) & (x <= t)
+        p, inside = r * _three_term(2 * (s - t) / theta + 1, N, False), (s >= t - theta) & (s <= t)
     else:
-        p, inside = _three_term((t - x) / theta, N, True), x <= t
+        p, inside = _three_term((t - s) / theta, N, True), s <= t
     return torch.where(inside[:, None], p, torch.nan)  # (m, n)
 
 
@@ -231,30 +233,35 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def _bilinear(A: torch.Tensor, B: torch.Tensor, h: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bilinear step of size h:  A_bar = (I - h/2 A)^-1 (I + h/2 A),  B_bar = (I - h/2 A)^-1 h B."""
+def _bilinear(A: torch.Tensor, B: torch.Tensor, dtau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear step of size Δτ:
+
+        A_bar = (I - Δτ/2 A)^-1 (I + Δτ/2 A),    B_bar = (I - Δτ/2 A)^-1 Δτ B
+    """
     I = torch.eye(A.shape[0], dtype=A.dtype)
-    M = I - h / 2 * A
-    return torch.linalg.solve(M, I + h / 2 * A), torch.linalg.solve(M, h * B)
+    M = I - dtau / 2 * A
+    return torch.linalg.solve(M, I + dtau / 2 * A), torch.linalg.solve(M, dtau * B)
 
 
-def _run_legs(A: torch.Tensor, B: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """LegS over u (b, l): c_0 = u_0 e_0, then bilinear steps h_i = ln((i+1)/i); (b, l, n)."""
+def _run_legs(A: torch.Tensor, B: torch.Tensor, u: torch.Tensor, dt: float) -> torch.Tensor:
+    """LegS over u (b, l) sampled at t_i = (i+1) dt: c_0 = u_0 e_0, then bilinear steps of
+    Δτ_i = ln t_i − ln t_{i-1} in log-time τ = ln t; (b, l, n)."""
     I = torch.eye(A.shape[0], dtype=A.dtype)
     c = torch.nn.functional.pad(u[:, :1], (0, A.shape[0] - 1))  # (b, n): u_0 e_0, exact
     cs = [c]
     for i in range(1, u.shape[1]):
-        h, u_mean = math.log((i + 1) / i), (u[:, i - 1 : i] + u[:, i : i + 1]) / 2  # (b, 1)
-        rhs = c + h / 2 * c @ A.T + h * u_mean * B  # (b, n): (I + h/2 A) c + h B u_mean
-        # (I - h/2 A) is lower triangular, like A: one O(n^2) solve per step
-        c = torch.linalg.solve_triangular(I - h / 2 * A, rhs.T, upper=False).T
+        dtau = math.log((i + 1) * dt) - math.log(i * dt)  # from the sample times themselves
+        u_mean = (u[:, i - 1 : i] + u[:, i : i + 1]) / 2  # (b, 1)
+        rhs = c + dtau / 2 * c @ A.T + dtau * u_mean * B  # (b, n): (I + Δτ/2 A) c + Δτ B u_mean
+        # (I - Δτ/2 A) is lower triangular, like A: one O(n^2) solve per step
+        c = torch.linalg.solve_triangular(I - dtau / 2 * A, rhs.T, upper=False).T
         cs.append(c)
     return torch.stack(cs, dim=1)
 
 
-def _run_lti(A: torch.Tensor, B: torch.Tensor, u: torch.Tensor, h: float) -> torch.Tensor:
-    """LegT / LagT over u (b, l) from c = 0, one fixed bilinear step of size h; (b, l, n)."""
-    A_bar, B_bar = _bilinear(A, B, h)
+def _run_lti(A: torch.Tensor, B: torch.Tensor, u: torch.Tensor, dtau: float) -> torch.Tensor:
+    """LegT / LagT over u (b, l) from c = 0, one fixed bilinear step of size Δτ; (b, l, n)."""
+    A_bar, B_bar = _bilinear(A, B, dtau)
     c = torch.zeros(u.shape[0], A.shape[0], dtype=A.dtype)  # (b, n)
     cs = []
     for i in range(u.shape[1]):
@@ -269,22 +276,24 @@ def project(u, measure: str = "legs", N: int = 32, *, dt: float = 1.0,
     """Run HiPPO online over a sampled signal: the coefficients c_i after each sample.
 
     The sample u_i is u(t_i) at t_i = (i+1) dt; the signal is u_0 on (0, t_0], zero
-    before. Each step integrates c' = (1/τ)(A c + B u) with the bilinear (trapezoidal)
-    rule in the system's own clock s, the input averaged over the step:
+    before. Each step integrates c' = (1/θ(t))(A c + B u) with the bilinear (trapezoidal)
+    rule in the system's own clock τ, where dτ = dt/θ(t), the input averaged over the step:
 
-        c_i = (I - h/2 A)^-1 ((I + h/2 A) c_{i-1} + h B (u_{i-1} + u_i) / 2),   h = Δs
+        c_i = (I - Δτ/2 A)^-1 ((I + Δτ/2 A) c_{i-1} + Δτ B (u_{i-1} + u_i) / 2)
 
-    LegT and LagT: τ = θ, the clock is s = t/θ and h = dt/θ at every step. LegS: τ = t,
-    and in log-time s = ln t it is time-invariant too, dc/ds = A c + B u, so the step
-    is h_i = ln(t_i / t_{i-1}) = ln((i+1)/i), whatever dt (LegS has no time scale). Its
-    first step starts at t = 0 (h = inf) and lands on the exact c_0 = u_0 e_0. (The
-    official code steps with h = 1/i from c = 0: close, with an O(1/i) start-up error.)
+    LegT and LagT: θ is constant, τ = t/θ and Δτ = dt/θ at every step. LegS: θ(t) = t,
+    and in log-time τ = ln t it is time-invariant too, dc/dτ = A c + B u, with the step
+    Δτ_i = ln t_i − ln t_{i-1}, computed from the sample times. It equals ln((i+1)/i)
+    whatever dt: LegS has no time scale, and its memory does not depend on dt (up to
+    rounding). Its first step starts at t = 0 (Δτ = inf) and lands on the exact
+    c_0 = u_0 e_0. (The official code steps with 1/i from c = 0: close, with an O(1/i)
+    start-up error.)
 
     Args:
         u: samples, shape (l,) or (b, l).
         measure: "legs", "legt" or "lagt".
         N: number of coefficients.
-        dt: sampling interval (LegT and LagT only: it is measured against θ).
+        dt: sampling interval: the sample times are t_i = (i+1) dt.
         theta: LegT's window length, LagT's time constant.
 
     Returns:
@@ -296,20 +305,61 @@ def project(u, measure: str = "legs", N: int = 32, *, dt: float = 1.0,
     if u.ndim not in (1, 2) or u.shape[-1] == 0 or not u.is_floating_point():
         raise ValueError(f"u must be a non-empty float tensor of shape (l,) or (b, l), "
                          f"got shape {tuple(u.shape)} and dtype {u.dtype}")
-    x = u.detach().to(torch.float64).reshape(-1, u.shape[-1])  # (b, l)
+    samples = u.detach().to(torch.float64).reshape(-1, u.shape[-1])  # (b, l)
     A, B = transition(measure, N)
     with _one_thread():
-        c = _run_legs(A, B, x) if measure == "legs" else _run_lti(A, B, x, dt / theta)
+        c = (_run_legs(A, B, samples, dt) if measure == "legs"
+             else _run_lti(A, B, samples, dt / theta))
     return c.reshape(*u.shape, N)  # (l, n) or (b, l, n)
 
 
-def reconstruct(c, measure: str = "legs", *, t: float, x, theta: float = 1.0) -> torch.Tensor:
-    """The approximation of the past that N coefficients hold:  u(x) ≈ Σ_n c_n p_n(x).
+def project_offline(u, measure: str = "legs", N: int = 32, *, t: float, theta: float = 1.0,
+                    panels: int = 64, nodes: int = 32) -> torch.Tensor:
+    """The coefficients by their definition, offline: the projection of u's past, by quadrature.
+
+        c_n(t) = ∫ u(s) p_n(s) dω(t, s)
+        legs: (1/t) ∫_0^t u p_n ds,   legt: (1/θ) ∫_{t-θ}^t u p_n ds,
+        lagt: (1/θ) ∫_{-inf}^t u(s) L_n((t-s)/θ) e^{-(t-s)/θ} ds,
+
+    with u = 0 before s = 0. By the projection proposition these are the best coefficients;
+    :func:`project` must reach the same numbers online, from samples, without looking back.
+    Computed by composite Gauss–Legendre quadrature: ``panels`` equal pieces of the support
+    within [0, t], ``nodes`` points each (exact for polynomials of degree < 2·nodes per piece).
+
+    Args:
+        u: the signal, a function of times ``(m,)`` float64 → values ``(m,)`` (for instance
+            ``lambda s: signal("bumps", s)``): quadrature needs it between the samples too.
+        measure, N, theta: as in :func:`project`; t: the present.
+
+    Returns:
+        float64 coefficients of shape (n,).
+    """
+    import numpy as np
+
+    measure, N = _check_measure(measure), _check_N(N)
+    t, theta = _check_positive("t", t), _check_positive("theta", theta)
+    start = t - theta if measure == "legt" and t > theta else 0.0
+    z, w = (torch.from_numpy(a) for a in np.polynomial.legendre.leggauss(nodes))  # on [-1, 1]
+    edges = torch.linspace(start, t, panels + 1, dtype=torch.float64)
+    half = (edges[1:] - edges[:-1])[:, None] / 2  # (panels, 1)
+    s = ((edges[:-1, None] + edges[1:, None]) / 2 + half * z).reshape(-1)  # (panels * nodes,)
+    weights = (half * w).reshape(-1)  # ds
+    weights = weights * {"legs": 1 / t, "legt": 1 / theta,
+                         "lagt": torch.exp(-(t - s) / theta) / theta}[measure]
+    values = torch.as_tensor(u(s), dtype=torch.float64)
+    if values.shape != s.shape:
+        raise ValueError(f"u must map times of shape (m,) to values of shape (m,), got "
+                         f"{tuple(values.shape)} for m = {len(s)}")
+    return (weights * values) @ basis(measure, N, t=t, s=s, theta=theta)  # (n,)
+
+
+def reconstruct(c, measure: str = "legs", *, t: float, s, theta: float = 1.0) -> torch.Tensor:
+    """The approximation of the past that N coefficients hold:  u(s) ≈ Σ_n c_n p_n(s).
 
     Args:
         c: coefficients at time t, shape (..., n) (a row of :func:`project`'s output).
         t: the time the coefficients were taken at.
-        x: times to evaluate at, shape (m,).
+        s: times in the past to evaluate at, shape (m,).
 
     Returns:
         float64 tensor of shape (..., m); NaN outside the measure's support (see :func:`basis`).
@@ -317,21 +367,21 @@ def reconstruct(c, measure: str = "legs", *, t: float, x, theta: float = 1.0) ->
     c = torch.as_tensor(c, dtype=torch.float64)
     if c.ndim < 1:
         raise ValueError(f"c must have shape (..., n), got a scalar {c!r}")
-    P = basis(measure, c.shape[-1], t=t, x=x, theta=theta)  # (m, n)
+    P = basis(measure, c.shape[-1], t=t, s=s, theta=theta)  # (m, n)
     return c @ P.T  # (..., m)
 
 
-def reconstruction_error(c, u, measure: str = "legs", *, t: float, x,
+def reconstruction_error(c, u, measure: str = "legs", *, t: float, s,
                          theta: float = 1.0) -> float:
-    """Root-mean-square error of the remembered past, sqrt(mean_x (Σ_n c_n p_n(x) - u(x))^2),
-    over the points x that the measure covers (all of [0, t] for LegS).
+    """Root-mean-square error of the remembered past, sqrt(mean_s (Σ_n c_n p_n(s) - u(s))^2),
+    over the points s that the measure covers (all of [0, t] for LegS).
 
     Args:
         c: coefficients at time t, shape (n,).
-        u: the true signal at the times x, shape (m,).
-        x: times, shape (m,).
+        u: the true signal at the times s, shape (m,).
+        s: times, shape (m,).
     """
-    u_hat = reconstruct(c, measure, t=t, x=x, theta=theta)  # (m,)
+    u_hat = reconstruct(c, measure, t=t, s=s, theta=theta)  # (m,)
     covered = ~torch.isnan(u_hat)
     return float(torch.sqrt(torch.mean((u_hat - torch.as_tensor(u))[covered] ** 2)))
 
@@ -339,18 +389,18 @@ def reconstruction_error(c, u, measure: str = "legs", *, t: float, x,
 # --- The chapter's explorer --------------------------------------------------------------
 
 _SIGNALS = {
-    "sines": lambda x: torch.sin(6 * math.pi * x) + 0.5 * torch.sin(14 * math.pi * x + 1),
-    "chirp": lambda x: torch.sin(2 * math.pi * (2 * x + 6 * x**2)),
-    "steps": lambda x: torch.where(x < 0.3, 0.0, 1.0) - torch.where(x < 0.7, 0.0, 1.5),
-    "bumps": lambda x: sum(torch.exp(-(((x - m) / 0.04) ** 2)) for m in (0.2, 0.45, 0.8)),
+    "sines": lambda s: torch.sin(6 * math.pi * s) + 0.5 * torch.sin(14 * math.pi * s + 1),
+    "chirp": lambda s: torch.sin(2 * math.pi * (2 * s + 6 * s**2)),
+    "steps": lambda s: torch.where(s < 0.3, 0.0, 1.0) - torch.where(s < 0.7, 0.0, 1.5),
+    "bumps": lambda s: sum(torch.exp(-(((s - m) / 0.04) ** 2)) for m in (0.2, 0.45, 0.8)),
 }
 
 
-def signal(name: str, x) -> torch.Tensor:
-    """A named test signal ("sines", "chirp", "steps", "bumps") at times x in [0, 1]; (m,)."""
+def signal(name: str, s) -> torch.Tensor:
+    """A named test signal ("sines", "chirp", "steps", "bumps") at times s in [0, 1]; (m,)."""
     if name not in _SIGNALS:
         raise ValueError(f"signal must be one of {sorted(_SIGNALS)}, got {name!r}")
-    return _SIGNALS[name](torch.as_tensor(x, dtype=torch.float64)).to(torch.float64)
+    return _SIGNALS[name](torch.as_tensor(s, dtype=torch.float64)).to(torch.float64)
 
 
 def plot_memory(ax, signal_name: str = "bumps", N: int = 16, measure: str = "legs", *,
@@ -371,15 +421,15 @@ def plot_memory(ax, signal_name: str = "bumps", N: int = 16, measure: str = "leg
     """
     from sseq.viz import PALETTE
 
-    x = torch.arange(1, L + 1, dtype=torch.float64) / L  # (l,) sample times t_i
-    u = signal(signal_name, x)
+    s = torch.arange(1, L + 1, dtype=torch.float64) / L  # (l,) sample times t_i
+    u = signal(signal_name, s)
     c = project(u, measure, N, dt=1 / L, theta=theta)[-1]  # (n,) coefficients at t = 1
-    u_hat = reconstruct(c, measure, t=1.0, x=x, theta=theta)  # (l,)
-    rmse = reconstruction_error(c, u, measure, t=1.0, x=x, theta=theta)
-    ax.plot(x, u, color=PALETTE["theory"], lw=3, alpha=0.5, label="signal u(x)")
-    ax.plot(x, u_hat, color=PALETTE["state"], label=f"{measure} reconstruction, N = {N}")
+    u_hat = reconstruct(c, measure, t=1.0, s=s, theta=theta)  # (l,)
+    rmse = reconstruction_error(c, u, measure, t=1.0, s=s, theta=theta)
+    ax.plot(s, u, color=PALETTE["theory"], lw=3, alpha=0.5, label="signal u(s)")
+    ax.plot(s, u_hat, color=PALETTE["state"], label=f"{measure} reconstruction, N = {N}")
     lo, hi = float(u.min()), float(u.max())
-    ax.set(xlabel="time x (s)", ylabel="u(x)", xlim=(0, 1),
+    ax.set(xlabel="time s (seconds)", ylabel="u(s)", xlim=(0, 1),
            ylim=(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo)),
            title=f"What {N} numbers remember at t = 1 s (RMSE {rmse:.3f})")
     ax.legend(loc="upper left", ncols=2)

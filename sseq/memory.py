@@ -20,6 +20,8 @@ import math
 import numpy as np
 import torch
 
+from sseq.causal_conv import ConvCache
+
 __all__ = [
     "AttentionCache",
     "RunningState",
@@ -31,10 +33,14 @@ __all__ = [
     "per_token_cost",
     "plot_recall",
     "recall_explorer",
+    "recall_attention",
     "recall_measured",
     "recall_theory",
     "running_state",
 ]
+
+
+KINDS = ("state", "attention", "convolution")  # the models per_token_cost can price
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -177,7 +183,8 @@ def per_token_cost(kind: str, lengths, *, d_model: int = 64, repeat: int = 5,
     """Time and memory of reading one more token after a history of each length.
 
     Args:
-        kind: ``"state"`` (:class:`RunningState`) or ``"attention"`` (:class:`AttentionCache`).
+        kind: ``"state"`` (:class:`RunningState`), ``"attention"`` (:class:`AttentionCache`)
+            or ``"convolution"`` (:class:`sseq.causal_conv.ConvCache`, width 4, 2 layers).
         lengths: history lengths t to measure at.
         d_model: token size d.
         repeat, number: timing rounds and calls per round (see :func:`sseq.bench.time_fn`).
@@ -188,15 +195,15 @@ def per_token_cost(kind: str, lengths, *, d_model: int = 64, repeat: int = 5,
     """
     from sseq.bench import time_fn
 
-    if kind not in ("state", "attention"):
-        raise ValueError(f"kind must be 'state' or 'attention', got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     lengths = [_check_positive_int("lengths", n) for n in lengths]
     x = torch.randn(d_model, generator=torch.Generator().manual_seed(0))
     seconds, held = [], []
     for n in lengths:
-        if kind == "state":
-            model = RunningState(d_model)
-            for _ in range(min(n, 8)):  # the state is the same size after 1 or 10**6 tokens
+        if kind in ("state", "convolution"):
+            model = RunningState(d_model) if kind == "state" else ConvCache(d_model)
+            for _ in range(min(n, 8)):  # the same size after 8 or 10**6 tokens: fixed window
                 model.step(x)
         else:
             model = AttentionCache(d_model, capacity=n + (repeat + 1) * number + 1)
@@ -351,6 +358,52 @@ def recall_measured(A: np.ndarray, B: np.ndarray, ks, *, length: int = 4000,
     return np.clip(np.array(out), 0.0, 1.0)
 
 
+def _attention_reads(u, keys, steps, k: int, sharpness: float) -> torch.Tensor:
+    """attend(sharpness · k_{t-k}, K[:t+1], u[:t+1]) for every step t at once: ``(q,)``.
+
+    One masked softmax over all steps: position s > t is not yet in the cache at step t.
+    """
+    future = torch.arange(len(u))[None, :] > steps[:, None]  # (q, l)
+    scores = sharpness * keys[steps - k] @ keys.T / math.sqrt(keys.shape[1])  # (q, l)
+    return torch.softmax(scores.masked_fill(future, -math.inf), dim=-1) @ u  # (q,)
+
+
+def recall_attention(ks, *, length: int = 2000, d_model: int = 64, sharpness: float = 4.0,
+                     queries: int = 400, seed: int = 0) -> np.ndarray:
+    """Measure R²_k for attention, with the protocol of :func:`recall_measured`.
+
+    The KV cache stores every token of a white-noise stream: the value v_s = u_s, and a key
+    k_s, a random ±1 code of position s in d dimensions (nearly orthogonal to the others).
+    To read u_{t-k}, the query is the key of position t − k, sharpened:
+    q = ``sharpness`` · k_{t-k}, and :func:`attend` returns softmax(K q / sqrt(d)) V over the
+    t + 1 tokens in the cache (computed for all steps at once, the future masked). A scalar
+    read-out of that output is fitted by least squares
+    on the first half of ``queries`` random steps t and scored on the second half,
+    R² = 1 − MSE / Var(u), as for the running states.
+
+    Returns:
+        Measured R²_k for each k in ``ks``, shape ``(len(ks),)``.
+    """
+    ks, length = _check_lags(ks), _check_positive_int("length", length)
+    queries, d = _check_positive_int("queries", queries), _check_positive_int("d_model", d_model)
+    kmax = int(ks.max())
+    if length - kmax < queries or queries < 4:
+        raise ValueError(f"need 4 <= queries <= length - max(ks) = {length - kmax}, got "
+                         f"queries={queries}")
+    g = _generator(seed)
+    u = torch.randn(length, generator=g, dtype=torch.float64)  # (l,)
+    keys = torch.randint(0, 2, (length, d), generator=g, dtype=torch.float64) * 2 - 1  # (l, d)
+    steps = kmax + torch.randperm(length - kmax, generator=g)[:queries]  # (q,) steps t
+    half, out = queries // 2, []
+    for k in ks:
+        read = _attention_reads(u, keys, steps, int(k), sharpness)  # (q,)
+        target = u[steps - k]
+        w = (read[:half] @ target[:half]) / (read[:half] @ read[:half])  # least squares
+        resid = target[half:] - w * read[half:]
+        out.append(1.0 - float(resid.var() / target[half:].var()))
+    return np.clip(np.array(out), 0.0, 1.0)
+
+
 def plot_recall(ax, n: int = 16, *, kind: str = "orthogonal", rho: float = 0.95,
                 k_max: int = 64):
     """Plot R²_k against k for a state of size n, beside attention's perfect recall."""
@@ -391,7 +444,7 @@ def bench_main(args) -> None:
 
     lengths = [2**p for p in range(6, 13 if args.quick else 17, 2)]
     rows = []
-    for kind in ("state", "attention"):
+    for kind in KINDS:
         cost = per_token_cost(kind, lengths)
         rows += [{"model": kind, "history": int(n), "us/token": 1e6 * s, "bytes held": int(b)}
                  for n, s, b in zip(cost["length"], cost["seconds"], cost["bytes"], strict=True)]

@@ -9,8 +9,9 @@ outputs. What differs from PyTorch: the loop over time is Python, written to be
 read, so it is slower than PyTorch's fused kernels; and only one layer,
 one direction and biases are supported.
 
-Shapes: ``b`` batch, ``l`` length, ``d`` input channels, ``h`` hidden size
-(``d_hidden``); a gated layer stacks its ``G`` gates along the first weight axis.
+Shapes: ``b`` batch, ``l`` length, ``d`` input channels, ``n`` hidden (state) size
+(``hidden_size``, ``d_hidden``: the size of h_t, the book's n); a gated layer stacks its
+``G`` gates along the first weight axis. ``h`` is the hidden state itself, never a size.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ def rnn_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
 
     Args:
         x: input at this step, ``(b, d)``.
-        h: previous hidden state, ``(b, h)``.
-        weight_ih: ``(h, d)``; weight_hh: ``(h, h)``; bias_ih, bias_hh: ``(h,)``.
+        h: previous hidden state, ``(b, n)``.
+        weight_ih: ``(n, d)``; weight_hh: ``(n, n)``; bias_ih, bias_hh: ``(n,)``.
         nonlinearity: ``"tanh"`` (Elman's choice) or ``"relu"``.
 
     Returns:
-        The new hidden state, ``(b, h)``.
+        The new hidden state, ``(b, n)``.
     """
-    pre = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (b, h)
+    pre = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (b, n)
     return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
 
 
@@ -57,41 +58,42 @@ def lstm_cell(x, state, weight_ih, weight_hh, bias_ih, bias_hh):
         h' = o ⊙ tanh(c')
 
     Args:
-        x: ``(b, d)``; state: ``(h, c)``, each ``(b, h)``.
-        weight_ih: ``(4h, d)``; weight_hh: ``(4h, h)``; bias_ih, bias_hh: ``(4h,)``.
+        x: ``(b, d)``; state: ``(h, c)``, each ``(b, n)``.
+        weight_ih: ``(4n, d)``; weight_hh: ``(4n, n)``; bias_ih, bias_hh: ``(4n,)``.
 
     Returns:
-        ``(h', c')``, each ``(b, h)``.
+        ``(h', c')``, each ``(b, n)``.
     """
     h, c = state
-    pre = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (b, 4h)
-    i, f, g, o = pre.chunk(4, dim=-1)  # each (b, h)
+    pre = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (b, 4n)
+    i, f, g, o = pre.chunk(4, dim=-1)  # each (b, n)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     h = torch.sigmoid(o) * torch.tanh(c)
     return h, c
 
 
 def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
-    """One step of the GRU, gates in PyTorch's order (r, z, n).
+    """One step of the GRU, gates in PyTorch's order (r, z, n): n is PyTorch's name for the
+    candidate h̃.
 
         r  = σ(W_ir x + b_ir + W_hr h + b_hr)            reset gate
         z  = σ(W_iz x + b_iz + W_hz h + b_hz)            update gate
-        n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))   candidate
-        h' = (1 − z) ⊙ n + z ⊙ h
+        h̃  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))   candidate
+        h' = (1 − z) ⊙ h̃ + z ⊙ h
 
     Args:
-        x: ``(b, d)``; h: ``(b, h)``.
-        weight_ih: ``(3h, d)``; weight_hh: ``(3h, h)``; bias_ih, bias_hh: ``(3h,)``.
+        x: ``(b, d)``; h: ``(b, n)``.
+        weight_ih: ``(3n, d)``; weight_hh: ``(3n, n)``; bias_ih, bias_hh: ``(3n,)``.
 
     Returns:
-        The new hidden state, ``(b, h)``.
+        The new hidden state, ``(b, n)``.
     """
-    x_r, x_z, x_n = (x @ weight_ih.T + bias_ih).chunk(3, dim=-1)  # each (b, h)
-    h_r, h_z, h_n = (h @ weight_hh.T + bias_hh).chunk(3, dim=-1)  # each (b, h)
+    x_r, x_z, x_n = (x @ weight_ih.T + bias_ih).chunk(3, dim=-1)  # each (b, n)
+    h_r, h_z, h_n = (h @ weight_hh.T + bias_hh).chunk(3, dim=-1)  # each (b, n)
     r = torch.sigmoid(x_r + h_r)
     z = torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + r * h_n)
-    return (1 - z) * n + z * h
+    h_tilde = torch.tanh(x_n + r * h_n)
+    return (1 - z) * h_tilde + z * h
 
 
 # --- The layers: a loop over time ------------------------------------------------------
@@ -107,7 +109,7 @@ def _positive_int(name, value) -> int:
 class _Recurrent(nn.Module):
     """A single-layer, batch-first recurrent layer; subclasses supply ``step``."""
 
-    n_gates = 1  # how many (h, .) blocks are stacked in each weight
+    n_gates = 1  # how many (n, .) blocks are stacked in each weight
     n_states = 1  # 1: the state is h; 2: the state is (h, c)
 
     def __init__(self, input_size: int, hidden_size: int):
@@ -122,7 +124,7 @@ class _Recurrent(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's initialization: every parameter uniform in ±1/sqrt(h)."""
+        """PyTorch's initialization: every parameter uniform in ±1/sqrt(n)."""
         bound = 1 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
@@ -139,21 +141,22 @@ class _Recurrent(nn.Module):
 
         Args:
             x: ``(b, l, d)`` floating point, ``d = input_size``.
-            state: the initial state, PyTorch's layout: ``h_0`` of shape ``(1, b, h)``
+            state: the initial state, PyTorch's layout: ``h_0`` of shape ``(1, b, n)``
                 (for the LSTM, a pair ``(h_0, c_0)``); zeros when ``None``.
 
         Returns:
-            ``(output, final_state)``: ``output`` ``(b, l, h)`` holds h_t for every t;
-            ``final_state`` is ``h_n`` ``(1, b, h)``, or ``(h_n, c_n)`` for the LSTM.
+            ``(output, final_state)``: ``output`` ``(b, l, n)`` holds h_t for every t;
+            ``final_state`` is the last state ``(1, b, n)`` (PyTorch's ``h_n``), or a pair
+            for the LSTM.
         """
         self._check_input(x)
-        states = self._initial_state(x, state)  # tuple of (b, h)
+        states = self._initial_state(x, state)  # tuple of (b, n)
         outputs = []
         for t in range(x.shape[1]):
             states = self.step(x[:, t], states)
             outputs.append(states[0])
-        output = torch.stack(outputs, dim=1)  # (b, l, h)
-        final = tuple(s.unsqueeze(0) for s in states)  # each (1, b, h)
+        output = torch.stack(outputs, dim=1)  # (b, l, n)
+        final = tuple(s.unsqueeze(0) for s in states)  # each (1, b, n)
         return output, (final if self.n_states == 2 else final[0])
 
     def _check_input(self, x):
@@ -167,16 +170,16 @@ class _Recurrent(nn.Module):
                             f"weights, got {x.dtype}")
 
     def _initial_state(self, x, state):
-        b, h = x.shape[0], self.hidden_size
+        b, n = x.shape[0], self.hidden_size
         if state is None:
-            zeros = x.new_zeros(b, h)
+            zeros = x.new_zeros(b, n)
             return (zeros,) * self.n_states
         parts = tuple(state) if self.n_states == 2 else (state,)
         if len(parts) != self.n_states or not all(isinstance(s, torch.Tensor) for s in parts):
             raise TypeError(f"state must be {self._state_doc()}")
         for s in parts:
-            if tuple(s.shape) != (1, b, h):
-                raise ValueError(f"each state tensor must have shape (1, b, h) = {(1, b, h)}, "
+            if tuple(s.shape) != (1, b, n):
+                raise ValueError(f"each state tensor must have shape (1, b, n) = {(1, b, n)}, "
                                  f"got {tuple(s.shape)}")
             if s.dtype != self.weight_hh_l0.dtype:
                 raise TypeError(f"state must have dtype {self.weight_hh_l0.dtype} like the "
@@ -184,17 +187,17 @@ class _Recurrent(nn.Module):
         return tuple(s[0] for s in parts)
 
     def _state_doc(self):
-        return "(h_0, c_0), two tensors (1, b, h)" if self.n_states == 2 else "a tensor (1, b, h)"
+        return "(h_0, c_0), two tensors (1, b, n)" if self.n_states == 2 else "a tensor (1, b, n)"
 
     def step(self, x, states):
         raise NotImplementedError
 
 
 class RNN(_Recurrent):
-    """The Elman RNN, a drop-in for ``torch.nn.RNN(d, h, batch_first=True)``.
+    """The Elman RNN, a drop-in for ``torch.nn.RNN(d, n, batch_first=True)``.
 
     Args:
-        input_size: ``d``; hidden_size: ``h``.
+        input_size: ``d``; hidden_size: ``n``.
         nonlinearity: ``"tanh"`` or ``"relu"``, as in PyTorch.
     """
 
@@ -212,7 +215,7 @@ class RNN(_Recurrent):
 
 
 class LSTM(_Recurrent):
-    """The LSTM, a drop-in for ``torch.nn.LSTM(d, h, batch_first=True)``."""
+    """The LSTM, a drop-in for ``torch.nn.LSTM(d, n, batch_first=True)``."""
 
     n_gates, n_states = 4, 2
 
@@ -221,7 +224,7 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """The GRU, a drop-in for ``torch.nn.GRU(d, h, batch_first=True)``."""
+    """The GRU, a drop-in for ``torch.nn.GRU(d, n, batch_first=True)``."""
 
     n_gates = 3
 
@@ -247,10 +250,10 @@ def set_forget_bias(lstm, value: float = 1.0):
     """
     if not hasattr(lstm, "bias_hh_l0") or lstm.bias_hh_l0.shape[0] != 4 * lstm.hidden_size:
         raise TypeError(f"set_forget_bias needs an LSTM layer, got {type(lstm).__name__}")
-    h = lstm.hidden_size
+    n = lstm.hidden_size
     with torch.no_grad():
-        lstm.bias_ih_l0[h:2 * h] = 0.0  # gate order (i, f, g, o): f is the second block
-        lstm.bias_hh_l0[h:2 * h] = value
+        lstm.bias_ih_l0[n:2 * n] = 0.0  # gate order (i, f, g, o): f is the second block
+        lstm.bias_hh_l0[n:2 * n] = value
     return lstm
 
 
@@ -261,7 +264,7 @@ class RecurrentHead(nn.Module):
         cell: ``"rnn"``, ``"lstm"``, ``"gru"``, or a callable ``cell(d_in, d_hidden)``
             returning a batch-first layer that returns ``(output, state)``.
         d_in: input channels; for token inputs, the vocabulary size.
-        d_hidden: the size of the state h.
+        d_hidden: n, the size of the state h_t.
         d_out: output channels (classes, or 1 for a regression).
         readout: ``"last"`` reads out h_l only; ``"all"`` reads out every h_t.
         backend: ``"sseq"`` (this module's layers) or ``"torch"`` (PyTorch's fused

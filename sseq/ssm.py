@@ -440,6 +440,11 @@ class S4DBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, l, d) -> (b, l, d)
         return x + self.dropout(self.mix(nn.functional.gelu(self.ssm(self.norm(x)))))
 
+    def step(self, x_t: torch.Tensor, state: torch.Tensor | None = None):
+        """The block at one position: x_t ``(b, d)`` → ``(y_t, state)``, state ``(b, d, n)``."""
+        y_t, state = self.ssm.step(self.norm(x_t), state)
+        return x_t + self.dropout(self.mix(nn.functional.gelu(y_t))), state
+
 
 class S4DClassifier(nn.Module):
     """Classify a sequence: ``(b, l, d_input)`` or ``(b, l)`` → logits ``(b, n_classes)``.
@@ -460,3 +465,22 @@ class S4DClassifier(nn.Module):
             u = u.unsqueeze(-1)  # (b, l, 1)
         x = self.blocks(self.encoder(u))  # (b, l, d)
         return self.decoder(self.norm(x).mean(dim=1))  # (b, n_classes)
+
+    @torch.no_grad()
+    def recurrent(self, u: torch.Tensor) -> torch.Tensor:
+        """The same logits as :meth:`forward`, computed one position at a time.
+
+        Each block runs its S4D layer in the recurrent view (:meth:`S4D.step`), carrying a
+        state of ``(b, d, n)`` numbers from step to step; the mean over time is a running
+        sum. Nothing looks back: each step costs the same, whatever came before.
+        """
+        if u.ndim == 2:
+            u = u.unsqueeze(-1)  # (b, l, 1)
+        states = [None] * len(self.blocks)
+        total = 0
+        for t in range(u.shape[1]):
+            x_t = self.encoder(u[:, t])  # (b, d)
+            for i, block in enumerate(self.blocks):
+                x_t, states[i] = block.step(x_t, states[i])
+            total = total + self.norm(x_t)
+        return self.decoder(total / u.shape[1])  # (b, n_classes)

@@ -13,7 +13,7 @@ import torch
 from sseq.discretize import RULES, _as_float_tensor
 from sseq.ssm import kernel
 
-__all__ = ["plot_step", "step_explorer", "step_response"]
+__all__ = ["continuous_response", "plot_step", "step_average", "step_explorer", "step_response"]
 
 
 def step_response(A, dt, *, L: int = 100, rules=tuple(RULES)) -> dict:
@@ -36,6 +36,36 @@ def step_response(A, dt, *, L: int = 100, rules=tuple(RULES)) -> dict:
         A_bar, B_bar = RULES[name](A, torch.ones_like(A), dt, diagonal=True)
         out[name] = (A_bar, kernel(A_bar, B_bar, torch.ones_like(A), L).real)
     return out
+
+
+def continuous_response(A, t) -> torch.Tensor:
+    """The continuous impulse response of x' = Ax + u, y = Σx for a diagonal A: Σ_n e^{λ_n t}.
+
+    Args:
+        A: the diagonal ``(n,)`` (complex; conjugate pairs give a real response).
+        t: times ``(m,)``.
+
+    Returns:
+        The real part of the response, ``(m,)`` float64.
+    """
+    A = _as_float_tensor(A, "A").to(torch.complex128)
+    t = torch.as_tensor(t, dtype=torch.float64)
+    return torch.exp(t[:, None] * A).sum(-1).real  # (m,)
+
+
+def step_average(A, dt, L: int) -> torch.Tensor:
+    """The continuous response averaged over each step: (1/Δ) ∫_{kΔ}^{(k+1)Δ} y(t) dt, k < L.
+
+    Under zero-order hold this is *exactly* K_k / Δ, the kernel divided by the step: the
+    input held over one step of length Δ is a pulse, and the output samples the response to
+    that pulse. Computed in closed form, Σ_n e^{kΔλ_n} (e^{Δλ_n} − 1) / (Δλ_n).
+
+    Returns:
+        ``(L,)`` float64.
+    """
+    A = _as_float_tensor(A, "A").to(torch.complex128)
+    k = torch.arange(L, dtype=torch.float64)[:, None]  # (L, 1)
+    return (torch.exp(k * dt * A) * torch.expm1(dt * A) / (dt * A)).sum(-1).real  # (L,)
 
 
 def plot_step(axes, dt, A, *, L: int = 100, rules=tuple(RULES)):

@@ -21,7 +21,7 @@ import numbers
 
 import torch
 
-__all__ = ["BLANK", "IGNORE", "adding_problem", "delayed_recall"]
+__all__ = ["BLANK", "IGNORE", "adding_problem", "delayed_recall", "unseen"]
 
 BLANK = 0
 IGNORE = -100
@@ -111,6 +111,33 @@ def delayed_recall(n: int, delay: int, *, n_symbols: int = 8, distractors: bool 
         filler = torch.full((n, delay), BLANK)
     inputs = torch.cat([targets[:, None], filler], dim=1)  # (n, delay + 1)
     return inputs, targets
+
+
+def unseen(inputs, targets, seen):
+    """Keep only the examples whose input sequence does not occur in ``seen``.
+
+    A test set drawn from the same distribution as the training set can repeat training
+    sequences exactly (the fewer distinct sequences a task has, the more often); scoring on
+    those measures memorization, not what the model learned. This keeps the held-out rest.
+
+    Args:
+        inputs: ``(n, ...)`` test inputs; targets: ``(n, ...)``, filtered alongside.
+        seen: ``(m, ...)`` training inputs, with the same trailing shape as ``inputs``.
+
+    Returns:
+        ``(inputs, targets)`` restricted to the rows of ``inputs`` that are not rows of ``seen``.
+    """
+    if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)
+            and isinstance(seen, torch.Tensor)):
+        raise TypeError("inputs, targets and seen must be torch tensors")
+    if inputs.ndim < 1 or len(targets) != len(inputs) or seen.shape[1:] != inputs.shape[1:]:
+        raise ValueError(f"need inputs (n, ...), targets (n, ...) and seen (m, ...) with the "
+                         f"inputs' trailing shape; got inputs {tuple(inputs.shape)}, targets "
+                         f"{tuple(targets.shape)}, seen {tuple(seen.shape)}")
+    known = {row.tobytes() for row in seen.reshape(len(seen), -1).numpy()}
+    keep = torch.tensor([row.tobytes() not in known
+                         for row in inputs.reshape(len(inputs), -1).numpy()], dtype=torch.bool)
+    return inputs[keep], targets[keep]
 
 
 __all__ += ["selective_copying"]  # listed beside the function it names

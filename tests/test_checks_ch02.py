@@ -110,13 +110,16 @@ def test_derivative_checker_names_the_mistakes_and_gives_nothing_away():
 def test_vanishing_horizon_is_measured_and_checked(capsys):
     # The measurement agrees with the closed form: the smallest k with 0.95^k < 1e-3.
     assert ch02.vanishing_horizon(0.95, 1e-3) == math.ceil(math.log(1e-3) / math.log(0.95))
-    assert ch02.check_vanishing_horizon(135)
+    assert ch02.check_vanishing_horizon(135, 135)
     assert "Well done" in capsys.readouterr().out
-    assert not ch02.check_vanishing_horizon(134.67, verbose=False)
-    report = ch02.check_vanishing_horizon(1, verbose=False)
+    assert not ch02.check_vanishing_horizon(134.67, 135, verbose=False)
+    report = ch02.check_vanishing_horizon(1, 135, verbose=False)
     assert not report and "135" not in str(report) and "too low" in str(report)
-    assert "rounded down" in str(ch02.check_vanishing_horizon(134, verbose=False))
+    assert "rounded down" in str(ch02.check_vanishing_horizon(134, 135, verbose=False))
     assert ch02.check_vanishing_horizon(..., verbose=False).unanswered
     both = ch02.check_vanishing_horizon(135, 135, verbose=False)
     assert both and both.n_cases == 2
     assert not ch02.check_vanishing_horizon(135, 200, verbose=False)
+    # "Then measure it": a right prediction alone does not pass
+    alone = ch02.check_vanishing_horizon(135, verbose=False)
+    assert not alone and "not measured yet" in str(alone)

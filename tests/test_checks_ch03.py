@@ -151,7 +151,7 @@ def test_reconstruct_tolerance_and_reference():
                                       verbose=False)
     from sseq import hippo
 
-    report = ch03.check_reconstruct(lambda c, t, x: c @ hippo.basis("legs", len(c), t=t, x=x).T,
+    report = ch03.check_reconstruct(lambda c, t, x: c @ hippo.basis("legs", len(c), t=t, s=x).T,
                                     verbose=False)
     assert not report and "calls sseq.hippo.basis" in str(report)
 
@@ -160,7 +160,7 @@ def test_reconstruct_mistakes_are_caught_with_hints():
     report = ch03.check_reconstruct(reconstruct_no_scale, verbose=False)
     assert not report and report.lines[:2] == ["✓ a constant, N = 1", "✓ N = 3 at t = 1"]
     assert report.lines[2].startswith("✗ N = 6 at t = 2.5: values differ")
-    assert "Hint: this is z = 2x - 1: the Legendre variable rescales x by t" in report.lines[2]
+    assert "Hint: this is z = 2s - 1: the Legendre variable rescales s by t" in report.lines[2]
     report = ch03.check_reconstruct(reconstruct_unnormalized, verbose=False)
     assert report.lines[0] == "✓ a constant, N = 1" and "sqrt(2n+1)" in report.lines[1]
     assert "the Legendre polynomials unnormalized" in report.lines[1]

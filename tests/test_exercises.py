@@ -458,6 +458,11 @@ def test_float32_arithmetic_on_a_float64_case_does_not_pass():
     report = check_function(lambda x: (2 * x.float()).double(), reference, cases, title="T",
                             verbose=False, rtol=1e-5, atol=1e-6)  # loose enough for float32
     assert not report and "computed in float32" in report.lines[0]
+    hinted = [Case("float64", cases[0].args, hint="a hint about another mistake")]
+    report = check_function(lambda x: (2 * x.float()).double(), reference, hinted, title="T",
+                            verbose=False, rtol=1e-10, atol=0.0)  # the values differ, all float32
+    assert "was it computed in float32?" in report.lines[0]
+    assert "another mistake" not in report.lines[0]  # the float32 remark is the whole story
     assert check_function(lambda x: x + x, reference, cases, title="T", verbose=False)
     # An exact answer is a float32 number too; the reference's round-off must not fail it.
     exact = [Case("exact", (torch.tensor([0.25, 0.125, 0.5, 0.0625, 2.0], dtype=torch.float64),))]

@@ -95,14 +95,14 @@ def test_lmu_is_legt_in_other_coordinates():
 def test_bases_match_scipy_and_are_nan_outside_their_support():
     x = torch.linspace(-0.5, 2.0, 11, dtype=torch.float64)  # t = 2
     xn, n = x.numpy()[:, None], np.arange(5)
-    P = hippo.basis("legs", 5, t=2.0, x=x)
+    P = hippo.basis("legs", 5, t=2.0, s=x)
     expected = np.sqrt(2 * n + 1) * special.eval_legendre(n, 2 * xn / 2.0 - 1)
     inside = x >= 0
     np.testing.assert_allclose(P[inside].numpy(), expected[inside.numpy()], atol=1e-12)
     assert torch.isnan(P[~inside]).all()
-    Q = hippo.basis("lagt", 5, t=2.0, x=x, theta=0.5)
+    Q = hippo.basis("lagt", 5, t=2.0, s=x, theta=0.5)
     np.testing.assert_allclose(Q.numpy(), special.eval_laguerre(n, (2.0 - xn) / 0.5), atol=1e-10)
-    R = hippo.basis("legt", 5, t=2.0, x=x, theta=0.5)
+    R = hippo.basis("legt", 5, t=2.0, s=x, theta=0.5)
     expected = np.sqrt(2 * n + 1) * special.eval_legendre(n, 2 * (xn - 2.0) / 0.5 + 1)
     window = x >= 1.5
     np.testing.assert_allclose(R[window].numpy(), expected[window.numpy()], atol=1e-12)
@@ -167,14 +167,14 @@ def test_legs_reconstructs_a_low_degree_polynomial_almost_exactly(degree):
     t = np.arange(1, 1001) / 1000 * 2.0  # on [0, 2]: no special role for t = 1
     u = torch.tensor(np.polynomial.polynomial.polyval(t, coeffs))
     c = hippo.project(u, "legs", 4, dt=2e-3)[-1]
-    u_hat = hippo.reconstruct(c, "legs", t=2.0, x=t)
+    u_hat = hippo.reconstruct(c, "legs", t=2.0, s=t)
     np.testing.assert_allclose(u_hat.numpy(), u.numpy(), atol=5e-5)
 
 
 def test_legs_error_falls_with_N_for_a_smooth_signal():
     t, u = samples(1000)
     c = hippo.project(u, "legs", 32)[-1]
-    errors = [hippo.reconstruction_error(c[:N], u, t=1.0, x=t) for N in (4, 8, 16, 32)]
+    errors = [hippo.reconstruction_error(c[:N], u, t=1.0, s=t) for N in (4, 8, 16, 32)]
     assert np.all(np.diff(errors) < 0)
     assert errors[-1] < 1e-3
 
@@ -182,7 +182,7 @@ def test_legs_error_falls_with_N_for_a_smooth_signal():
 def test_legt_remembers_the_recent_window_and_nothing_older():
     t, u = samples(1000)
     c = hippo.project(u, "legt", 16, dt=1e-3, theta=0.3)[-1]
-    u_hat = hippo.reconstruct(c, "legt", t=1.0, x=t, theta=0.3)
+    u_hat = hippo.reconstruct(c, "legt", t=1.0, s=t, theta=0.3)
     window = t >= 0.7
     np.testing.assert_allclose(u_hat.numpy()[window], u.numpy()[window], atol=2e-3)
     assert torch.isnan(u_hat[~torch.from_numpy(window)]).all()
@@ -191,7 +191,7 @@ def test_legt_remembers_the_recent_window_and_nothing_older():
 def test_lagt_is_accurate_recently_and_forgets_the_distant_past():
     t, u = samples(1000)
     c = hippo.project(u, "lagt", 16, dt=1e-3, theta=0.05)[-1]
-    error = (hippo.reconstruct(c, "lagt", t=1.0, x=t, theta=0.05) - u).abs()
+    error = (hippo.reconstruct(c, "lagt", t=1.0, s=t, theta=0.05) - u).abs()
     assert error[-100:].max() < 1e-2  # the last 2θ
     assert error[:100].max() > 1e-1  # 18θ ago: weighted by e^-18, forgotten
 
@@ -199,10 +199,10 @@ def test_lagt_is_accurate_recently_and_forgets_the_distant_past():
 def test_reconstruction_error_is_the_rms_over_the_covered_past():
     t, u = samples(400)
     c = hippo.project(u, "legt", 8, dt=1 / 400, theta=0.25)[-1]
-    u_hat = hippo.reconstruct(c, "legt", t=1.0, x=t, theta=0.25).numpy()
+    u_hat = hippo.reconstruct(c, "legt", t=1.0, s=t, theta=0.25).numpy()
     window = t >= 0.75  # the oracle: numpy over the window only
     expected = np.sqrt(np.mean((u_hat[window] - u.numpy()[window]) ** 2))
-    got = hippo.reconstruction_error(c, u, "legt", t=1.0, x=t, theta=0.25)
+    got = hippo.reconstruction_error(c, u, "legt", t=1.0, s=t, theta=0.25)
     assert got == pytest.approx(expected, rel=1e-12)
 
 
@@ -266,23 +266,101 @@ def test_plot_memory_and_explorer_run_without_a_browser():
      "dt must be a positive finite number, got inf"),
     (lambda: hippo.project(torch.ones(5), "lagt", 3, theta=math.inf), ValueError,
      "theta must be a positive finite number, got inf"),
-    (lambda: hippo.basis("legs", 3, t=math.inf, x=[0.5]), ValueError,
+    (lambda: hippo.basis("legs", 3, t=math.inf, s=[0.5]), ValueError,
      "t must be a positive finite number, got inf"),
     (lambda: hippo.project(torch.ones(5, dtype=torch.int64)), ValueError,
      "got shape (5,) and dtype torch.int64"),
     (lambda: hippo.project(torch.ones(2, 3, 4)), ValueError, "(l,) or (b, l), got shape (2, 3, 4)"),
     (lambda: hippo.project(torch.ones(0)), ValueError, "non-empty"),
-    (lambda: hippo.reconstruct(torch.tensor(1.0), t=1.0, x=[0.5]), ValueError, "shape (..., n)"),
-    (lambda: hippo.reconstruct(torch.ones(3), t=0.0, x=[0.5]), ValueError, "t must be a positive"),
+    (lambda: hippo.reconstruct(torch.tensor(1.0), t=1.0, s=[0.5]), ValueError, "shape (..., n)"),
+    (lambda: hippo.reconstruct(torch.ones(3), t=0.0, s=[0.5]), ValueError, "t must be a positive"),
     (lambda: hippo.signal("noise", [0.5]), ValueError, "signal must be one of"),
-    (lambda: hippo.basis("legs", 4, t=1.0, x=0.5), ValueError,
-     "x must be times of shape (m,), got shape ()"),
-    (lambda: hippo.reconstruct(torch.ones(4), t=1.0, x=0.5), ValueError,
-     "x must be times of shape (m,), got shape ()"),
-    (lambda: hippo.basis("legt", 4, t=1.0, x=[[0.5]]), ValueError,
-     "x must be times of shape (m,), got shape (1, 1)"),
+    (lambda: hippo.basis("legs", 4, t=1.0, s=0.5), ValueError,
+     "s must be times of shape (m,), got shape ()"),
+    (lambda: hippo.reconstruct(torch.ones(4), t=1.0, s=0.5), ValueError,
+     "s must be times of shape (m,), got shape ()"),
+    (lambda: hippo.basis("legt", 4, t=1.0, s=[[0.5]]), ValueError,
+     "s must be times of shape (m,), got shape (1, 1)"),
 ])
 def test_bad_input_is_named(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
+
+
+# --- Offline: the projection by quadrature, the definition project() must match --------------
+
+
+def test_offline_projection_of_a_line_has_a_closed_form():
+    # u(s) = s on [0, t]: s = (t/2)(1 + z) = (t/2) p_0 + (t / (2 sqrt 3)) p_1, nothing more
+    c = hippo.project_offline(lambda s: s, "legs", 5, t=2.0)
+    np.testing.assert_allclose(c.numpy(), [1.0, 1 / np.sqrt(3), 0, 0, 0], atol=1e-14)
+    c = hippo.project_offline(lambda s: torch.ones_like(s), "lagt", 3, t=0.4, theta=0.2)
+    # u = 1 since s = 0: c_0 = ∫_0^{t/θ} e^{-x} dx = 1 - e^{-2}
+    assert float(c[0]) == pytest.approx(1 - np.exp(-2.0), rel=1e-13)
+
+
+@pytest.mark.parametrize(("measure", "theta"), [("legs", 1.0), ("legt", 0.3), ("lagt", 0.1)])
+def test_offline_projection_matches_scipy_quad(measure, theta):
+    def smooth(s):
+        return np.sin(5 * s) + s**2
+
+    c = hippo.project_offline(lambda s: torch.sin(5 * s) + s**2, measure, 6, t=1.0,
+                              theta=theta).numpy()
+    if measure == "legs":
+        ref = [integrate.quad(lambda s, n=n: smooth(s) * np.sqrt(2 * n + 1)
+                              * special.eval_legendre(n, 2 * s - 1), 0, 1)[0] for n in range(6)]
+    elif measure == "legt":
+        ref = [integrate.quad(lambda s, n=n: smooth(s) * np.sqrt(2 * n + 1)
+                              * special.eval_legendre(n, 2 * (s - 1) / theta + 1), 1 - theta,
+                              1)[0] / theta for n in range(6)]
+    else:
+        ref = [integrate.quad(lambda s, n=n: smooth(s) * special.eval_laguerre(n, (1 - s) / theta)
+                              * np.exp(-(1 - s) / theta), 0, 1, limit=200)[0] / theta
+               for n in range(6)]
+    np.testing.assert_allclose(c, ref, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize(("measure", "theta"), [("legs", 1.0), ("lagt", 0.05)])
+def test_online_coefficients_converge_to_the_offline_projection_at_second_order(measure, theta):
+    """The chapter's claim: the ODE run online reaches the optimal projection; the bilinear
+    rule's error falls by about 4 each time the samples double."""
+    def f(s):
+        return hippo.signal("bumps", s) + 0.3 * hippo.signal("sines", s)
+
+    exact = hippo.project_offline(f, measure, 16, t=1.0, theta=theta)
+    gaps = []
+    for L in (500, 1000, 2000):
+        s = torch.arange(1, L + 1, dtype=torch.float64) / L
+        online = hippo.project(f(s), measure, 16, dt=1 / L, theta=theta)[-1]
+        gaps.append(float((online - exact).abs().max()))
+    assert gaps[-1] < 1e-4
+    assert 3.0 < gaps[0] / gaps[1] < 5.0 and 3.0 < gaps[1] / gaps[2] < 5.0
+
+
+def test_legt_online_is_the_projection_only_as_N_grows():
+    """LegT's ODE reads the window's far end u(t - θ) back from its own N coefficients, so it
+    is the projection up to a truncation error that shrinks with N, not with the samples."""
+    def f(s):
+        return hippo.signal("bumps", s) + 0.3 * hippo.signal("sines", s)
+
+    s = torch.arange(1, 4001, dtype=torch.float64) / 4000
+    gap = {}
+    for N in (16, 32):
+        online = hippo.project(f(s), "legt", N, dt=1 / 4000, theta=0.3)[-1]
+        gap[N] = float((online - hippo.project_offline(f, "legt", N, t=1.0, theta=0.3)).abs().max())
+    assert gap[32] < gap[16] / 10
+
+
+def test_project_passes_dt_to_the_legs_run(monkeypatch):
+    """LegS's steps are computed from the sample times t_i = (i+1) dt: dt must reach them,
+    or "the same memory whatever dt" would compare a computation with itself."""
+    seen = []
+    run = hippo._run_legs
+    monkeypatch.setattr(hippo, "_run_legs", lambda A, B, u, dt: seen.append(dt) or run(A, B, u, dt))
+    _, u = samples(50)
+    fast, slow = hippo.project(u, "legs", 6, dt=1e-6), hippo.project(u, "legs", 6, dt=60.0)
+    assert seen == [1e-6, 60.0]
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="u must map times"):
+        hippo.project_offline(lambda s: s[:3], "legs", 2, t=1.0)

@@ -85,8 +85,30 @@ def test_per_token_cost_memory_is_linear_for_attention_and_constant_for_state():
     assert list(attention["bytes"]) == [2 * 10 * 8 * 4, 2 * 100 * 8 * 4]
     assert list(state["bytes"]) == [8 * 4, 8 * 4]
     assert (attention["seconds"] > 0).all()
-    with pytest.raises(ValueError, match="kind must be 'state' or 'attention', got 'cnn'"):
+    with pytest.raises(ValueError, match="kind must be one of .*, got 'cnn'"):
         memory.per_token_cost("cnn", [1])
+
+
+def test_attention_recall_is_measured_by_attend_itself():
+    """The batched, masked read-out of recall_attention is attend() at every query step."""
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn(200, generator=g, dtype=torch.float64)
+    keys = torch.randint(0, 2, (200, 16), generator=g, dtype=torch.float64) * 2 - 1
+    steps = torch.tensor([3, 50, 120, 199])
+    reads = memory._attention_reads(u, keys, steps, 3, 0.7)  # blunt: every weight counts
+    for t, read in zip(steps.tolist(), reads, strict=True):
+        expected = memory.attend(0.7 * keys[t - 3], keys[: t + 1], u[: t + 1, None])[0]
+        assert abs(float(read - expected)) < 1e-12
+    r2 = memory.recall_attention([0, 3, 9], length=300, d_model=64, queries=40, seed=1)
+    assert r2.shape == (3,) and (r2 > 1 - 1e-9).all()  # sharp position codes: exact recall
+
+
+def test_attention_recall_can_fail():
+    """A blunt query (sharpness 0: uniform weights) averages the past and recalls little."""
+    r2 = memory.recall_attention([0, 5], length=400, d_model=16, sharpness=0.0, queries=100)
+    assert (r2 < 0.2).all()
+    with pytest.raises(ValueError, match="need 4 <= queries <= length - max"):
+        memory.recall_attention([50], length=60, queries=20)
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [

@@ -131,7 +131,7 @@ def test_bad_input_is_rejected_with_a_clear_message(name, bad, error, match):
 
 def test_bad_state_and_sizes_are_rejected():
     x = torch.randn(B, L, D)
-    with pytest.raises(ValueError, match=r"\(1, b, h\) = \(1, 4, 5\)"):
+    with pytest.raises(ValueError, match=r"\(1, b, n\) = \(1, 4, 5\)"):
         snn.GRU(D, H)(x, torch.zeros(B, H))
     with pytest.raises(TypeError, match=r"\(h_0, c_0\)"):
         snn.LSTM(D, H)(x, (torch.zeros(1, B, H),))

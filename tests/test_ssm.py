@@ -368,3 +368,21 @@ def test_discretized_s4d_matches_the_discretize_module():
                               float(layer.log_dt[h].exp().detach()))
         torch.testing.assert_close(A_bar[h], want[0])
         torch.testing.assert_close(B_bar[h], want[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_classifier_step_by_step_equals_its_convolutional_forward(dtype):
+    """Recurrent generation through every block (S4D.step, a carried state) = forward()."""
+    torch.manual_seed(3)
+    config = ssm.S4DClassifierConfig(d_input=2, n_classes=5, d_model=8, d_state=6, n_layers=2)
+    model = ssm.S4DClassifier(config).to(dtype).eval()
+    u = torch.randn(3, 40, 2, dtype=dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(model.recurrent(u), model(u), rtol=tol, atol=tol)
+    block, x = model.blocks[0], torch.randn(3, 40, 8, dtype=dtype)
+    state, steps = None, []
+    for t in range(40):
+        y_t, state = block.step(x[:, t], state)
+        steps.append(y_t)
+    assert state.shape == (3, 8, 3)  # (b, d, n/2 stored modes)
+    torch.testing.assert_close(torch.stack(steps, 1), block(x), rtol=tol, atol=tol)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib
 import numpy as np
+import pytest
 import torch
 
 from sseq import step_size
@@ -38,3 +39,22 @@ def test_step_explorer_updates_without_a_browser():
     assert explorer.children[0].description == "Δ"
     explorer.children[0].value = 0.5  # the update runs without a browser
     plt.close("all")
+
+
+def test_zoh_kernel_over_dt_is_the_continuous_response_averaged_over_each_step():
+    """Oracle: scipy's quad of the continuous response y(t) = Σ e^{λ t} over [kΔ, (k+1)Δ]."""
+    import math
+
+    from scipy import integrate
+
+    from sseq import step_size as ss
+
+    mode = torch.tensor([-0.5 + 2j * math.pi, -0.5 - 2j * math.pi], dtype=torch.complex128)
+    y = lambda t: 2 * math.exp(-0.5 * t) * math.cos(2 * math.pi * t)  # noqa: E731
+    assert float(ss.continuous_response(mode, torch.tensor([0.3]))[0]) == pytest.approx(y(0.3))
+    for dt in (0.01, 0.25):
+        _, K = ss.step_response(mode, dt, L=12, rules=("zoh",))["zoh"]
+        average = ss.step_average(mode, dt, 12)
+        oracle = [integrate.quad(y, k * dt, (k + 1) * dt)[0] / dt for k in range(12)]
+        np.testing.assert_allclose(average.numpy(), oracle, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose((K / dt).numpy(), oracle, rtol=1e-10, atol=1e-12)

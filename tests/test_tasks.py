@@ -75,3 +75,27 @@ def test_numpy_integers_are_accepted(task, args):
 def test_bad_arguments_are_rejected(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_unseen_keeps_exactly_the_test_sequences_not_in_training():
+    x_train, _ = tasks.delayed_recall(300, 3, n_symbols=4, seed=1)
+    x_test, y_test = tasks.delayed_recall(200, 3, n_symbols=4, seed=2)
+    kept, kept_y = tasks.unseen(x_test, y_test, x_train)
+    train_rows = {tuple(r) for r in x_train.tolist()}  # the oracle: Python sets of rows
+    expected = [r for r in x_test.tolist() if tuple(r) not in train_rows]
+    assert kept.tolist() == expected and 0 < len(expected) < 200
+    torch.testing.assert_close(kept_y, kept[:, 0])  # targets filtered alongside
+
+
+def test_without_distractors_no_test_sequence_is_held_out():
+    """With blanks only 8 sequences exist: a 'fresh' test set repeats the training set."""
+    x_train, _ = tasks.delayed_recall(2000, 10, distractors=False, seed=1)
+    x_test, y_test = tasks.delayed_recall(500, 10, distractors=False, seed=2)
+    assert len(tasks.unseen(x_test, y_test, x_train)[0]) == 0
+
+
+def test_unseen_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="trailing shape"):
+        tasks.unseen(torch.zeros(3, 4), torch.zeros(3), torch.zeros(2, 5))
+    with pytest.raises(TypeError, match="torch tensors"):
+        tasks.unseen([[1]], torch.zeros(1), torch.zeros(1, 1))

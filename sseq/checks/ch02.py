@@ -53,10 +53,10 @@ def _gru_cases(seed: int | None = None) -> list[Case]:
     d2, h2 = pick(5, 2)
     b3, d3 = pick(3, 2)
     return [
-        _gru_case(f"a batch of {b1} (d={d1}, h={h1})", b1, d1, h1, hint=order, grading=seed),
-        _gru_case(f"a single sequence (b=1, d={d2}, h={h2})", 1, d2, h2, seed=1, grading=seed,
-                  hint="x @ weight_ih.T has shape (b, 3h): split it with .chunk(3, dim=-1)."),
-        _gru_case(f"a wider state (b={b3}, d={d3}, h=8)", b3, d3, 8, seed=2, grading=seed,
+        _gru_case(f"a batch of {b1} (d={d1}, n={h1})", b1, d1, h1, hint=order, grading=seed),
+        _gru_case(f"a single sequence (b=1, d={d2}, n={h2})", 1, d2, h2, seed=1, grading=seed,
+                  hint="x @ weight_ih.T has shape (b, 3n): split it with .chunk(3, dim=-1)."),
+        _gru_case(f"a wider state (b={b3}, d={d3}, n=8)", b3, d3, 8, seed=2, grading=seed,
                   hint="the reset gate multiplies (W_hn h + b_hn), bias included."),
         _gru_case("large pre-activations (saturated gates)", 4, 3, 4, scale=4.0, seed=3,
                   grading=seed,
@@ -169,9 +169,10 @@ def vanishing_horizon(rho: float = 0.95, threshold: float = 1e-3, length: int = 
 def check_vanishing_horizon(prediction, measured=None, *, verbose: bool = True) -> Report:
     """Exercise 2.3: after how many steps does ‖∂h_T/∂h_t‖ fall below 10⁻³ when ρ = 0.95?
 
-    Checks the prediction against the measured horizon and, when given, the learner's own
-    measurement (the first k where ``gradient_norms(0.95, 200, nonlinearity="linear")``'s
-    measured norm is below 10⁻³).
+    The exercise asks for a prediction and a measurement: both are required. The prediction
+    is checked against the measured horizon, and so is the learner's own measurement (the
+    first k where ``gradient_norms(0.95, 200, nonlinearity="linear")``'s measured norm is
+    below 10⁻³).
     """
     title = "Exercise 2.3 (predict, then measure)"
     horizon = vanishing_horizon(0.95, 1e-3)
@@ -181,7 +182,11 @@ def check_vanishing_horizon(prediction, measured=None, *, verbose: bool = True) 
                          horizon, rtol=0.0, atol=0.0, title=title, mistakes=rounding,
                          hint="solve 0.95^k < 1e-3 for the smallest integer k: "
                               "k > ln(1e-3) / ln(0.95).", verbose=False)
-    if measured is not None:
+    if measured is None:
+        report._record(False, "your measurement", "not measured yet: replace the None with "
+                       "the first k at which gradient_norms(0.95, 200, nonlinearity='linear')"
+                       ".measured is below 1e-3.")
+    else:
         report.extend(check_value("your measurement", measured, horizon, rtol=0.0, atol=0.0,
                                   title=title, mistakes=rounding, verbose=False,
                                   hint="the first distance where curve.measured < 1e-3."))

@@ -79,7 +79,7 @@ def check_legs(fn, *, verbose: bool = True, seed: int | None = None,
 
 
 def symbols():
-    """The sympy symbol of Exercise 3.2: z = 2x/t - 1, the Legendre variable on [-1, 1]."""
+    """The sympy symbol of Exercise 3.2: z = 2s/t - 1, the Legendre variable on [-1, 1]."""
     return sp.Symbol("z")
 
 
@@ -102,8 +102,8 @@ def check_legs_row(row, *, verbose: bool = True) -> Report:
 # --- Exercise 3.3: reconstruct the past from the coefficients -----------------------------------
 
 
-def _reconstruct_reference(c, t, x):
-    return hippo.reconstruct(c, "legs", t=t, x=x)
+def _reconstruct_reference(c, t, s):
+    return hippo.reconstruct(c, "legs", t=t, s=s)
 
 
 def _reconstruct_cases(seed: int | None = None) -> list[Case]:
@@ -125,9 +125,9 @@ def _reconstruct_cases(seed: int | None = None) -> list[Case]:
         Case("a constant, N = 1", (torch.tensor([c0], dtype=torch.float64), 1.0, times(1.0)),
              hint="p_0 = 1: the reconstruction is c_0 everywhere."),
         Case("N = 3 at t = 1", (coefficients(3), 1.0, times(1.0)),
-             hint="p_n(x) = sqrt(2n+1) P_n(2x/t - 1): do not forget the sqrt(2n+1)."),
+             hint="p_n(s) = sqrt(2n+1) P_n(2s/t - 1): do not forget the sqrt(2n+1)."),
         Case(f"N = {N3} at t = {t3}", (coefficients(N3), t3, times(t3, 11)),
-             hint="the Legendre variable is z = 2x/t - 1: rescale x by t, not by 1."),
+             hint="the Legendre variable is z = 2s/t - 1: rescale s by t, not by 1."),
         Case(f"N = 40 at t = {t4:g} (many coefficients)", (coefficients(40), t4, times(t4, 25)),
              hint="compute P_n(z) by the three-term recurrence "
                   "(n+1) P_{n+1} = (2n+1) z P_n - n P_{n-1}, or with numpy's legval."),
@@ -140,16 +140,16 @@ def _legval(c, z, scale):
 
 
 RECONSTRUCT_MISTAKES = (
-    Mistake("z = 2x - 1", "the Legendre variable rescales x by t: z = 2x/t - 1.",
-            lambda c, t, x: _legval(c, 2 * x - 1, True)),
+    Mistake("z = 2s - 1", "the Legendre variable rescales s by t: z = 2s/t - 1.",
+            lambda c, t, s: _legval(c, 2 * s - 1, True)),
     Mistake("the Legendre polynomials unnormalized", "p_n carries a factor sqrt(2n+1).",
-            lambda c, t, x: _legval(c, 2 * x / t - 1, False)),
+            lambda c, t, s: _legval(c, 2 * s / t - 1, False)),
 )
 
 
 def check_reconstruct(fn, *, verbose: bool = True, seed: int | None = None,
                       cases: list[Case] | None = None) -> Report:
-    """Exercise 3.3: ``fn(c, t, x)`` = Σ_n c_n sqrt(2n+1) P_n(2x/t - 1), float64, shape (m,)."""
+    """Exercise 3.3: ``fn(c, t, s)`` = Σ_n c_n sqrt(2n+1) P_n(2s/t - 1), float64, shape (m,)."""
     return check_function(fn, _reconstruct_reference,
                           _reconstruct_cases(seed) if cases is None else cases,
                           title="Exercise 3.3 (reconstruct the past)", rtol=1e-8, atol=1e-10,
@@ -166,10 +166,10 @@ def error_ratio(signal_name: str = "steps", N: int = 32, L: int = 1000) -> float
     One run with 2N coefficients gives both: LegS is nested (its first N coefficients
     are those of the run with N).
     """
-    x = torch.arange(1, L + 1, dtype=torch.float64) / L
-    u = hippo.signal(signal_name, x)
-    c = hippo.project(u, "legs", 2 * N)[-1]  # (2N,)
-    rmse = [hippo.reconstruction_error(c[:n], u, "legs", t=1.0, x=x) for n in (N, 2 * N)]
+    s = torch.arange(1, L + 1, dtype=torch.float64) / L
+    u = hippo.signal(signal_name, s)
+    c = hippo.project(u, "legs", 2 * N, dt=1 / L)[-1]  # (2N,)
+    rmse = [hippo.reconstruction_error(c[:n], u, "legs", t=1.0, s=s) for n in (N, 2 * N)]
     return rmse[0] / rmse[1]
 
 
