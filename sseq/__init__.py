@@ -58,6 +58,7 @@ _SUBMODULES = (
     "lm",
     "mamba",
     "memory",
+    "memory_aug",
     "mixers",
     "nn",
     "scan",
