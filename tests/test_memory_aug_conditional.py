@@ -102,3 +102,39 @@ def test_perceiver_matches_the_loop_and_its_memory_does_not_grow():
     assert layer(torch.randn(2, 200, 5)).shape == z.shape == (2, 3, 8)
     with pytest.raises(ValueError, match=r"x must have shape \(b, l, d_input\) = \(b, l, 5\)"):
         layer(torch.randn(2, 7, 8))
+
+
+# --- the map and the measured costs ------------------------------------------------------------
+
+
+def test_atlas_memory_grows_with_t_only_for_what_keeps_everything():
+    from sseq.memory_aug import atlas
+
+    short, long = ({r["name"]: r for r in atlas.atlas(t)} for t in (64, 4096))
+    for name in ("LSTM", "S4D / Mamba", "Linear attention", "NTM", "Perceiver latents"):
+        assert short[name]["memory"] == long[name]["memory"], name
+    kv = long["Transformer (KV cache)"]
+    assert kv["memory"] == 2 * 4 * 128 * 4096 == 64 * short["Transformer (KV cache)"]["memory"]
+    assert long["Sliding window"]["memory"] == 2 * 4 * 128 * 256
+    with pytest.raises(ValueError, match="t must be an int >= 1, got 0"):
+        atlas.atlas(0)
+
+
+def test_measured_costs_follow_the_shapes():
+    from sseq.memory_aug import atlas
+
+    d, l = 32, 64
+    rows = {r["layer"].split(",")[0]: r for r in atlas.measured_costs(d=d, l=l, n_experts=4,
+                                                                       fraction=0.25)}
+    dense, sw = rows["dense MLP (4d)"], rows["Switch"]
+    assert dense["flops_per_token"] == 2 * 2 * d * 4 * d
+    assert sw["parameters"] == 4 * dense["parameters"] + 4 * d
+    assert sw["flops_per_token"] <= dense["flops_per_token"] + 2 * d * 4  # + the router
+    block = rows["Transformer block"]["flops_per_token"]
+    assert block == 24 * d * d + 4 * d * l                     # projections, MLP, all l² pairs
+    assert rows["4 distinct blocks"]["flops_per_token"] == 4 * block
+    assert rows["Universal Transformer"]["flops_per_token"] == 4 * block
+    assert rows["Universal Transformer"]["parameters"] == (rows["Transformer block"]["parameters"]
+                                                           + 4 * d)   # + the step embeddings
+    mod = rows["Mixture-of-Depths block"]["flops_per_token"]
+    assert mod < 0.3 * block                                   # a quarter of the tokens

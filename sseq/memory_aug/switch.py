@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SwitchConfig", "SwitchFFN", "capacity", "load_balancing_loss", "switch_ref"]
+__all__ = ["SwitchConfig", "SwitchFFN", "capacity", "dropped_tokens", "load_balancing_loss",
+           "switch_ref"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,28 @@ class SwitchConfig:
 def capacity(n_tokens: int, n_experts: int, capacity_factor: float) -> int:
     """⌈capacity_factor · T / E⌉: the most tokens one expert takes."""
     return math.ceil(capacity_factor * n_tokens / n_experts)
+
+
+def dropped_tokens(expert: torch.Tensor, n_experts: int, capacity_factor: float) -> torch.Tensor:
+    """Which tokens overflow their expert: each expert takes the first ``capacity`` tokens
+    routed to it, in token order.
+
+    Args:
+        expert: ``(T,)`` the expert chosen for each token.
+
+    Returns:
+        ``(T,)`` bool, True where the token is dropped.
+    """
+    if not isinstance(expert, torch.Tensor) or expert.ndim != 1 or expert.is_floating_point():
+        raise ValueError(f"expert must be a 1-d integer tensor (T,), got "
+                         f"{getattr(expert, 'dtype', type(expert).__name__)} "
+                         f"{tuple(getattr(expert, 'shape', ()))}")
+    if len(expert) and not 0 <= int(expert.min()) <= int(expert.max()) < n_experts:
+        raise ValueError(f"expert must lie in [0, n_experts) = [0, {n_experts}), got values "
+                         f"from {int(expert.min())} to {int(expert.max())}")
+    onehot = F.one_hot(expert, n_experts)                                     # (T, E)
+    position = ((onehot.cumsum(0) - 1) * onehot).sum(-1)                      # (T,)
+    return position >= capacity(len(expert), n_experts, capacity_factor)
 
 
 def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor) -> torch.Tensor:
@@ -84,10 +107,8 @@ class SwitchFFN(nn.Module):
         served in token order); T = b · l."""
         probs = torch.softmax(self.router(x.reshape(-1, x.shape[-1])), dim=-1)  # (T, E)
         gate, expert = probs.max(-1)
-        onehot = F.one_hot(expert, self.config.n_experts)                     # (T, E)
-        position = ((onehot.cumsum(0) - 1) * onehot).sum(-1)                  # (T,)
-        cap = capacity(len(expert), self.config.n_experts, self.config.capacity_factor)
-        return {"probs": probs, "expert": expert, "gate": gate, "kept": position < cap}
+        dropped = dropped_tokens(expert, self.config.n_experts, self.config.capacity_factor)
+        return {"probs": probs, "expert": expert, "gate": gate, "kept": ~dropped}
 
     def forward(self, x: torch.Tensor):
         """Returns ``(y (b, l, d), routing)``: routing as :meth:`route` plus ``aux_loss``."""
