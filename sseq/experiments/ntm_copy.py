@@ -38,7 +38,7 @@ class Config:
     d_controller: int = 64
     n_slots: int = 32
     slot_width: int = 12
-    steps: int = 2500  # the NTM
+    steps: int = 2000  # the NTM
     lstm_steps: int = 10000
     batch_size: int = 32
     lr: float = 1e-3
