@@ -25,6 +25,7 @@ import torch
 __all__ = ["FAMILIES", "atlas", "measured_costs", "plot_atlas"]
 
 FAMILIES = ("running state", "keep everything", "store elsewhere")
+LABEL_LEFT = ("Linear attention", "Sliding window")
 
 
 def _row(name, family, chapter, memory, flops, recall):
@@ -79,9 +80,11 @@ def plot_atlas(ax, rows: list[dict], *, t: int | None = None):
         pts = [r for r in rows if r["family"] == family]
         ax.scatter([r["memory"] for r in pts], [r["flops"] for r in pts], s=40,
                    color=colors[family], label=family, zorder=3)
-    for r in rows:
+    for r in rows:  # a label left of its point where it would cover a neighbour's
+        left = r["name"] in LABEL_LEFT
         ax.annotate(f"{r['name']}\n({r['recall']})", (r["memory"], r["flops"]),
-                    xytext=(5, 3), textcoords="offset points", fontsize=7)
+                    xytext=(-5 if left else 5, 3), textcoords="offset points", fontsize=7,
+                    ha="right" if left else "left")
     where = f" after t = {t:,} tokens" if t else ""
     ax.set(xscale="log", yscale="log", xlabel=f"numbers held about the past{where}",
            ylabel="forward FLOPs per token", title="Three ways to carry the past")

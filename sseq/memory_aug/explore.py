@@ -1,7 +1,8 @@
 """The chapter's addressing explorer: the NTM's four steps, one panel each, under sliders.
 
-:func:`addressing_stages` returns the weighting after each step of :func:`sseq.memory_aug.ntm.address`
-(content, gate, shift, sharpen) for a small memory whose slots hold a few distinct patterns;
+:func:`addressing_stages` returns the weighting after each step of
+:func:`sseq.memory_aug.ntm.address` (content, gate, shift, sharpen) for a small memory whose
+slots hold random patterns, two of them equal;
 :func:`plot_addressing` draws them; :func:`addressing_explorer` puts sliders on β, g, the
 shift and γ.
 """
