@@ -14,6 +14,7 @@ module               what it holds
 ``depth``            Mixture-of-Depths routing and the Universal Transformer's shared layer
 ``perceiver``        a Perceiver's latent array: cross-attention into a fixed-size memory
 ``atlas``            the book's architectures placed by state, cost and recall (the map)
+``explore``          the chapter's addressing explorer
 ===================  ============================================================================
 """
 
