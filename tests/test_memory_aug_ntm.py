@@ -171,3 +171,23 @@ def test_links_recover_the_order_of_writes_to_scattered_slots():
     assert replay == order
     back = dnc.backward_weighting(L, focus)
     assert int(back.argmax()) == order[-2]
+
+
+def test_the_explorers_stages_are_the_four_steps_of_address():
+    from sseq.memory_aug import explore
+
+    memory = explore.demo_memory()
+    prev = torch.zeros(1, 12, dtype=torch.float64)
+    prev[0, 5] = 1.0
+    stages = explore.addressing_stages(memory, memory[:, 3], prev, beta=4.0, g=0.0, shift=1.0,
+                                       gamma=1.0)
+    assert torch.allclose(stages["gated"], prev[0])            # g = 0 keeps the old focus
+    assert int(stages["sharpened"].argmax()) == 6               # moved one slot forward
+    stages = explore.addressing_stages(memory, memory[:, 3], prev, beta=7.0, g=0.6, shift=0.6,
+                                       gamma=2.5)
+    scalars = [torch.tensor([v], dtype=torch.float64) for v in (7.0, 0.6)]
+    s = torch.tensor([[0.0, 0.4, 0.6]], dtype=torch.float64)   # shift 0.6: 0.6 forward, 0.4 stay
+    want = ntm.address(memory, prev, memory[:, 3], *scalars, s,
+                       torch.tensor([2.5], dtype=torch.float64))
+    assert torch.allclose(stages["sharpened"], want[0])
+    assert torch.isclose(stages["content"][3], stages["content"][8])  # equal slots, equal weight
