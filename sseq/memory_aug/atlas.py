@@ -25,7 +25,9 @@ import torch
 __all__ = ["FAMILIES", "atlas", "measured_costs", "plot_atlas"]
 
 FAMILIES = ("running state", "keep everything", "store elsewhere")
-LABEL_LEFT = ("Linear attention", "Sliding window")
+# where a label would cover a neighbour's: (dx, dy) in points, horizontal and vertical alignment
+LABEL_PLACE = {"Linear attention": (-5, 3, "right", "bottom"),
+               "Perceiver latents": (60, -6, "left", "top")}
 
 
 def _row(name, family, chapter, memory, flops, recall):
@@ -80,11 +82,12 @@ def plot_atlas(ax, rows: list[dict], *, t: int | None = None):
         pts = [r for r in rows if r["family"] == family]
         ax.scatter([r["memory"] for r in pts], [r["flops"] for r in pts], s=40,
                    color=colors[family], label=family, zorder=3)
-    for r in rows:  # a label left of its point where it would cover a neighbour's
-        left = r["name"] in LABEL_LEFT
+    for r in rows:
+        dx, dy, ha, va = LABEL_PLACE.get(r["name"], (5, 3, "left", "bottom"))
+        far = abs(dx) > 10  # a label set apart gets a line to its point
         ax.annotate(f"{r['name']}\n({r['recall']})", (r["memory"], r["flops"]),
-                    xytext=(-5 if left else 5, 3), textcoords="offset points", fontsize=7,
-                    ha="right" if left else "left")
+                    xytext=(dx, dy), textcoords="offset points", fontsize=7, ha=ha, va=va,
+                    arrowprops={"arrowstyle": "-", "lw": 0.6} if far else None)
     where = f" after t = {t:,} tokens" if t else ""
     ax.set(xscale="log", yscale="log", xlabel=f"numbers held about the past{where}",
            ylabel="forward FLOPs per token", title="Three ways to carry the past")
