@@ -145,3 +145,25 @@ def test_distant_recall_is_exact_in_memory_and_zero_beyond_both_tiers():
     r = compressive.distant_recall(rate=4, n_memory=16, n_cmemory=8, length=96, trials=4)
     assert r[:16].tolist() == [1.0] * 16 and r[16 + 32:].eq(0).all()
     assert 0 < float(r[16:48].mean()) < 1 + 1e-9
+
+
+def test_fid_encodes_each_pair_alone_and_concatenates():
+    from sseq.lm.gpt import Block, GPTConfig
+
+    torch.manual_seed(0)
+    block = Block(GPTConfig(2, 64, 1, 2, 8), fused=False)
+
+    def encoder(x):
+        return block(x)[0]
+
+    q, passages = torch.randn(2, 3, 8), torch.randn(2, 4, 5, 8)
+    got = rag.fid_encode(encoder, q, passages)
+    assert got.shape == (2, 4 * 8, 8)
+    for j in range(4):  # passage j's slice is the encoding of (question, passage j) alone
+        want = encoder(torch.cat([q, passages[:, j]], dim=1))
+        assert torch.allclose(got[:, 8 * j:8 * (j + 1)], want, atol=1e-5)
+    joint = encoder(torch.cat([torch.cat([q, passages[:, j]], 1) for j in range(4)], dim=1))
+    assert torch.allclose(got[:, :8], joint[:, :8], atol=1e-5)   # the first pair sees no other
+    assert not torch.allclose(got[:, 8:16], joint[:, 8:16], atol=1e-3)  # here attention crossed
+    with pytest.raises(ValueError, match=r"passages must have shape \(b, k, l_p, d\)"):
+        rag.fid_encode(encoder, q, passages[..., :4])

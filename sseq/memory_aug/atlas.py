@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["FAMILIES", "atlas", "measured_costs", "plot_atlas"]
+__all__ = ["FAMILIES", "atlas", "forward_flops", "measured_costs", "plot_atlas"]
 
 FAMILIES = ("running state", "keep everything", "store elsewhere")
 # where a label would cover a neighbour's: (dx, dy) in points, horizontal and vertical alignment
@@ -95,7 +95,8 @@ def plot_atlas(ax, rows: list[dict], *, t: int | None = None):
     return ax
 
 
-def _flops(fn) -> int:
+def forward_flops(fn) -> int:
+    """The FLOPs PyTorch's counter sees while ``fn()`` runs (no gradients)."""
     from torch.utils.flop_counter import FlopCounterMode  # imports Triton: only when used
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -142,5 +143,5 @@ def measured_costs(*, d: int = 128, l: int = 256, n_experts: int = 8, fraction: 
         (f"self-attention over l = {l}", params(block.attn), lambda: block.attn(x)),
         (f"Perceiver, {n_latents} latents", params(perceiver), lambda: perceiver(x)),
     ]
-    return [{"layer": name, "parameters": p, "flops_per_token": _flops(fn) / l}
+    return [{"layer": name, "parameters": p, "flops_per_token": forward_flops(fn) / l}
             for name, p, fn in cases]

@@ -27,7 +27,8 @@ import torch
 
 from sseq.memory_aug.ntm import _check
 
-__all__ = ["rag_sequence", "rag_sequence_ref", "rag_token", "realm_score_gradient"]
+__all__ = ["fid_encode", "rag_sequence", "rag_sequence_ref", "rag_token",
+           "realm_score_gradient"]
 
 
 def _check_pair(doc_scores, token_logprobs):
@@ -90,3 +91,26 @@ def realm_score_gradient(doc_scores: torch.Tensor,
     log_prior = torch.log_softmax(doc_scores, dim=-1)
     posterior = torch.softmax(log_prior + token_logprobs.sum(-1), dim=-1)
     return posterior - log_prior.exp()
+
+
+def fid_encode(encoder, question: torch.Tensor, passages: torch.Tensor) -> torch.Tensor:
+    """Fusion-in-Decoder's encoder side: each (question, passage) pair encoded on its own.
+
+    The ``k`` pairs go through the encoder as a batch, so attention never crosses passages
+    (cost ``k · (l_q + l_p)²``, not ``(k · (l_q + l_p))²``); the encodings are concatenated
+    into the one sequence that the decoder cross-attends to, where the passages meet.
+
+    Args:
+        encoder: ``(b, l, d)`` → ``(b, l, d)``.
+        question: ``(b, l_q, d)``; passages: ``(b, k, l_p, d)``.
+
+    Returns:
+        ``(b, k · (l_q + l_p), d)``.
+    """
+    _check("question", question, (None, None, None), "(b, l_q, d)")
+    b, _, d = question.shape
+    _check("passages", passages, (b, None, None, d), "(b, k, l_p, d)")
+    k = passages.shape[1]
+    pairs = torch.cat([question[:, None].expand(b, k, -1, -1), passages], dim=2)
+    encoded = encoder(pairs.flatten(0, 1))                              # (b · k, l_q + l_p, d)
+    return encoded.reshape(b, -1, d)
