@@ -61,6 +61,7 @@ _SUBMODULES = (
     "lm",
     "mamba",
     "memory",
+    "memory_aug",
     "mixers",
     "nn",
     "s4",

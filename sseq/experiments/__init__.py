@@ -42,6 +42,8 @@ __all__ = ["EXPERIMENTS", "RESULTS", "load", "prefix", "results_path", "round_fl
 EXPERIMENTS = {
     "selective_copying": "sseq.experiments.selective_copying",
     "lm": "sseq.experiments.lm",
+    "ntm_copy": "sseq.experiments.ntm_copy",
+    "knn_lm": "sseq.experiments.knn_lm",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 DIGITS = 4  # significant digits stored: what a plot or a quoted number needs

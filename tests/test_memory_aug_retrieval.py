@@ -1,0 +1,169 @@
+"""sseq.memory_aug: the kNN-LM (search, vote, interpolation), RAG's marginals and REALM's
+gradient, and the Compressive Transformer's memory, against loops and hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sseq.memory_aug import compressive, knn_lm, rag
+
+
+def _rand(*shape, seed=0, dtype=torch.float64):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# --- kNN-LM ---------------------------------------------------------------------------------
+
+
+def test_nearest_is_the_sorted_brute_force_search():
+    q, keys = _rand(7, 5, dtype=torch.float32), _rand(300, 5, seed=1, dtype=torch.float32)
+    d, i = knn_lm.nearest(q, keys, 4, chunk=64)
+    full = ((q[:, None] - keys[None]) ** 2).sum(-1)                    # (q, N)
+    want_d, want_i = full.sort(dim=1)
+    assert torch.equal(i, want_i[:, :4])
+    assert torch.allclose(d, want_d[:, :4], rtol=1e-4, atol=1e-4)
+
+
+def test_nearest_by_size_answers_for_every_prefix_of_the_datastore():
+    q, keys = _rand(5, 3, dtype=torch.float32), _rand(200, 3, seed=2, dtype=torch.float32)
+    for size, (_, i) in zip((10, 64, 200), knn_lm.nearest_by_size(q, keys, 3, (10, 64, 200),
+                                                                  chunk=17), strict=True):
+        _, i_want = knn_lm.nearest(q, keys[:size], 3)
+        assert torch.equal(i, i_want) and (i < size).all()
+    with pytest.raises(ValueError, match=r"sizes must lie in \[k, N\] = \[3, 200\], got \[2"):
+        knn_lm.nearest_by_size(q, keys, 3, (2, 50))
+
+
+def test_knn_distribution_matches_the_loop():
+    d = _rand(4, 6).abs() * 3
+    v = torch.randint(0, 5, (4, 6), generator=torch.Generator().manual_seed(0))
+    got = knn_lm.knn_distribution(d, v, 5, temperature=2.0)
+    assert torch.allclose(got, knn_lm.knn_distribution_ref(d, v, 5, 2.0), atol=1e-12)
+    assert torch.allclose(got.sum(-1), torch.ones(4, dtype=torch.float64))
+
+
+def test_interpolation_by_hand():
+    logits = torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64)  # p_LM = (1/4, 3/4)
+    p_knn = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    got = knn_lm.interpolate(logits, p_knn, 0.2).exp()
+    assert got[0].tolist() == pytest.approx([0.2 + 0.8 / 4, 0.8 * 3 / 4], rel=1e-12)
+    assert torch.allclose(knn_lm.interpolate(logits, p_knn, 0.0).exp(),
+                          torch.tensor([[0.25, 0.75]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="lam must be in \\[0, 1\\], got 1.5"):
+        knn_lm.interpolate(logits, p_knn, 1.5)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        knn_lm.knn_distribution(torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.long), 3, 0.0)
+    with pytest.raises(ValueError, match=r"neighbours must be integer tokens of shape \(1, 2\)"):
+        knn_lm.knn_distribution(torch.zeros(1, 2), torch.zeros(1, 3, dtype=torch.long), 3)
+
+
+def test_lm_features_are_what_the_head_reads():
+    from sseq.lm import GPT, LSTMLM
+
+    ids = torch.randint(0, 11, (3 * 8 + 1,), generator=torch.Generator().manual_seed(0))
+    for model in (GPT(11, 8, 1, 2, 16), LSTMLM(11, 16, 1)):
+        feats, targets, logits = knn_lm.lm_features(model, ids, 8, batch_size=2)
+        assert feats.shape == (24, 16) and torch.equal(targets, ids[1:25])
+        with torch.no_grad():
+            want = model(ids[:24].view(3, 8)).flatten(0, 1)
+        assert torch.allclose(logits, want, atol=1e-5)
+    with pytest.raises(TypeError, match="model must be a sseq.lm.GPT or LSTMLM"):
+        knn_lm.lm_features(torch.nn.Linear(2, 2), ids, 8)
+
+
+# --- RAG and REALM ------------------------------------------------------------------------------
+
+
+def _rag_inputs(seed=0, b=3, k=4, l=5):
+    return _rand(b, k, seed=seed), torch.log_softmax(_rand(b, k, l, 7, seed=seed + 1), -1)[..., 0]
+
+
+def test_rag_sequence_matches_the_loop_and_rag_token_the_formula():
+    scores, logp = _rag_inputs()
+    assert torch.allclose(rag.rag_sequence(scores, logp), rag.rag_sequence_ref(scores, logp),
+                          atol=1e-10)
+    prior = torch.softmax(scores, -1)
+    want = sum(math.log(sum(float(prior[0, z] * logp[0, z, t].exp()) for z in range(4)))
+               for t in range(5))
+    assert float(rag.rag_token(scores, logp)[0]) == pytest.approx(want, rel=1e-10)
+
+
+def test_one_document_makes_both_marginals_the_plain_likelihood():
+    scores, logp = _rag_inputs(k=1)
+    assert torch.allclose(rag.rag_sequence(scores, logp), logp.sum((1, 2)))
+    assert torch.allclose(rag.rag_token(scores, logp), logp.sum((1, 2)))
+
+
+def test_realm_gradient_is_posterior_minus_prior():
+    scores, logp = _rag_inputs(seed=3)
+    scores.requires_grad_()
+    rag.rag_sequence(scores, logp).sum().backward()
+    assert torch.allclose(scores.grad, rag.realm_score_gradient(scores.detach(), logp),
+                          atol=1e-12)
+    with pytest.raises(ValueError, match="token_logprobs must be log-probabilities"):
+        rag.rag_sequence(scores, -logp)
+    with pytest.raises(ValueError, match=r"token_logprobs must have shape \(b, k, l\) = "
+                                         r"\(3, 4, \?\)"):
+        rag.rag_token(scores, logp[:, :2])
+
+
+# --- Compressive memory -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", compressive.METHODS)
+def test_compress_matches_the_loop(method):
+    x = _rand(2, 12, 3)
+    w, b = (_rand(3, 3, 4, seed=1), _rand(3, seed=2)) if method == "conv" else (None, None)
+    got = compressive.compress(x, 4, method, w, b)
+    assert got.shape == (2, 3, 3)
+    assert torch.allclose(got, compressive.compress_ref(x, 4, method, w, b), atol=1e-12)
+
+
+def test_compress_bad_input():
+    with pytest.raises(ValueError, match="the length must be a multiple of rate = 4, got 10"):
+        compressive.compress(torch.zeros(1, 10, 2), 4)
+    with pytest.raises(ValueError, match="method must be one of"):
+        compressive.compress(torch.zeros(1, 8, 2), 4, "median")
+    with pytest.raises(ValueError, match=r"weight must have shape \(d, d, c\) = \(2, 2, 4\)"):
+        compressive.compress(torch.zeros(1, 8, 2), 4, "conv", torch.zeros(2, 2, 3))
+
+
+def test_update_memory_keeps_the_recent_exactly_and_compresses_what_falls_out():
+    x = torch.arange(24, dtype=torch.float64).view(1, 24, 1)
+    memory, cmemory = x[:, :0], x[:, :0]
+    for chunk in x.split(4, dim=1):
+        memory, cmemory = compressive.update_memory(memory, cmemory, chunk, n_memory=8,
+                                                    n_cmemory=3, rate=2)
+    assert memory.flatten().tolist() == list(range(16, 24))
+    assert cmemory.flatten().tolist() == [10.5, 12.5, 14.5]   # means of (10,11) (12,13) (14,15)
+
+
+def test_distant_recall_is_exact_in_memory_and_zero_beyond_both_tiers():
+    r = compressive.distant_recall(rate=4, n_memory=16, n_cmemory=8, length=96, trials=4)
+    assert r[:16].tolist() == [1.0] * 16 and r[16 + 32:].eq(0).all()
+    assert 0 < float(r[16:48].mean()) < 1 + 1e-9
+
+
+def test_fid_encodes_each_pair_alone_and_concatenates():
+    from sseq.lm.gpt import Block, GPTConfig
+
+    torch.manual_seed(0)
+    block = Block(GPTConfig(2, 64, 1, 2, 8), fused=False)
+
+    def encoder(x):
+        return block(x)[0]
+
+    q, passages = torch.randn(2, 3, 8), torch.randn(2, 4, 5, 8)
+    got = rag.fid_encode(encoder, q, passages)
+    assert got.shape == (2, 4 * 8, 8)
+    for j in range(4):  # passage j's slice is the encoding of (question, passage j) alone
+        want = encoder(torch.cat([q, passages[:, j]], dim=1))
+        assert torch.allclose(got[:, 8 * j:8 * (j + 1)], want, atol=1e-5)
+    joint = encoder(torch.cat([torch.cat([q, passages[:, j]], 1) for j in range(4)], dim=1))
+    assert torch.allclose(got[:, :8], joint[:, :8], atol=1e-5)   # the first pair sees no other
+    assert not torch.allclose(got[:, 8:16], joint[:, 8:16], atol=1e-3)  # here attention crossed
+    with pytest.raises(ValueError, match=r"passages must have shape \(b, k, l_p, d\)"):
+        rag.fid_encode(encoder, q, passages[..., :4])
