@@ -148,3 +148,21 @@ def test_the_summary_is_computed_from_the_logs(stored):
             assert entry["mean_acc"] == pytest.approx(sum(finals) / len(finals), rel=1e-3)
             assert entry["steps"] == max(r["log"]["step"][-1] for r in stored["runs"]
                                          if r["task"] == task and r["model"] == model)
+
+
+def test_stored_results_are_strict_json():
+    """Python's json writes NaN/Infinity, which JSON does not have and strict parsers (a
+    browser's JSON.parse, jq) refuse: the runner stores them as null instead."""
+    import json
+
+    from sseq.experiments import RESULTS, _dumps, round_floats
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    stored = sorted(RESULTS.glob("*.json"))
+    assert len(stored) >= 4
+    for path in stored:
+        json.loads(path.read_text(), parse_constant=refuse)
+    assert json.loads(_dumps(round_floats({"x": [1.0, float("inf"), float("nan")]}))) == {
+        "x": [1.0, None, None]}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import os
 import platform
 import re
@@ -63,11 +64,12 @@ def results_path(name: str) -> Path:
 
 def round_floats(obj, digits: int = DIGITS):
     """``obj`` with every float (in nested dicts, lists, tuples) rounded to ``digits``
-    significant digits; NaN becomes None (JSON has no NaN)."""
+    significant digits; NaN and ±inf become None (JSON has neither: Python's json would write
+    ``NaN``/``Infinity``, which strict parsers refuse)."""
     from sseq.book import round_sig
 
     if isinstance(obj, float):
-        return None if obj != obj else round_sig(obj, digits)
+        return None if obj != obj or obj in (math.inf, -math.inf) else round_sig(obj, digits)
     if isinstance(obj, dict):
         return {k: round_floats(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -164,7 +166,7 @@ def run(name: str, *, quick: bool = False, seeds=(0, 1, 2), jobs: int = 1,
 
 def _dumps(results: dict) -> str:
     """JSON, indented, with each list of numbers on one line (a short file, readable diffs)."""
-    text = json.dumps(results, indent=1)
+    text = json.dumps(results, indent=1, allow_nan=False)
     flat = re.compile(r"\[\s*((?:-?[\d.e+-]+|null)(?:,\s*(?:-?[\d.e+-]+|null))*)\s*\]")
     return flat.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
                     text) + "\n"
