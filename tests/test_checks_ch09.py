@@ -53,6 +53,18 @@ def test_right_answers_pass_book_and_graded_cases(capsys):
             assert check(fn, verbose=False, seed=seed)
 
 
+def test_addressing_accepts_any_small_epsilon_in_the_cosine():
+    # the statement allows cos = k·M(i) / (‖k‖ ‖M(i)‖ + ε) with a small ε; 1e-6 shifts the
+    # answers by ~1e-4 relative on the book's cases, and must still pass
+    for eps in (1e-8, 1e-6):
+        def answer(memory, key, beta, eps=eps):
+            dot = (memory @ key[:, :, None])[..., 0]
+            cos = dot / (memory.norm(dim=-1) * key.norm(dim=-1, keepdim=True) + eps)
+            return torch.softmax(beta[:, None] * cos, dim=-1)
+        for seed in (None, 1, 2):
+            assert ch09.check_content_addressing(answer, verbose=False, seed=seed), eps
+
+
 def test_graded_cases_differ_from_the_book_cases():
     book, graded = ch09._addressing_cases(), ch09._addressing_cases(seed=1)
     assert not torch.equal(book[0].args[0], graded[0].args[0])

@@ -130,6 +130,11 @@ def test_measured_costs_follow_the_shapes():
     assert dense["flops_per_token"] == 2 * 2 * d * 4 * d
     assert sw["parameters"] == 4 * dense["parameters"] + 4 * d
     assert sw["flops_per_token"] <= dense["flops_per_token"] + 2 * d * 4  # + the router
+    assert 0 <= sw["dropped"] < 1 and dense["dropped"] is None
+    roomy = {r["layer"].split(",")[0]: r for r in atlas.measured_costs(
+        d=d, l=l, n_experts=4, fraction=0.25, capacity_factor=4.0)}["Switch"]
+    assert roomy["dropped"] == 0  # every token fits: the full expert cost plus the router
+    assert roomy["flops_per_token"] == dense["flops_per_token"] + 2 * d * 4
     block = rows["Transformer block"]["flops_per_token"]
     assert block == 24 * d * d + 4 * d * l                     # projections, MLP, all l² pairs
     assert rows["4 distinct blocks"]["flops_per_token"] == 4 * block

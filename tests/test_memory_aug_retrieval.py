@@ -74,6 +74,20 @@ def test_lm_features_are_what_the_head_reads():
         knn_lm.lm_features(torch.nn.Linear(2, 2), ids, 8)
 
 
+def test_lm_features_of_chosen_windows_are_those_windows_rows():
+    from sseq.lm import GPT
+
+    ids = torch.randint(0, 11, (4 * 8 + 1,), generator=torch.Generator().manual_seed(1))
+    model = GPT(11, 8, 1, 2, 16)
+    feats, targets, logits = knn_lm.lm_features(model, ids, 8)
+    got = knn_lm.lm_features(model, ids, 8, windows=[2, 0])
+    rows = torch.cat([torch.arange(16, 24), torch.arange(0, 8)])
+    for a, b in zip(got, (feats[rows], targets[rows], logits[rows]), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match=r"windows must be 1-d indices in \[0, 4\), got \[4\]"):
+        knn_lm.lm_features(model, ids, 8, windows=[4])
+
+
 # --- RAG and REALM ------------------------------------------------------------------------------
 
 

@@ -166,8 +166,9 @@ def summarize(config: Config, runs: list[dict]) -> dict:
 LABELS = {"ntm": "NTM (32 slots × 12)", "lstm": "LSTM, same parameters"}
 
 
-def plot_accuracy(ax, results: dict, key: str = "bits"):
-    """Accuracy against string length: the mean over seeds and their range."""
+def plot_accuracy(ax, results: dict, key: str = "bits", seeds=()):
+    """Accuracy against string length: the mean over seeds and their range, or, for the
+    models in ``seeds``, one line per seed (a mean hides a seed that failed)."""
     import numpy as np
 
     from sseq.viz import PALETTE
@@ -175,7 +176,13 @@ def plot_accuracy(ax, results: dict, key: str = "bits"):
     colors = {"ntm": PALETTE["state"], "lstm": PALETTE["theory"]}
     lengths = results["config"]["eval_lengths"]
     for model in results["config"]["models"]:
-        acc = np.array([r["log"][key] for r in results["runs"] if r["model"] == model])
+        runs = [r for r in results["runs"] if r["model"] == model]
+        if model in seeds:
+            for run, style in zip(runs, ("o-", "s--", "^:", "d-."), strict=False):
+                ax.plot(lengths, run["log"][key], style, color=colors[model], ms=4,
+                        label=f"{LABELS[model]}, seed {run['seed']}")
+            continue
+        acc = np.array([r["log"][key] for r in runs])
         ax.plot(lengths, acc.mean(0), "o-", color=colors[model], label=LABELS[model])
         ax.fill_between(lengths, acc.min(0), acc.max(0), color=colors[model], alpha=0.2, lw=0)
     ax.axvspan(0.5, results["config"]["train_length"] + 0.5, color=PALETTE["reference"],

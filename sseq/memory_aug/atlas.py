@@ -105,9 +105,14 @@ def forward_flops(fn) -> int:
 
 
 def measured_costs(*, d: int = 128, l: int = 256, n_experts: int = 8, fraction: float = 0.125,
-                   n_steps: int = 4, n_latents: int = 32, seed: int = 0) -> list[dict]:
+                   n_steps: int = 4, n_latents: int = 32, capacity_factor: float = 1.25,
+                   seed: int = 0) -> list[dict]:
     """Parameters and measured forward FLOPs per token of the conditional layers, each beside
-    the dense layer it replaces (one sequence of ``l`` tokens of width ``d``)."""
+    the dense layer it replaces (one sequence of ``l`` tokens of width ``d``).
+
+    Each row also has ``dropped``: for the Switch layer, the fraction of the ``l`` tokens that
+    overflowed their expert at ``capacity_factor`` and skipped it (they cost no expert FLOPs,
+    which is why a Switch layer can measure below the dense one); ``None`` for the others."""
     from sseq.lm.gpt import MLP, Block, GPTConfig
     from sseq.memory_aug.depth import UniversalTransformer, mod_route
     from sseq.memory_aug.perceiver import PerceiverLatents
@@ -117,7 +122,7 @@ def measured_costs(*, d: int = 128, l: int = 256, n_experts: int = 8, fraction: 
     x = torch.randn(1, l, d)
     config = GPTConfig(2, l, 1, 4, d)
     block, mlp = Block(config, fused=False), MLP(d)  # the book's attention: countable
-    switch = SwitchFFN(d, 4 * d, n_experts, capacity_factor=1.25)
+    switch = SwitchFFN(d, 4 * d, n_experts, capacity_factor=capacity_factor)
     router = torch.nn.Linear(d, 1)
     ut = UniversalTransformer(Block(config, fused=False), d, n_steps)
     stack = torch.nn.ModuleList(Block(config, fused=False) for _ in range(n_steps))
@@ -143,5 +148,8 @@ def measured_costs(*, d: int = 128, l: int = 256, n_experts: int = 8, fraction: 
         (f"self-attention over l = {l}", params(block.attn), lambda: block.attn(x)),
         (f"Perceiver, {n_latents} latents", params(perceiver), lambda: perceiver(x)),
     ]
-    return [{"layer": name, "parameters": p, "flops_per_token": forward_flops(fn) / l}
+    with torch.no_grad():
+        dropped = 1 - float(switch.route(x.flatten(0, 1))["kept"].float().mean())
+    return [{"layer": name, "parameters": p, "flops_per_token": forward_flops(fn) / l,
+             "dropped": dropped if name.startswith("Switch") else None}
             for name, p, fn in cases]

@@ -38,7 +38,7 @@ def _positive_int(name, value):
 
 
 @torch.no_grad()
-def lm_features(model, ids: torch.Tensor, context: int, batch_size: int = 64):
+def lm_features(model, ids: torch.Tensor, context: int, batch_size: int = 64, windows=None):
     """The vectors a trained language model's head reads, over a token stream.
 
     The stream is cut into consecutive windows of ``context`` tokens, as Chapter 7 scores
@@ -48,16 +48,26 @@ def lm_features(model, ids: torch.Tensor, context: int, batch_size: int = 64):
         model: a :class:`sseq.lm.GPT` (the final layer norm's output) or
             :class:`sseq.lm.LSTMLM` (the last layer's output).
         ids: ``(l,)`` token ids; context: the window length.
+        windows: optional ``(n,)`` indices of the windows to keep, in that order (a random
+            subset of the stream, say); all of them by default.
 
     Returns:
         ``(features (N, d), targets (N,), logits (N, v))`` with ``N = (l − 1) // context ·
-        context``: the vector at each position, the token after it, the model's logits.
+        context`` (or ``n · context``): the vector at each position, the token after it, the
+        model's logits.
     """
     from sseq.lm import GPT, LSTMLM, eval_windows
 
     if not isinstance(model, (GPT, LSTMLM)):
         raise TypeError(f"model must be a sseq.lm.GPT or LSTMLM, got {type(model).__name__}")
     x, y = eval_windows(ids, context)                                  # (n, l) each
+    if windows is not None:
+        windows = torch.as_tensor(windows, dtype=torch.long)
+        if windows.dim() != 1 or (len(windows) and not 0 <= int(windows.min()) <= int(
+                windows.max()) < len(x)):
+            raise ValueError(f"windows must be 1-d indices in [0, {len(x)}), got "
+                             f"{windows.tolist() if windows.numel() < 10 else windows.shape}")
+        x, y = x[windows], y[windows]
     model.eval()
     feats = []
     for chunk in x.split(batch_size):
