@@ -2,14 +2,18 @@
 
 The shipped GPT checkpoint (:func:`sseq.lm.load_pretrained`) maps every training context to
 the vector its head reads (:func:`sseq.memory_aug.knn_lm.lm_features`, windows of 64
-characters as in training); the first ``N`` of these, with the character that followed each,
-are the datastore. The first ``n_val`` validation characters are the queries: the ``k``
+characters as in training). The windows are shuffled once (seed ``subset_seed``) and the
+first ``N`` positions in that order, with the character that followed each, are the
+datastore: every size is a random sample of the whole training text (nested, so a larger
+datastore holds the smaller ones), not its beginning, which would leave out the play the
+validation text continues until the last size. The first ``n_val`` validation characters are the queries: the ``k``
 nearest keys (exact search) vote for the next character, and the vote is mixed with the
 GPT's own distribution with weight λ (Khandelwal et al., 2020).
 
 The queries are split in two halves: the temperature T and λ are chosen on the first
 (``tune``) and the loss is reported on the second (``test``), so the gain is not fitted to
-the numbers it is measured on. There is nothing random: one run, whatever the seeds.
+the numbers it is measured on. The search is exact and the sample fixed by
+``subset_seed``: one run, whatever the seeds.
 
     python -m sseq.experiments knn_lm
 """
@@ -35,9 +39,10 @@ class Config:
     model: str = "gpt"
     context: int = 64
     n_val: int = 8192  # validation characters queried (two halves: tune, test)
-    sizes: tuple = (3_000, 10_000, 30_000, 100_000, 300_000, 1_003_776)  # the last: all
+    sizes: tuple = (3_000, 10_000, 30_000, 100_000, 300_000, 1_003_840)  # the last: all
     k: int = 32
-    temperatures: tuple = (3.0, 10.0, 30.0)
+    temperatures: tuple = (0.3, 1.0, 3.0, 10.0, 30.0)
+    subset_seed: int = 0  # the shuffle of the training windows the datastores are cut from
     lambdas: tuple = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 
 
@@ -59,6 +64,13 @@ def _losses(config, distances, values, logits, targets) -> list[list[float]]:
     return grid
 
 
+def _windows(config: Config, n_train: int, size: int) -> torch.Tensor:
+    """The training windows the first ``size`` datastore entries come from, in shuffled order."""
+    n = (n_train - 1) // config.context
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(config.subset_seed))
+    return order[:-(-size // config.context)]
+
+
 @torch.no_grad()
 def run_job(config: Config, job: dict, steps: int | None = None) -> dict:
     """Build the datastore and score the queries. The log has, for each datastore ``size``,
@@ -71,8 +83,8 @@ def run_job(config: Config, job: dict, steps: int | None = None) -> dict:
     start = time.perf_counter()
     queries, targets, logits = knn_lm.lm_features(model, corpus.val[:config.n_val + 1],
                                                   config.context)
-    keys, values, _ = knn_lm.lm_features(model, corpus.train[:sizes[-1] + config.context],
-                                         config.context)
+    keys, values, _ = knn_lm.lm_features(model, corpus.train, config.context,
+                                         windows=_windows(config, len(corpus.train), sizes[-1]))
     keys, values = keys[:sizes[-1]], values[:sizes[-1]]
     feature_seconds = time.perf_counter() - start
     found = knn_lm.nearest_by_size(queries, keys, config.k, sizes)
