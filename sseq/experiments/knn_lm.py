@@ -6,9 +6,9 @@ characters as in training). The windows are shuffled once (seed ``subset_seed``)
 first ``N`` positions in that order, with the character that followed each, are the
 datastore: every size is a random sample of the whole training text (nested, so a larger
 datastore holds the smaller ones), not its beginning, which would leave out the play the
-validation text continues until the last size. The first ``n_val`` validation characters are the queries: the ``k``
-nearest keys (exact search) vote for the next character, and the vote is mixed with the
-GPT's own distribution with weight λ (Khandelwal et al., 2020).
+validation text continues until the last size. The first ``n_val`` validation characters
+are the queries: the ``k`` nearest keys (exact search) vote for the next character, and the
+vote is mixed with the GPT's own distribution with weight λ (Khandelwal et al., 2020).
 
 The queries are split in two halves: the temperature T and λ are chosen on the first
 (``tune``) and the loss is reported on the second (``test``), so the gain is not fitted to
