@@ -37,7 +37,7 @@ def _row(name, family, chapter, memory, flops, recall):
 
 def atlas(t: int = 4096, *, d: int = 128, n_layers: int = 4, n_heads: int = 4,
           d_state: int = 16, window: int = 256, n_memory: int = 512, n_cmemory: int = 512,
-          rate: int = 4, n_slots: int = 128, n_datastore: int = 1_003_776,
+          rate: int = 4, n_slots: int = 128, n_datastore: int = 1_003_840,
           n_latents: int = 64) -> list[dict]:
     """One row per architecture: ``memory`` (numbers held after t tokens, all layers),
     ``flops`` (forward FLOPs for token t + 1, without the vocabulary head), ``recall``.
