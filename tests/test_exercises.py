@@ -468,6 +468,11 @@ def test_float32_arithmetic_on_a_float64_case_does_not_pass():
     exact = [Case("exact", (torch.tensor([0.25, 0.125, 0.5, 0.0625, 2.0], dtype=torch.float64),))]
     assert check_function(lambda x: x + x, lambda x: 2 * x * (1 + 2.0**-50), exact, title="T",
                           verbose=False)
+    # Another mistake whose values happen to be float32 numbers (all zeros: reading out a zero
+    # state before the update, Ex 5.4) gets its own hint, not the float32 remark.
+    report = check_function(lambda x: torch.zeros_like(x), reference, hinted, title="T",
+                            verbose=False)
+    assert "another mistake" in report.lines[0] and "float32" not in report.lines[0]
 
 
 def test_a_line_budget_catches_a_python_loop():
