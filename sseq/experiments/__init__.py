@@ -42,6 +42,9 @@ __all__ = ["EXPERIMENTS", "RESULTS", "load", "prefix", "results_path", "round_fl
 EXPERIMENTS = {
     "selective_copying": "sseq.experiments.selective_copying",
     "lm": "sseq.experiments.lm",
+    "copying": "sseq.experiments.copying",
+    "mqar": "sseq.experiments.mqar",
+    "induction": "sseq.experiments.induction",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 DIGITS = 4  # significant digits stored: what a plot or a quoted number needs
