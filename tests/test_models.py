@@ -92,3 +92,30 @@ def test_bad_tokens_and_states_are_named():
         model(torch.zeros(2, 3))
     with pytest.raises(TypeError, match="state must be a StackState"):
         model.step(torch.zeros(2, dtype=torch.int64), None)
+
+
+def test_state_numbers_count_what_generation_carries():
+    d, n = 16, 4
+    kinds = {"transformer": lambda t: 2 * 2 * t * d,  # 2 attention layers: a key and a value
+             "mamba": lambda t: 3 * 2 * d * (n + 3),  # d_inner = 2d: scan state, conv inputs
+             "lstm": lambda t: 3 * 2 * d,  # (h, c)
+             ("mamba", "attention"): lambda t: 2 * d * (n + 3) + 2 * t * d}
+    for kind, closed_form in kinds.items():
+        model = models.build(list(kind) if isinstance(kind, tuple) else kind, 10, d_model=d,
+                             d_state=n)
+        for t in (1, 7, 50):
+            assert models.state_numbers(model, t) == closed_form(t), (kind, t)
+
+
+def test_timing_helpers_leave_the_model_alone():
+    model = models.build("mamba", 10, d_model=8, d_state=4)
+    before = [p.clone() for p in model.parameters()]
+    x = torch.randint(10, (2, 6))
+    assert models.step_seconds(model, 5, repeat=2) > 0
+    assert models.training_seconds(model, x, x, repeat=2) > 0
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
+    assert model.training
+    with pytest.raises(ValueError, match="t must be an int >= 1, got 0"):
+        models.state_numbers(model, 0)
+    with pytest.raises(TypeError, match="state must hold tensors, got str"):
+        models.count_state("h")
