@@ -156,7 +156,7 @@ def check_copy_ceiling(fn, *, verbose: bool = True, seed: int | None = None,
                           atol=0, verbose=verbose, mistakes=CEILING_MISTAKES)
 
 
-# --- Exercise 8.3: a hybrid's layer list, and what it carries -----------------------------------
+# --- Exercises 8.3 and 8.4: a hybrid's layer list, and what it carries -------------------------
 
 
 def hybrid_layers(n_layers: int, attention_every: int) -> list[str]:
@@ -192,20 +192,20 @@ HYBRID_MISTAKES = (
 
 def check_hybrid_layers(fn, *, verbose: bool = True, seed: int | None = None,
                         cases: list[Case] | None = None) -> Report:
-    """Exercise 8.3a: ``fn(n_layers, attention_every) -> a list of layer kinds``."""
+    """Exercise 8.3: ``fn(n_layers, attention_every) -> a list of layer kinds``."""
     return check_function(fn, hybrid_layers, _hybrid_cases(seed) if cases is None else cases,
-                          title="Exercise 8.3a (a hybrid's layers)", verbose=verbose,
+                          title="Exercise 8.3 (a hybrid's layers)", verbose=verbose,
                           mistakes=HYBRID_MISTAKES)
 
 
 def check_hybrid_state(prediction, *, t: int = 1000, verbose: bool = True) -> Report:
-    """Exercise 8.3b: the numbers that ``models.build(hybrid_layers(8, 4), 30, d_model=32,
+    """Exercise 8.4: the numbers that ``models.build(hybrid_layers(8, 4), 30, d_model=32,
     d_state=8)`` carries after ``t`` tokens, measured from its generation state."""
     model = models.build(hybrid_layers(8, 4), 30, d_model=32, d_state=8)
     measured = models.state_numbers(model, t)
     mamba = 64 * 8 + 64 * 3  # d_inner = 2 d: the scan state and the convolution's last inputs
     return check_value(f"numbers carried after t = {t} tokens", prediction, measured,
-                       rtol=1e-3, title="Exercise 8.3b (predict, then measure)",
+                       rtol=1e-3, title="Exercise 8.4 (predict, then measure)",
                        hint="each attention layer keeps a key and a value of d numbers per "
                             "token; each Mamba layer a fixed state (scan and convolution).",
                        mistakes=(
