@@ -44,6 +44,7 @@ EXPERIMENTS = {
     "lm": "sseq.experiments.lm",
     "copying": "sseq.experiments.copying",
     "mqar": "sseq.experiments.mqar",
+    "mqar_long": "sseq.experiments.mqar_long",
     "induction": "sseq.experiments.induction",
 }
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -1,6 +1,6 @@
 """Chapter 8's ledger: each family's measured capabilities, from the three stored experiments.
 
-Not an experiment itself: it reads ``results/{copying,mqar,induction}.json`` (loaded with
+Not an experiment itself: it reads ``results/{copying,mqar_long,induction}.json`` (loaded with
 :func:`sseq.experiments.load`) and sets one row per family — the task accuracies (means over
 seeds) beside the numbers a model carries to generate, which the chapter measures live.
 """
@@ -22,17 +22,17 @@ def rows(runs: dict, numbers: dict, *, copy_length: int = 32) -> list[dict]:
     """One row per family of :data:`FAMILIES`.
 
     Args:
-        runs: ``{"copying": ..., "mqar": ..., "induction": ...}``, the stored results.
+        runs: ``{"copying": ..., "mqar_long": ..., "induction": ...}``, the stored results.
         numbers: ``{family: numbers carried}`` at the context the chapter chose.
         copy_length: the test length of the copying column beyond the training range.
 
     Returns:
         Dicts of strings: parameters, numbers carried, copying inside and beyond the training
-        lengths, MQAR at the width sweep's point (best learning rate), induction at the
-        training length and at the longest test length; "—" where a family was not run.
+        lengths, MQAR after the long run, induction at the training length and at the
+        longest test length; "—" where a family was not run.
     """
-    cs, ms, ind = (runs[k]["summary"] for k in ("copying", "mqar", "induction"))
-    mc, ic = runs["mqar"]["config"], runs["induction"]["config"]
+    cs, ms, ind = (runs[k]["summary"] for k in ("copying", "mqar_long", "induction"))
+    mc, ic = runs["mqar_long"]["config"], runs["induction"]["config"]
     at_train = ic["test_lengths"].index(ic["train_length"])
     point = f"pairs={mc['width_pairs']},width={mc['d_model']}"
     out = []

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from sseq import models, recall_tasks
-from sseq.experiments.recall import plot_band, train_on_task
+from sseq.experiments.recall import logs_of, plot_band, train_on_task
 
 DESCRIPTION = "MQAR: Transformer vs Mamba; accuracy vs pairs and width, two learning rates"
 PREFIX_STEPS = 100
@@ -150,3 +150,17 @@ def lr_table(results: dict) -> list[dict]:
                 row[f"lr {lr:g}"] = f"{acc['mean']:.0%} ({acc['min']:.0%}–{acc['max']:.0%})"
             rows.append(row)
     return rows
+
+
+def plot_learning(ax, results: dict):
+    """Query accuracy against training sequences seen, for each family (mean, range)."""
+    config = results["config"]
+    for family in config["families"]:
+        logs = logs_of(results, family=family)
+        plot_band(ax, logs[0]["examples"], [log["token_acc"] for log in logs], family=family,
+                  label=LABELS[family])
+    ax.axhline(1 / config["pairs"][0], color="0.3", ls=":", lw=1,
+               label="a random value from the context")
+    ax.set(xlabel="training sequences seen", ylabel="queries answered", ylim=(-0.02, 1.02),
+           title=f"MQAR, {config['pairs'][0]} pairs, width {config['d_model']}")
+    return ax
