@@ -128,6 +128,8 @@ def plot_sweep(ax, results: dict, over: str = "pairs"):
         ys = [best_runs(results, family, p, w) for p, w in points]  # (points, seeds)
         plot_band(ax, xs, list(zip(*ys, strict=True)), family=family, label=LABELS[family])
     ax.axhline(2 / config["vocab_size"], color="0.3", ls=":", lw=1, label="chance")
+    plateau = [1 / x for x in xs] if over == "pairs" else [1 / config["width_pairs"]] * len(xs)
+    ax.plot(xs, plateau, color="0.5", ls="--", lw=1, label="a random value from the context")
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
     if over == "pairs":
