@@ -45,6 +45,10 @@ EXPERIMENTS = {
     "lm": "sseq.experiments.lm",
     "ntm_copy": "sseq.experiments.ntm_copy",
     "knn_lm": "sseq.experiments.knn_lm",
+    "copying": "sseq.experiments.copying",
+    "mqar": "sseq.experiments.mqar",
+    "mqar_long": "sseq.experiments.mqar_long",
+    "induction": "sseq.experiments.induction",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 DIGITS = 4  # significant digits stored: what a plot or a quoted number needs
