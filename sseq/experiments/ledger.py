@@ -28,9 +28,9 @@ def rows(runs: dict, numbers: dict, *, copy_length: int = 32) -> list[dict]:
 
     Returns:
         Dicts of strings: the parameters of the copying experiment's model (the MQAR and
-        induction models have other vocabularies, so slightly other counts), numbers carried, copying inside and beyond the training
-        lengths, MQAR after the long run, induction at the training length and at the
-        longest test length; "—" where a family was not run.
+        induction models have other vocabularies, so slightly other counts), numbers carried,
+        copying inside and beyond the training lengths, MQAR after the long run, induction
+        at the training length and at the longest test length; "—" where a family was not run.
     """
     cs, ms, ind = (runs[k]["summary"] for k in ("copying", "mqar_long", "induction"))
     mc, ic = runs["mqar_long"]["config"], runs["induction"]["config"]
