@@ -84,7 +84,27 @@ def test_the_ledger_reads_every_stored_experiment():
     rows = ledger.rows(runs, {f: 1000 * i for i, f in enumerate(ledger.FAMILIES)})
     assert [r["model"] for r in rows] == [copying.LABELS[f] for f in ledger.FAMILIES]
     by_family = dict(zip(ledger.FAMILIES, rows, strict=True))
-    assert by_family["lstm"]["MQAR 4 pairs"] == "—"  # not run: said, not invented
+    mqar_column = "MQAR 4 pairs (long run, 48,000 seq.)"  # the long run's point, labelled so
+    assert by_family["lstm"][mqar_column] == "—"  # not run: said, not invented
+    stored_mqar = runs["mqar_long"]["summary"]["mamba"]["pairs=4,width=32"]["best"]["mean"]
+    assert by_family["mamba"][mqar_column] == f"{stored_mqar:.0%}"
+    params = runs["copying"]["summary"]["mamba"]["parameters"]
+    assert by_family["mamba"]["parameters (copying model)"] == f"{params:,}"
     assert by_family["mamba"]["numbers carried"] == "1,000"
     stored = runs["copying"]["summary"]["hybrid"]["mean_seq_acc"]
     assert by_family["hybrid"]["copy ≤ 16"] == f"{stored:.0%}"
+
+
+def test_the_mqar_table_prints_each_models_parameters():
+    from sseq import models as m
+
+    results = experiments.load("mqar")
+    rows = mqar.lr_table(results)
+    config = mqar.Config(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in results["config"].items()})
+    for row in rows:
+        family = {v: k for k, v in mqar.LABELS.items()}[row["model"]]
+        built = mqar.build(config, family, row["width"], 0)
+        assert row["parameters"] == f"{m.count_parameters(built):,}"
+    widths = {r["parameters"] for r in rows if r["model"] == "Mamba"}
+    assert len(widths) == len(results["config"]["widths"])  # width changes the parameters too

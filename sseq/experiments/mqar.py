@@ -8,14 +8,14 @@ sweeps, each for a Transformer and a Mamba of the same width:
 * **width**: width in ``widths`` at ``width_pairs`` pairs — a Mamba layer's state is
   ``2 · width · d_state`` numbers, so its state grows with the width.
 
-Every point is trained at each learning rate in ``lrs`` (recurrent models learn recall in a
-narrow range of them; Zoology reports the best) and each seed. The score is the held-out
+Every point is trained at each learning rate in ``lrs`` (Zoology sweeps the learning rate
+and reports the best) and each seed. The score is the held-out
 accuracy over all queries.
 
     python -m sseq.experiments mqar --jobs 2
 
 Zoology's models have 2 layers, widths 64 – 512, sequences of 64 – 512 tokens, and train
-for 64 epochs on 100 k sequences; these see ``steps × batch_size`` sequences.
+for many epochs on the order of 100 k sequences; these see ``steps × batch_size``.
 """
 
 from __future__ import annotations
@@ -142,11 +142,14 @@ def plot_sweep(ax, results: dict, over: str = "pairs"):
 
 
 def lr_table(results: dict) -> list[dict]:
-    """Rows: family, pairs, width, and the mean accuracy at each learning rate."""
+    """Rows: family, pairs, width, the model's parameters, and the mean accuracy (range over
+    seeds) at each learning rate. A wider model has more parameters as well as a larger state,
+    so the width sweep changes both."""
     rows = []
     for family, points in results["summary"].items():
         for entry in points.values():
-            row = {"model": LABELS[family], "pairs": entry["n_pairs"], "width": entry["d_model"]}
+            row = {"model": LABELS[family], "pairs": entry["n_pairs"], "width": entry["d_model"],
+                   "parameters": f"{entry['parameters']:,}"}
             for lr in results["config"]["lrs"]:
                 acc = entry[f"lr={lr:g}"]
                 row[f"lr {lr:g}"] = f"{acc['mean']:.0%} ({acc['min']:.0%}–{acc['max']:.0%})"

@@ -15,8 +15,8 @@ name                 layers                                            positions
 ``lstm``             lstm × 3                                          none needed
 ===================  ================================================  ===================
 
-At width 64 (vocabulary 32) they hold 101 k, 101 k, 101 k and 103 k parameters: two
-Transformer blocks (12 d² each) weigh about three Mamba layers (about 6.5 d² at
+At width 64 (vocabulary 32) they hold 103 k, 103 k, 102 k and 104 k parameters: two
+Transformer blocks (4 d² + 8 d² = 12 d² each) weigh about three Mamba layers (about 8 d² at
 ``expand = 2``, ``d_state = 16``) or three LSTM layers (8 d²). A **hybrid** is any other
 list, such as ``["mamba", "attention", "mamba"]``; its attention layers have no positions
 by default, as in Jamba (Lieber et al., 2024), whose Mamba layers tell the attention where
