@@ -204,6 +204,29 @@ def test_recurrent_head_shapes_tokens_and_backends(cell):
     assert every(tokens).shape == (B, L, 3)
 
 
+@pytest.mark.parametrize("backend", ["sseq", "torch"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_recurrent_head_last_reads_the_last_position(cell, backend):
+    """Protects: ``readout="last"`` reads out h_l, the state after the whole sequence.
+
+    Its output is the ``"all"`` head's output at the last position (same weights), not at
+    any other; and it depends on the last input, which a causal layer's earlier states
+    cannot see.
+    """
+    torch.manual_seed(0)
+    last = snn.RecurrentHead(cell, D, H, 2, backend=backend)
+    every = snn.RecurrentHead(cell, D, H, 2, readout="all", backend=backend)
+    every.load_state_dict(last.state_dict())
+    last, every = last.double(), every.double()
+    x = torch.randn(B, L, D, dtype=torch.float64)
+    out, all_out = last(x), every(x)
+    torch.testing.assert_close(out, all_out[:, -1], rtol=1e-12, atol=1e-12)
+    assert (out - all_out[:, :-1].transpose(0, 1)).abs().amax(dim=(1, 2)).min() > 1e-3
+    x_changed = x.clone()
+    x_changed[:, -1] += 1.0
+    assert (last(x_changed) - out).abs().amin(dim=1).min() > 1e-4
+
+
 def test_recurrent_head_accepts_a_layer_factory_and_rejects_bad_arguments():
     head = snn.RecurrentHead(functools.partial(torch.nn.GRU, batch_first=True), 2, 4, 1)
     assert head(torch.randn(B, L, 2)).shape == (B, 1)

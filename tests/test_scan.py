@@ -340,6 +340,69 @@ def test_linear_scan_keeps_low_precision_dtype():
                                    .bfloat16())
 
 
+# --------------------------------------------------------------------------- threads
+# `make unit` runs with OMP_NUM_THREADS=1, where the cpu backend runs its tasks in the calling
+# thread; these tests switch PyTorch to 2 threads, so that its thread pool does the work.
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_pool_waits_for_every_task_on_two_threads(two_threads):
+    """Protects: the pool's tasks have all finished, on both threads, when ``_run`` returns,
+    and an error in a task reaches the caller (a pool that submits without awaiting fails)."""
+    import threading
+    import time
+
+    done, names = np.zeros(6), set()
+
+    def kernel(out, i, blk, c0, c1):
+        time.sleep(0.02)
+        names.add(threading.current_thread().name)
+        out[i] = c1 - c0
+
+    tasks = [(i, 0, 0, i + 1) for i in range(6)]
+    scan.cpu._run(kernel, (done,), tasks)
+    assert done.tolist() == [1, 2, 3, 4, 5, 6]
+    assert len(names) == 2 and all(n.startswith("sseq-scan") for n in names)
+
+    def failing(i, blk, c0, c1):
+        raise ArithmeticError(f"task {i}")
+
+    with pytest.raises(ArithmeticError, match="task"):
+        scan.cpu._run(failing, (), tasks)
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+@pytest.mark.parametrize("length", [7, 300])
+def test_cpu_backend_on_two_threads_matches_the_loop(two_threads, length):
+    """Protects the multi-threaded path of the fused CPU scan: outputs, last state and every
+    gradient of several (sequence, channel block) tasks split over 2 threads (float64, exact)."""
+    import os
+
+    inputs, softplus = selective_inputs(length, OPTIONS["all"], batch=3, d=5)
+    assert len(scan.cpu._tasks(3, 5)) > 2  # several tasks for the two threads
+    y, last, grads = run_with_grads(scan.selective_scan, inputs, torch.float64,
+                                    delta_softplus=softplus, backend="cpu")
+    assert (os.getpid(), 2) in scan.cpu._POOLS  # the pool ran them
+    y_ref, last_ref, grads_ref = oracle_with_grads(inputs, softplus)
+    torch.testing.assert_close(y, y_ref, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(last, last_ref, rtol=TOL, atol=TOL)
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=TOL, atol=TOL)
+    lin = linear_inputs(length, (3, 2), True)
+    h, lin_grads = linear_with_grads(lambda **x: scan.linear_scan(**x, backend="cpu"), lin,
+                                     torch.float64)
+    h_ref, lin_grads_ref = linear_with_grads(linear_oracle, lin, torch.float64)
+    torch.testing.assert_close(h, h_ref, rtol=TOL, atol=TOL)
+    for name in lin_grads_ref:
+        torch.testing.assert_close(lin_grads[name], lin_grads_ref[name], rtol=TOL, atol=TOL)
+
+
 # --------------------------------------------------------------------------- backends
 def test_backends_lists_what_is_installed():
     assert scan.BACKENDS[:2] == ("reference", "parallel")

@@ -41,6 +41,26 @@ def test_delayed_recall_defining_property():
     assert no_delay.shape == (5, 1)
 
 
+def test_delayed_recall_distractors_say_nothing_about_the_answer():
+    """Protects: the answer is uniform over the symbols and the distractors are drawn
+    independently of it, so no token after the first gives the answer away.
+
+    Over 16000 sequences of 8 symbols, each symbol is the answer, and each distractor position
+    (the last one included) equals the answer, in 1/8 of them, within 0.015 (6 standard
+    deviations). A generator whose last distractor repeats the answer, or that never draws
+    it, fails.
+    """
+    n, n_symbols = 16000, 8
+    inputs, targets = tasks.delayed_recall(n, 5, n_symbols=n_symbols, seed=3)
+    share = torch.bincount(targets, minlength=n_symbols + 1)[1:] / n
+    assert (share - 1 / n_symbols).abs().max() < 0.015
+    same = (inputs[:, 1:] == targets[:, None]).double().mean(dim=0)  # per position (delay,)
+    assert (same - 1 / n_symbols).abs().max() < 0.015, same
+    filler = torch.bincount(inputs[:, 1:].flatten(), minlength=n_symbols + 1)
+    assert filler[tasks.BLANK] == 0
+    assert (filler[1:] / filler.sum() - 1 / n_symbols).abs().max() < 0.01
+
+
 @pytest.mark.parametrize("task, args", [(tasks.adding_problem, (8, 6)),
                                         (tasks.delayed_recall, (8, 6))])
 def test_tasks_are_deterministic_and_accept_a_generator(task, args):

@@ -70,7 +70,8 @@ def tests_for(module: str, table: dict) -> tuple[list[str], str]:
             return found, f"targets.toml [{key}]"
     dotted = module.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
     parent, _, name = dotted.rpartition(".")
-    pattern = re.compile(rf"\b{re.escape(dotted)}\b|from {re.escape(parent)} import [^\n]*\b{name}\b")
+    pattern = re.compile(rf"\b{re.escape(dotted)}\b"
+                         rf"|from {re.escape(parent)} import [^\n]*\b{name}\b")
     found = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
                    if pattern.search(p.read_text()))
     return found, "test files that import it (add an entry to tests/mutants/targets.toml)"
@@ -130,7 +131,8 @@ def explain(module: str, function: str, removed: list[str], added: list[str],
 
 
 def function_of(name: str) -> str:
-    """``sseq.nn.xǁHeadǁforward__mutmut_3`` -> ``Head.forward``; ``sseq.x.x_f__mutmut_1`` -> ``f``."""
+    """The function a mutant lives in: ``sseq.nn.xǁHeadǁforward__mutmut_3`` -> ``Head.forward``,
+    ``sseq.x.x_f__mutmut_1`` -> ``f``."""
     tail = name.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
     if tail.startswith("xǁ"):
         return ".".join(tail[2:].split("ǁ"))
