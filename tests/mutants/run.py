@@ -103,10 +103,28 @@ def prepare(module: str, tests: list[str]) -> Path:
     return work
 
 
-def diff_lines(work: Path, name: str) -> tuple[str, list[str], list[str]]:
-    """``mutmut show``: the mutant's diff, its removed lines and its added lines."""
-    shown = subprocess.run([str(MUTMUT), "show", name], cwd=work, capture_output=True,
-                           text=True, check=True).stdout
+_DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+path, names = sys.argv[1], json.loads(sys.stdin.read())
+print(json.dumps({name: get_diff_for_mutant(name, path=path) for name in names}))
+"""
+
+
+def diffs(work: Path, module: str, names: list[str]) -> dict[str, str]:
+    """Each mutant's diff against the original function, as ``mutmut show NAME`` prints it
+    (asked of mutmut in one process: ``mutmut show`` starts one per mutant)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _DIFFS, module], cwd=work, check=True,
+                             input=json.dumps(names), capture_output=True, text=True).stdout
+        return json.loads(out)
+    except (subprocess.CalledProcessError, json.JSONDecodeError):  # mutmut's internals moved
+        return {name: subprocess.run([str(MUTMUT), "show", name], cwd=work, check=True,
+                                     capture_output=True, text=True).stdout for name in names}
+
+
+def diff_lines(shown: str) -> tuple[str, list[str], list[str]]:
+    """A mutant's diff body, its removed lines and its added lines."""
     body = [line for line in shown.splitlines() if not line.startswith(("---", "+++", "@@", "#"))]
     removed = [line[1:].strip() for line in body if line.startswith("-")]
     added = [line[1:].strip() for line in body if line.startswith("+")]
@@ -155,13 +173,14 @@ def run_module(module: str, tests: list[str], source: str, jobs: int, rules: lis
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     counts: dict[str, int] = {}
     survivors = []
+    shown = diffs(work, module, [name for name, code in codes.items() if code not in KILLED])
     for name, code in sorted(codes.items()):
         status = KILLED.get(code) or NOT_KILLED.get(code) or "suspicious"
         counts[status] = counts.get(status, 0) + 1
         if code in KILLED:
             continue
         function = function_of(name)
-        diff, removed, added = diff_lines(work, name)
+        diff, removed, added = diff_lines(shown[name])
         why = explain(module, function, removed, added, rules)
         survivors.append({"mutant": name, "status": status, "function": function,
                           "diff": diff, "why": why})
