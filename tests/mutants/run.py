@@ -133,7 +133,8 @@ def diff_lines(shown: str) -> tuple[str, list[str], list[str]]:
 
 def explain(module: str, function: str, removed: list[str], added: list[str],
             rules: list[dict]) -> str | None:
-    """The ``why`` of the first rule in survivors.toml that matches this mutant, or None."""
+    """The ``why`` of the first rule in survivors.toml that matches this mutant, or None.
+    A ``why`` that starts with "equivalent" marks an equivalent mutant."""
     orig, mut = "\n".join(removed), "\n".join(added)
     for rule in rules:
         if not fnmatch.fnmatch(module, rule.get("module", "*")):
@@ -185,16 +186,27 @@ def run_module(module: str, tests: list[str], source: str, jobs: int, rules: lis
         survivors.append({"mutant": name, "status": status, "function": function,
                           "diff": diff, "why": why})
     total = len(codes)
-    killed = total - len(survivors)
-    explained = sum(s["why"] is not None for s in survivors)
     return {"module": module, "tests": tests, "tests_from": source, "seconds": round(seconds),
-            "jobs": jobs, "total": total, "killed": killed, "counts": counts,
-            "explained": explained, "survivors": survivors,
-            "score": killed / total if total else None,
-            "not_mutated": not_mutated(work, module)}
+            "jobs": jobs, "total": total, "killed": total - len(survivors), "counts": counts,
+            "survivors": survivors, "not_mutated": not_mutated(module)}
 
 
-def not_mutated(work: Path, module: str) -> list[str]:
+def rescore(result: dict, rules: list[dict]) -> dict:
+    """Match the survivors against the rules again, and count: the score is killed / mutants;
+    the score without equivalent mutants is killed / (mutants − equivalent ones)."""
+    for s in result["survivors"]:
+        _, removed, added = diff_lines(s["diff"])
+        s["why"] = explain(result["module"], s["function"], removed, added, rules)
+    whys = [s["why"] for s in result["survivors"] if s["why"]]
+    equivalent = sum(why.startswith("equivalent") for why in whys)
+    total, killed = result["total"], result["killed"]
+    result.update(explained=len(whys), equivalent=equivalent,
+                  score=killed / total if total else None,
+                  score_without_equivalent=killed / (total - equivalent) if total else None)
+    return result
+
+
+def not_mutated(module: str) -> list[str]:
     """Functions mutmut left alone: decorated ones (numba, Triton kernels)."""
     source = (ROOT / module).read_text()
     names = re.findall(r"^@(?!staticmethod|classmethod)[^\n]+\n(?:@[^\n]+\n)*def (\w+)", source,
@@ -202,14 +214,19 @@ def not_mutated(work: Path, module: str) -> list[str]:
     return names
 
 
-def report() -> None:
+def report(rules: list[dict]) -> None:
+    """Write _build/mutants/REPORT.md from every module's latest result."""
     rows, details = [], []
     for path in sorted((OUT / "results").glob("*.json")):
         r = json.loads(path.read_text())
-        score = "—" if r["score"] is None else f"{100 * r['score']:.1f} %"
+        r = rescore(r, rules)
+        path.write_text(json.dumps(r, indent=1))
+        score, adjusted = ("—" if x is None else f"{100 * x:.1f} %"
+                           for x in (r["score"], r["score_without_equivalent"]))
         unexplained = len(r["survivors"]) - r["explained"]
         rows.append(f"| `{r['module']}` | {r['total']} | {r['killed']} | {len(r['survivors'])} | "
-                    f"{r['explained']} | {unexplained} | {score} | {r['seconds']} s |")
+                    f"{r['equivalent']} | {r['explained'] - r['equivalent']} | {unexplained} | "
+                    f"{score} | {adjusted} | {r['seconds']} s |")
         details.append(f"\n## `{r['module']}`\n\nTests: {', '.join(r['tests'])} "
                        f"({r['tests_from']}). Outcomes: {r['counts']}.")
         if r["not_mutated"]:
@@ -221,9 +238,11 @@ def report() -> None:
                            f"{s['diff']}\n```")
     head = ["# Mutation testing report", "",
             "Written by `make mutants` (tests/mutants/run.py); explanations of survivors come "
-            "from tests/mutants/survivors.toml. Score = killed / mutants.", "",
-            "| module | mutants | killed | survived | explained | unexplained | score | "
-            "run time |", "|---|---|---|---|---|---|---|---|", *rows]
+            "from tests/mutants/survivors.toml. Score = killed / mutants; the score without "
+            "equivalent mutants = killed / (mutants − equivalent survivors).", "",
+            "| module | mutants | killed | survived | equivalent | not worth a test | "
+            "unexplained | score | score without equivalent | run time |",
+            "|---|---|---|---|---|---|---|---|---|---|", *rows]
     (OUT / "REPORT.md").write_text("\n".join(head + details) + "\n")
 
 
@@ -231,20 +250,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="files or folders of sseq (default: core)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("--report", action="store_true",
+                        help="only match the stored survivors against survivors.toml again "
+                             "and rewrite the report (no mutation run)")
     args = parser.parse_args(argv)
     config = targets()
     rules = tomllib.loads((HERE / "survivors.toml").read_text()).get("survivor", [])
-    files = [f for m in (args.modules or config["core"]) for f in expand(m)]
     (OUT / "results").mkdir(parents=True, exist_ok=True)
+    if args.report:
+        report(rules)
+        print(f"Report: {OUT / 'REPORT.md'}")
+        return 0
+    files = [f for m in (args.modules or config["core"]) for f in expand(m)]
     for module in files:
         tests, source = tests_for(module, config["tests"])
         if not tests:
             print(f"{module}: no test file covers it; skipped", flush=True)
             continue
-        result = run_module(module, tests, source, args.jobs, rules)
+        result = rescore(run_module(module, tests, source, args.jobs, rules), rules)
         name = module.removesuffix(".py").replace("/", ".")
         (OUT / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
-        report()
+        report(rules)
         score = "no mutants" if result["score"] is None else f"{100 * result['score']:.1f} %"
         print(f"{module}: {result['killed']}/{result['total']} killed ({score}), "
               f"{len(result['survivors'])} survivors ({result['explained']} explained), "
