@@ -286,3 +286,73 @@ def test_bad_input_is_named(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+def test_plot_memory_draws_the_signal_and_its_reconstruction():
+    """Protects the explorer's figure: the signal (wide, pale) and the reconstruction at t = 1
+    from the last coefficients, the labels, x from 0 to 1, y padded by 30 % of the signal's
+    range, the title with N and the RMSE, and the defaults (bumps, N = 16, LegS, L = 1000)."""
+    from matplotlib.colors import to_rgba
+
+    from sseq.viz import PALETTE
+
+    fig, ax = plt.subplots()
+    _, rmse = hippo.plot_memory(ax, "steps", 8, "legt", L=200, theta=0.5)
+    signal_line, recon = ax.get_lines()
+    x = torch.arange(1, 201, dtype=torch.float64) / 200
+    u = hippo.signal("steps", x)
+    c = hippo.project(u, "legt", 8, dt=1 / 200, theta=0.5)[-1]
+    np.testing.assert_allclose(signal_line.get_xdata(), x.numpy())
+    np.testing.assert_allclose(signal_line.get_ydata(), u.numpy())
+    np.testing.assert_allclose(recon.get_ydata(),
+                               hippo.reconstruct(c, "legt", t=1.0, x=x, theta=0.5).numpy())
+    assert rmse == pytest.approx(float(hippo.reconstruction_error(c, u, "legt", t=1.0, x=x,
+                                                                  theta=0.5)))
+    assert signal_line.get_linewidth() == 3 and signal_line.get_alpha() == 0.5
+    assert to_rgba(signal_line.get_color()) == to_rgba(PALETTE["theory"])
+    assert to_rgba(recon.get_color()) == to_rgba(PALETTE["state"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "signal u(x)", "legt reconstruction, N = 8"]
+    assert ax.get_legend()._loc == 2 and ax.get_legend()._ncols == 2  # upper left
+    lo, hi = float(u.min()), float(u.max())
+    np.testing.assert_allclose(ax.get_ylim(), (lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo)))
+    assert ax.get_xlim() == (0, 1)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("time x (s)", "u(x)")
+    assert ax.get_title() == f"What 8 numbers remember at t = 1 s (RMSE {rmse:.3f})"
+    ax.clear()
+    _, rmse_default = hippo.plot_memory(ax)
+    xs = torch.arange(1, 1001, dtype=torch.float64) / 1000
+    u = hippo.signal("bumps", xs)
+    c = hippo.project(u, "legs", 16, dt=1e-3, theta=0.3)[-1]
+    assert rmse_default == pytest.approx(float(hippo.reconstruction_error(
+        c, u, "legs", t=1.0, x=xs, theta=0.3)))
+    plt.close(fig)
+
+
+def test_explorer_controls_and_redraw(monkeypatch):
+    """Protects the explorer's controls (the signals, N from 1 to 64 at 16, the measures,
+    θ from 0.02 to 1 by 0.02 at 0.3) and its redraw: a 6.4 × 3.4 figure of the chosen case
+    (ipywidgets swallows errors in the update, so the drawn figure is what is checked)."""
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    widget = hippo.explorer()
+    signal_name, N, measure, theta = widget.children[:4]
+    assert list(signal_name.options) == ["bumps", "chirp", "sines", "steps"]
+    assert signal_name.value == "bumps"
+    assert (N.value, N.min, N.max) == (16, 1, 64)
+    assert list(measure.options) == list(hippo.MEASURES) and measure.value == "legs"
+    assert (theta.value, theta.min, theta.max, theta.step) == (0.3, 0.02, 1.0, 0.02)
+    shown.clear()
+    measure.value = "legt"
+    theta.value = 0.5
+    N.value = 4
+    fig = shown[-1]
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.4, 3.4))
+    (ax,) = fig.get_axes()
+    assert ax.get_lines()[1].get_label() == "legt reconstruction, N = 4"
+    _, rmse = hippo.plot_memory(plt.subplots()[1], "bumps", 4, "legt", theta=0.5)
+    assert ax.get_title() == f"What 4 numbers remember at t = 1 s (RMSE {rmse:.3f})"
+    plt.close("all")

@@ -207,3 +207,62 @@ def test_check_scalar_recall():
     lam, k = ch01.symbols()
     assert ch01.check_scalar_recall(lam ** (2 * k) - lam ** (2 * k + 2))
     assert not ch01.check_scalar_recall(lam**k)
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+def test_plot_recall_draws_the_chapter_figure():
+    """Protects the recall figure readers see: attention's flat line at 1 (dashed, its
+    colour), the state's R²_k with dots, a dotted mark at k = n, the labels, limits, title and
+    legend; and the defaults n = 16, orthogonal, ρ = 0.95, k up to 64."""
+    from matplotlib.colors import to_rgba
+
+    fig, ax = plt.subplots()
+    memory.plot_recall(ax, 6, kind="orthogonal", rho=0.9, k_max=20)
+    flat, state, mark = ax.get_lines()
+    ks = np.arange(21)
+    np.testing.assert_array_equal(flat.get_xdata(), ks)
+    np.testing.assert_array_equal(flat.get_ydata(), np.ones(21))
+    assert flat.get_linestyle() == "--" and to_rgba(flat.get_color()) == to_rgba("#D55E00")
+    A, B = memory.linear_memory(6, kind="orthogonal", rho=0.9)
+    r2 = memory.recall_theory(A, B, ks)
+    np.testing.assert_allclose(state.get_ydata(), r2)
+    assert state.get_marker() == "." and to_rgba(state.get_color()) == to_rgba("#0072B2")
+    assert list(mark.get_xdata()) == [6, 6] and mark.get_linestyle() == ":"
+    assert mark.get_linewidth() == 1 and to_rgba(mark.get_color()) == to_rgba("#7f7f7f")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("distance k (steps back)", "recall R²")
+    assert ax.get_ylim() == (-0.05, 1.05)
+    assert ax.get_title() == f"What a state of size 6 remembers (total {r2.sum():.1f} ≤ n = 6)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "attention over the whole history", "orthogonal state, n = 6"]
+    assert ax.get_legend()._loc == 7  # center right
+    ax.clear()
+    memory.plot_recall(ax)
+    A, B = memory.linear_memory(16, kind="orthogonal", rho=0.95)
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(),
+                               memory.recall_theory(A, B, np.arange(65)))
+    plt.close(fig)
+
+
+def test_recall_explorer_controls_and_redraw(monkeypatch):
+    """Protects the explorer's controls (n from 1 to 48 at 16, the two kinds, ρ from 0.5 to
+    0.99 by 0.01 at 0.95) and its redraw: a 6.4 × 3.4 figure of the chosen state (ipywidgets
+    swallows errors in the update, so the drawn figure is what is checked)."""
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    explorer = memory.recall_explorer()
+    n, kind, rho = explorer.children[:3]
+    assert (n.value, n.min, n.max) == (16, 1, 48)
+    assert list(kind.options) == ["orthogonal", "shift"] and kind.value == "orthogonal"
+    assert (rho.value, rho.min, rho.max, rho.step) == (0.95, 0.5, 0.99, 0.01)
+    shown.clear()
+    kind.value = "shift"
+    n.value = 4
+    fig = shown[-1]
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.4, 3.4))
+    (ax,) = fig.get_axes()
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata()[:6], [1, 1, 1, 1, 0, 0],
+                               atol=1e-12)
+    assert ax.get_title().startswith("What a state of size 4 remembers")
+    plt.close("all")
