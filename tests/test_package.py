@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -142,3 +143,42 @@ def test_sseq_has_no_import_cycles():
         if name not in state:
             visit(name, [name])
     assert "sseq.scan.triton_kernel_v1" in graph["sseq.scan.triton_kernel"]  # sanity: seen
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+def test_submodules_load_on_first_use_and_unknown_names_fail():
+    """Protects the lazy loading (PEP 562): each name of _SUBMODULES is its module, dir()
+    lists them beside the functions, sorted, and an unknown name raises AttributeError."""
+    import importlib
+
+    for name in sseq._SUBMODULES:
+        assert getattr(sseq, name) is importlib.import_module(f"sseq.{name}")
+    listed = dir(sseq)
+    assert listed == sorted(listed)
+    assert {"scan", "viz", "seed_everything", "device", "__version__"} <= set(listed)
+    with pytest.raises(AttributeError, match="^module 'sseq' has no attribute 'scann'$"):
+        sseq.scann  # noqa: B018
+
+
+def test_seed_everything_sets_the_hash_seed_and_deterministic_kernels(monkeypatch):
+    """Protects the rest of seed_everything's contract: PYTHONHASHSEED for child processes,
+    PyTorch's deterministic algorithms on (warning, not failing, where it has none), and
+    without CUDA, Triton's interpreter chosen before anything imports Triton (in a fresh
+    process, where Triton is not imported yet)."""
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        sseq.seed_everything(5)
+        assert os.environ["PYTHONHASHSEED"] == "5"
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=True)
+    code = ("import os, sseq; os.environ.pop('TRITON_INTERPRET', None); sseq.seed_everything(0); "
+            "print(os.environ.get('TRITON_INTERPRET'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip()
+    assert out == ("None" if torch.cuda.is_available() else "1")
