@@ -198,3 +198,36 @@ def test_smallest_arguments_are_accepted():
     curve = gradients.gradient_norms(0.5, 1, d_hidden=1, input_scale=0)
     np.testing.assert_allclose(curve.measured, [1.0, 0.5], rtol=1e-12)
     np.testing.assert_allclose(curve.predicted, [1.0, 0.5], rtol=1e-12)
+
+
+def test_scaled_orthogonal_is_seeded_by_its_argument_alone():
+    """Protects the seeding: the same seed gives the same W whatever the global random state,
+    another seed another W, and the default seed is 0."""
+    torch.manual_seed(1)
+    W = gradients.scaled_orthogonal(6, 0.9, seed=3)
+    torch.manual_seed(2)
+    assert torch.equal(W, gradients.scaled_orthogonal(6, 0.9, seed=3))
+    assert not torch.allclose(W, gradients.scaled_orthogonal(6, 0.9, seed=4))
+    assert torch.equal(gradients.scaled_orthogonal(6, 0.9), gradients.scaled_orthogonal(6, 0.9,
+                                                                                          seed=0))
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "linear"])
+def test_unroll_is_the_recurrence_written_out(nonlinearity):
+    """Protects unroll against a loop: h_s = φ(W h_{s−1} + u_s) from h_0 = 0, φ = tanh by
+    default, with the slopes φ'(a_s)."""
+    W = gradients.scaled_orthogonal(4, 1.1, seed=2)
+    drive = torch.randn(6, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    states, slopes = gradients.unroll(W, drive, nonlinearity)
+    phi = torch.tanh if nonlinearity == "tanh" else (lambda a: a)
+    h = torch.zeros(4, dtype=torch.float64)
+    assert torch.equal(states[0].detach(), h) and states[0].requires_grad
+    for s in range(6):
+        a = W @ h + drive[s]
+        h = phi(a)
+        torch.testing.assert_close(states[s + 1].detach(), h, rtol=1e-14, atol=0)
+        want = 1 - torch.tanh(a) ** 2 if nonlinearity == "tanh" else torch.ones(4)
+        torch.testing.assert_close(slopes[s], want.double(), rtol=1e-14, atol=0)
+    if nonlinearity == "tanh":
+        default, _ = gradients.unroll(W, drive)
+        assert all(torch.equal(x, y) for x, y in zip(default, states, strict=True))
