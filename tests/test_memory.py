@@ -266,3 +266,95 @@ def test_recall_explorer_controls_and_redraw(monkeypatch):
                                atol=1e-12)
     assert ax.get_title().startswith("What a state of size 4 remembers")
     plt.close("all")
+
+
+def test_running_state_and_cache_weights_come_from_their_seed():
+    """Protects the models' weights against the formulas: W = 0.9·N(0, 1)/√n (a stable
+    recurrence), U, W_q, W_k, W_v = N(0, 1)/√d, drawn in that order from a generator seeded
+    with ``seed`` (default 0); d_state defaults to d_model; fill draws keys then values from
+    its own seed (default 1), and filling none is allowed."""
+    g = torch.Generator().manual_seed(4)
+    model = memory.RunningState(3, 5, seed=4)
+    torch.testing.assert_close(model.W, 0.9 * torch.randn(5, 5, generator=g) / math.sqrt(5))
+    torch.testing.assert_close(model.U, torch.randn(5, 3, generator=g) / math.sqrt(3))
+    default = memory.RunningState(3)
+    assert default.W.shape == (3, 3)
+    assert torch.equal(default.W, memory.RunningState(3, 3, seed=0).W)
+    g = torch.Generator().manual_seed(2)
+    cache = memory.AttentionCache(4, capacity=6, seed=2)
+    for W in (cache.W_q, cache.W_k, cache.W_v):
+        torch.testing.assert_close(W, torch.randn(4, 4, generator=g) / 2)
+    assert torch.equal(memory.AttentionCache(4).W_q, memory.AttentionCache(4, seed=0).W_q)
+    cache.fill(3)
+    g = torch.Generator().manual_seed(1)
+    torch.testing.assert_close(cache.keys[:3], torch.randn(3, 4, generator=g))
+    torch.testing.assert_close(cache.values[:3], torch.randn(3, 4, generator=g))
+    assert cache.length == 3 and (cache.keys[3:] == 0).all()
+    cache.fill(0)
+    assert cache.length == 0
+
+
+def test_models_name_their_bad_sizes_and_seeds():
+    """Protects the messages of the argument checks."""
+    for call, message in ((lambda: memory.RunningState(3, 0), "^d_state must be >= 1, got 0$"),
+                          (lambda: memory.AttentionCache(0), "^d_model must be >= 1, got 0$"),
+                          (lambda: memory.AttentionCache(2, capacity=0),
+                           "^capacity must be >= 1, got 0$"),
+                          (lambda: memory.RunningState(2, seed="1"),
+                           "^seed must be an int >= 0, got '1'$"),
+                          (lambda: memory.influence(memory.running_state, torch.ones(3)),
+                           r"^x must have shape \(l, d\), got \(3,\)$"),
+                          (lambda: memory.attend(torch.ones(2), torch.ones(3, 2), torch.ones(3)),
+                           r"^expected q \(d,\), K \(t, d\), V \(t, d_v\)"),
+                          (lambda: memory.linear_memory(4, rho=0.0), "rho must be in")):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_sequence_models_are_their_step_models_with_the_same_seed():
+    """Protects running_state and attention: they use the weights of RunningState and
+    AttentionCache built with their ``seed`` (default 0), and the recurrence adds U x_t."""
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(8))
+    for seed in (0, 2):
+        model = memory.RunningState(3, seed=seed)
+        h, states = torch.zeros(3), []
+        for x_t in x:
+            h = torch.tanh(model.W @ h + model.U @ x_t)
+            states.append(h)
+        torch.testing.assert_close(memory.running_state(x, seed=seed), torch.stack(states))
+        cache = memory.AttentionCache(3, seed=seed)
+        q, k, v = x @ cache.W_q.T, x @ cache.W_k.T, x @ cache.W_v.T
+        full = torch.softmax(q @ k.T / math.sqrt(3), dim=-1) @ v
+        torch.testing.assert_close(memory.attention(x, causal=False, seed=seed), full)
+    torch.testing.assert_close(memory.running_state(x), memory.running_state(x, seed=0))
+    torch.testing.assert_close(memory.attention(x), memory.attention(x, seed=0))
+
+
+def test_linear_memory_is_seeded_and_scaled():
+    """Protects linear_memory's draws: Q then B from NumPy's generator seeded with ``seed``
+    (default 0), B = N(0, 1)/√n, so that the same seed gives the same state."""
+    A, B = memory.linear_memory(5, rho=0.9, seed=3)
+    rng = np.random.default_rng(3)
+    Q, R = np.linalg.qr(rng.standard_normal((5, 5)))
+    np.testing.assert_allclose(A, 0.9 * Q * np.sign(np.diag(R)), rtol=1e-12)
+    np.testing.assert_allclose(B, rng.standard_normal(5) / np.sqrt(5), rtol=1e-12)
+    A0, B0 = memory.linear_memory(5)
+    A1, B1 = memory.linear_memory(5, seed=0)
+    assert np.array_equal(A0, A1) and np.array_equal(B0, B1)
+
+
+def test_bench_memory_prints_both_models_at_each_length(capsys):
+    """Protects ``python -m sseq.bench memory --quick``: a row per model and history length
+    (64, 256, 1024, 4096), the time per token, and the bytes held: n·4 for the state of 64
+    float32 numbers whatever the history, 2·t·64·4 for the cache."""
+    import argparse
+
+    memory.bench_main(argparse.Namespace(quick=True))
+    lines = capsys.readouterr().out.splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == [
+        "model", "history", "us/token", "bytes held"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [(r[0], int(r[1]), int(r[3])) for r in rows] == (
+        [("state", t, 256) for t in (64, 256, 1024, 4096)]
+        + [("attention", t, 2 * t * 64 * 4) for t in (64, 256, 1024, 4096)])
+    assert all(float(r[2]) > 0 for r in rows)
