@@ -356,3 +356,37 @@ def test_explorer_controls_and_redraw(monkeypatch):
     _, rmse = hippo.plot_memory(plt.subplots()[1], "bumps", 4, "legt", theta=0.5)
     assert ax.get_title() == f"What 4 numbers remember at t = 1 s (RMSE {rmse:.3f})"
     plt.close("all")
+
+
+def test_basis_of_plain_lists_is_float64_and_theta_defaults_to_one():
+    """Protects basis, reconstruct, reconstruction_error and signal on plain Python lists:
+    computed in float64 (scipy's polynomials as the oracle, 1e-12), θ = 1 by default, and
+    θ named when it is not positive."""
+    x = [0.05, 0.37, 0.61, 0.9]
+    xs, r = np.array(x), np.sqrt(2 * np.arange(5) + 1)
+    legs = hippo.basis("legs", 5, t=1.0, x=x)
+    assert legs.dtype == torch.float64
+    want = r * np.stack([special.eval_legendre(n, 2 * xs - 1) for n in range(5)], axis=-1)
+    np.testing.assert_allclose(legs.numpy(), want, rtol=1e-12, atol=1e-14)
+    legt = hippo.basis("legt", 5, t=1.5, x=x)  # θ = 1: the window [0.5, 1.5]
+    assert torch.isnan(legt[:2]).all() and not torch.isnan(legt[2:]).any()
+    want = r * np.stack([special.eval_legendre(n, 2 * (xs[2:] - 1.5) + 1) for n in range(5)],
+                        axis=-1)
+    np.testing.assert_allclose(legt[2:].numpy(), want, rtol=1e-12, atol=1e-14)
+    lagt = hippo.basis("lagt", 5, t=1.0, x=x)
+    want = np.stack([special.eval_laguerre(n, 1.0 - xs) for n in range(5)], axis=-1)
+    np.testing.assert_allclose(lagt.numpy(), want, rtol=1e-12, atol=1e-14)
+    c = [0.3, -0.2, 0.1, 0.05, -0.01]
+    got = hippo.reconstruct(c, "legt", t=1.5, x=x)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got[2:].numpy(), (legt[2:] @ torch.tensor(c, dtype=torch.float64))
+                               .numpy(), rtol=1e-12)
+    u = [1.0, 2.0, 0.5, 0.25]
+    err = hippo.reconstruction_error(c, u, "legt", t=1.5, x=x)
+    assert err == pytest.approx(float(np.sqrt(np.mean((got[2:].numpy() - u[2:]) ** 2))),
+                                rel=1e-12)
+    with pytest.raises(ValueError, match="^theta must be a positive finite number, got 0$"):
+        hippo.basis("legt", 5, t=1.0, x=x, theta=0)
+    np.testing.assert_allclose(hippo.signal("chirp", x).numpy(),
+                               np.sin(2 * np.pi * (2 * xs + 6 * xs**2)), rtol=1e-12, atol=1e-14)
+    assert hippo.signal("chirp", x).dtype == torch.float64
