@@ -78,19 +78,18 @@ def tests_for(module: str, table: dict) -> tuple[list[str], str]:
 
 
 def pyproject(module: str, tests: list[str]) -> str:
-    """The repository's pytest settings, and mutmut told to mutate ``module`` only."""
-    text = (ROOT / "pyproject.toml").read_text()
-    start = text.index("[tool.pytest.ini_options]")
-    end = text.index("\n[", start + 1)
+    """The repository's pyproject.toml (its pytest settings; tests read it too), and mutmut
+    told to mutate ``module`` only and to select tests from ``tests`` only."""
     mutmut = {
         "source_paths": ["sseq"],
         "only_mutate": [module],
+        "also_copy": ["requirements.txt"],
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "no:xdist"],
         "pytest_add_cli_args_test_selection": tests,
         "use_git_change_detection": False,
     }
     lines = [f"{k} = {json.dumps(v)}" for k, v in mutmut.items()]
-    return text[start:end] + "\n\n[tool.mutmut]\n" + "\n".join(lines) + "\n"
+    return (ROOT / "pyproject.toml").read_text() + "\n[tool.mutmut]\n" + "\n".join(lines) + "\n"
 
 
 def prepare(module: str, tests: list[str]) -> Path:
@@ -100,6 +99,7 @@ def prepare(module: str, tests: list[str]) -> Path:
     shutil.copytree(ROOT / "sseq", work / "sseq", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
     (work / "pyproject.toml").write_text(pyproject(module, tests))
+    shutil.copy2(ROOT / "requirements.txt", work / "requirements.txt")
     return work
 
 
