@@ -106,7 +106,11 @@ def test_gradient_norms_wiring_defaults_and_predictions_written_out():
     assert (curve.rho, curve.nonlinearity) == (rho, "tanh") and type(curve.rho) is float
     other = gradients.gradient_norms(rho, T, d_hidden=32, input_scale=0.5, seed=0)
     np.testing.assert_array_equal(other.measured, curve.measured)
-    assert not np.allclose(gradients.gradient_norms(rho, T, seed=1).measured, curve.measured)
+    seeded = gradients.gradient_norms(rho, T, d_hidden=4, seed=3)  # W from 3, the drive from 4
+    drive = 0.5 * torch.randn(T, 4, generator=torch.Generator().manual_seed(4),
+                              dtype=torch.float64)
+    states, _ = gradients.unroll(gradients.scaled_orthogonal(4, rho, seed=3), drive)
+    np.testing.assert_allclose(seeded.measured, gradients.jacobian_norms(states), rtol=1e-12)
 
 
 def test_plot_gradient_norms_draws_markers_predictions_and_bounds():
