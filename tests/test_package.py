@@ -182,3 +182,33 @@ def test_seed_everything_sets_the_hash_seed_and_deterministic_kernels(monkeypatc
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout.strip()
     assert out == ("None" if torch.cuda.is_available() else "1")
+
+
+def test_a_submodule_loads_on_first_access_in_a_fresh_process():
+    """Protects __getattr__'s import: in a fresh process sseq.tasks is not loaded until asked
+    for, and asking loads it."""
+    code = "import sys, sseq; print('sseq.tasks' in sys.modules, sseq.tasks.BLANK)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip()
+    assert out == "False 0"
+
+
+def test_device_is_cuda_exactly_when_cuda_is_available(monkeypatch):
+    """Protects sseq.device(): CUDA when PyTorch sees a GPU, else the CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert sseq.device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert sseq.device() == torch.device("cpu")
+
+
+def test_seed_everything_defaults_to_zero_and_leaves_an_imported_triton_alone(monkeypatch):
+    """Protects the default seed, 0, and the Triton switch: once Triton is imported, choosing
+    its interpreter would come too late, so seed_everything leaves TRITON_INTERPRET unset."""
+    pytest.importorskip("triton")
+    sseq.seed_everything()
+    a = torch.rand(3)
+    sseq.seed_everything(0)
+    assert torch.equal(a, torch.rand(3))
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    sseq.seed_everything(0)
+    assert "TRITON_INTERPRET" not in os.environ
