@@ -406,3 +406,137 @@ def test_discretized_s4d_matches_the_discretize_module():
                               float(layer.log_dt[h].exp().detach()))
         torch.testing.assert_close(A_bar[h], want[0])
         torch.testing.assert_close(B_bar[h], want[1])
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+def _per_row_kernel(A_bar, B_bar, C, L):
+    """The oracle for a batch of diagonals (d, n): one matrix-power kernel per row."""
+    return np.stack([powers_kernel(A_bar[h], B_bar[h], C[h], L) for h in range(A_bar.shape[0])])
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+def test_a_square_batch_of_diagonals_is_read_as_diagonals_when_told(complex_):
+    """Protects ``diagonal=True`` end to end: a (d, n) batch of diagonals with d = n is one
+    SSM per row in kernel, kernel_ref, step and recurrent (guessed, it would be one dense
+    matrix). Real rows also exercise the real powers λ^k of a batch."""
+    A_bar = (torch.rand(4, 4, dtype=torch.float64) * 1.8 - 0.9) if not complex_ else \
+        0.9 * torch.exp(1j * _rand(4, 4))
+    B_bar, C = _rand(4, 4, complex_=complex_, seed=1), _rand(4, 4, complex_=complex_, seed=2)
+    want = _per_row_kernel(A_bar, B_bar, C, 9)
+    for fn in (ssm.kernel, ssm.kernel_ref):
+        np.testing.assert_allclose(fn(A_bar, B_bar, C, 9, diagonal=True).numpy(), want,
+                                   rtol=0, atol=TOL)
+    u = _rand(2, 9, 4, seed=3)
+    y = ssm.recurrent(A_bar, B_bar, C, u, diagonal=True)
+    conv = ssm.convolve_ref(u, torch.from_numpy(want))
+    torch.testing.assert_close(y, conv.to(y.dtype), rtol=0, atol=TOL)
+    x = torch.zeros(2, 4, 4, dtype=A_bar.dtype)
+    y0, _ = ssm.step(A_bar, B_bar, C, x, u[:, 0].to(A_bar.dtype), diagonal=True)
+    torch.testing.assert_close(y0, y[:, 0], rtol=0, atol=TOL)
+
+
+def test_diagonal_kernel_with_complex_C_and_real_system():
+    """Protects the diagonal kernel's dtype promotion: real λ and B_bar (real powers) with a
+    complex C give the complex kernel of the matrix powers."""
+    A_bar, B_bar, _ = SYSTEMS["diagonal real"]
+    C = _rand(6, complex_=True, seed=4)
+    K = ssm.kernel(A_bar, B_bar, C, 12)
+    assert K.dtype == torch.complex128
+    np.testing.assert_allclose(K.numpy(), powers_kernel(A_bar, B_bar, C, 12), rtol=0, atol=TOL)
+
+
+def test_convolve_ref_of_a_real_input_with_a_complex_kernel():
+    """Protects convolve_ref's output dtype: u and K promoted (a complex kernel's imaginary part
+    is kept), as the FFT version does."""
+    u, K = _rand(2, 10, seed=1), _rand(4, complex_=True, seed=2)
+    got = ssm.convolve_ref(u, K)
+    assert got.dtype == torch.complex128
+    torch.testing.assert_close(got, ssm.convolve(u, K), rtol=0, atol=1e-12)
+
+
+def test_ssm_messages_name_the_argument():
+    """Protects the names and shapes in the messages of recurrent and convolve."""
+    with pytest.raises(TypeError, match="^u must be a floating-point"):
+        ssm.recurrent(torch.rand(3), torch.rand(3), torch.rand(3),
+                      torch.ones(2, 5, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"^A_bar of shape \(3, 4\) has one SSM per channel, so u "
+                                         r"must be \(b, l, 3\); got shape \(2, 5, 2\)$"):
+        ssm.recurrent(torch.rand(3, 4), torch.rand(3, 4), torch.rand(3, 4), torch.rand(2, 5, 2))
+    with pytest.raises(TypeError, match="^K must be a floating-point"):
+        ssm.convolve(torch.ones(2, 5), torch.ones(3, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"^u must be \(b, l\) or \(b, l, d\), got shape "
+                                         r"\(5,\)$"):
+        ssm.convolve(torch.ones(5), torch.ones(3))
+
+
+@pytest.mark.parametrize("bad", [1, 2.0, 4.0, "4", True])
+def test_d_state_must_be_an_even_int_from_two(bad):
+    """Protects _check_d_state: 2 is the smallest state (one conjugate pair); odd, float,
+    string and bool sizes are refused."""
+    assert ssm.S4DConfig(1, 2).d_state == 2
+    with pytest.raises(ValueError, match="d_state must be an even int >= 2"):
+        ssm.S4DConfig(1, bad)
+
+
+def test_s4d_config_boundaries_and_types():
+    """Protects S4DConfig: one channel is allowed, a NumPy d_state becomes an int, Δ's range may
+    be a single value, and a bool is not a step size."""
+    config = ssm.S4DConfig(1, np.int64(8), dt_min=0.01, dt_max=0.01)
+    assert config.d_model == 1 and type(config.d_state) is int and config.d_state == 8
+    with pytest.raises(ValueError, match="need 0 < dt_min <= dt_max < inf"):
+        ssm.S4DConfig(2, dt_min=True)
+
+
+def test_s4d_parameters_have_one_row_per_channel():
+    """Protects the layer's shapes: every channel owns its A (log_A_real, A_imag), B, C, Δ and
+    D, (d, n) with n = d_state/2 modes; a wrong config type is named."""
+    layer = ssm.S4D(ssm.S4DConfig(d_model=3, d_state=8))
+    shapes = {name: tuple(t.shape) for name, t in layer.state_dict().items()}
+    assert shapes == {"log_dt": (3, 1), "log_A_real": (3, 4), "A_imag": (3, 4),
+                      "C": (3, 4, 2), "B": (3, 4), "D": (3,)}
+    with pytest.raises(TypeError, match="^config must be an S4DConfig, got dict$"):
+        ssm.S4D({"d_model": 3})
+
+
+def test_s4d_with_as_many_channels_as_modes_agrees_in_every_view():
+    """Protects the layer's views when d_model equals the number of modes (its A_bar is then a
+    square (d, n)): forward, recurrent and step give the same outputs."""
+    torch.manual_seed(0)
+    layer = ssm.S4D(ssm.S4DConfig(d_model=4, d_state=8, dt_min=0.05, dt_max=0.5)).double()
+    u = _rand(2, 12, 4, seed=5)
+    y = layer(u)
+    torch.testing.assert_close(layer.recurrent(u), y, rtol=1e-10, atol=1e-10)
+    x, steps = None, []
+    for t in range(12):
+        y_t, x = layer.step(u[:, t], x)
+        steps.append(y_t)
+    torch.testing.assert_close(torch.stack(steps, 1), y, rtol=1e-10, atol=1e-10)
+
+
+def test_s4d_inputs_are_described_by_their_view():
+    """Protects the layer's input messages: the shape each view expects, and the dtype hint."""
+    layer = ssm.S4D(ssm.S4DConfig(d_model=3, d_state=4))
+    with pytest.raises(ValueError, match=r"^u must have shape \(b, d_model\) = \(\?, 3\)"):
+        layer.step(torch.ones(2, 5, 3))
+    with pytest.raises(ValueError, match=r"^u must have shape \(b, l, d_model\) = \(\?, \?, 3\)"):
+        layer.recurrent(torch.ones(2, 3))
+    with pytest.raises(TypeError, match=r"^u must be a torch.Tensor \(b, l, d_model\), got list"):
+        layer([[1.0, 2.0, 3.0]])
+    with pytest.raises(TypeError, match=r"\(convert one: layer.to\(dtype\) or u.to\(dtype\)\)$"):
+        layer(torch.ones(2, 5, 3, dtype=torch.float64))
+
+
+def test_s4d_classifier_passes_its_config_to_every_block():
+    """Protects the classifier's wiring: each block's S4D gets the configured Δ range, and
+    its dropout the configured rate (a block alone has none by default)."""
+    config = ssm.S4DClassifierConfig(d_model=4, d_state=4, n_layers=2, dt_min=0.2, dt_max=0.3,
+                                     dropout=0.25)
+    model = ssm.S4DClassifier(config)
+    for block in model.blocks:
+        dt = torch.exp(block.ssm.log_dt)
+        assert ((dt >= 0.2 - 1e-6) & (dt <= 0.3 + 1e-6)).all()
+        assert (block.ssm.config.dt_min, block.ssm.config.dt_max) == (0.2, 0.3)
+        assert block.dropout.p == 0.25
+    assert ssm.S4DBlock(ssm.S4DConfig(4, 4)).dropout.p == 0.0
