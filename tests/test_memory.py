@@ -253,6 +253,7 @@ def test_recall_explorer_controls_and_redraw(monkeypatch):
     monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
     explorer = memory.recall_explorer()
     n, kind, rho = explorer.children[:3]
+    assert [w.description for w in (n, kind, rho)] == ["state size n", "kind", "ρ"]
     assert (n.value, n.min, n.max) == (16, 1, 48)
     assert list(kind.options) == ["orthogonal", "shift"] and kind.value == "orthogonal"
     assert (rho.value, rho.min, rho.max, rho.step) == (0.95, 0.5, 0.99, 0.01)
@@ -265,6 +266,11 @@ def test_recall_explorer_controls_and_redraw(monkeypatch):
     np.testing.assert_allclose(ax.get_lines()[1].get_ydata()[:6], [1, 1, 1, 1, 0, 0],
                                atol=1e-12)
     assert ax.get_title().startswith("What a state of size 4 remembers")
+    kind.value = "orthogonal"
+    rho.value = 0.6
+    A, B = memory.linear_memory(4, kind="orthogonal", rho=0.6)
+    np.testing.assert_allclose(shown[-1].get_axes()[0].get_lines()[1].get_ydata(),
+                               memory.recall_theory(A, B, np.arange(65)))
     plt.close("all")
 
 
@@ -358,3 +364,70 @@ def test_bench_memory_prints_both_models_at_each_length(capsys):
         [("state", t, 256) for t in (64, 256, 1024, 4096)]
         + [("attention", t, 2 * t * 64 * 4) for t in (64, 256, 1024, 4096)])
     assert all(float(r[2]) > 0 for r in rows)
+
+
+def test_recall_measured_follows_its_recipe():
+    """Protects recall_measured against its recipe written out: white noise from ``seed``
+    (default 0, length 4000 by default), the states from h_t = A h_{t−1} + B u_t, a least-
+    squares read-out of u_{t−k} fitted on the first half of the common steps and scored on
+    the second, R² = 1 − MSE/Var, negative values clipped to 0."""
+    A, B = memory.linear_memory(3, kind="shift")
+    ks = np.array([0, 2, 3, 5])
+    got = memory.recall_measured(A, B, ks, length=60, seed=4)
+    rng = np.random.default_rng(4)
+    u = rng.standard_normal(60)
+    H, h = np.zeros((60, 3)), np.zeros(3)
+    for t in range(60):
+        h = A @ h + B * u[t]
+        H[t] = h
+    split, want = (60 - 5) // 2, []
+    for k in ks:
+        X, y = H[5:], u[5 - k: 60 - k]
+        w = np.linalg.lstsq(X[:split], y[:split])[0]
+        want.append(1 - (y[split:] - X[split:] @ w).var() / y[split:].var())
+    np.testing.assert_allclose(got, np.clip(want, 0, 1), rtol=1e-10, atol=1e-12)
+    assert got[0] == pytest.approx(1.0) and got[-1] == 0.0 and want[-1] < 0  # clipped at 0
+    default = memory.recall_measured(A, B, [1])
+    assert default == memory.recall_measured(A, B, [1], length=4000, seed=0)
+    assert np.array_equal(memory.recall_measured(A, B, ks, length=60, seed=4), got)
+
+
+def test_recall_measured_needs_four_pairs_per_weight():
+    """Protects the length check: length − max(ks) pairs must be at least 4n (2n to fit, 2n
+    to score); exactly 4n is enough, and the message says what to pass."""
+    A, B = memory.linear_memory(3, kind="shift")
+    assert memory.recall_measured(A, B, [2], length=14).shape == (1,)
+    with pytest.raises(ValueError, match=r"^length=13 leaves 11 pairs \(h_t, u_\(t-k\)\) for "
+                                         r"max\(ks\)=2; fitting and scoring a state of size 3 "
+                                         r"needs at least 12: length >= 14$"):
+        memory.recall_measured(A, B, [2], length=13)
+    with pytest.raises(ValueError, match="^length must be >= 1"):
+        memory.recall_measured(A, B, [2], length=0)
+
+
+def test_per_token_cost_times_real_steps_of_one_token(monkeypatch):
+    """Protects what per_token_cost times: each timed call reads one token (the same seeded
+    token x), warm-up and rounds included (1 + repeat·number calls; defaults 5 and 20), after
+    up to 8 tokens for the state and a filled history for the cache; lengths named."""
+    calls = {"state": [], "attention": []}
+    for kind, cls in (("state", memory.RunningState), ("attention", memory.AttentionCache)):
+        step = cls.step
+
+        def counting(self, x, kind=kind, step=step):
+            calls[kind].append(x.clone())
+            return step(self, x)
+
+        monkeypatch.setattr(cls, "step", counting)
+    memory.per_token_cost("state", [16], d_model=4, repeat=2, number=3)
+    assert len(calls["state"]) == 8 + 1 + 2 * 3
+    x = torch.randn(4, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(t, x) for t in calls["state"])
+    cost = memory.per_token_cost("attention", [4], d_model=4, repeat=2, number=3)
+    assert len(calls["attention"]) == 1 + 2 * 3 and cost["bytes"][0] == 2 * 4 * 4 * 4
+    calls["attention"].clear()
+    memory.per_token_cost("attention", [2], d_model=4)
+    assert len(calls["attention"]) == 1 + 5 * 20
+    with pytest.raises(ValueError, match="^lengths must be >= 1, got 0$"):
+        memory.per_token_cost("state", [0])
+    with pytest.raises(ValueError, match=r"^d_model must be >= 1, got 0$"):
+        memory.RunningState(0)
