@@ -540,3 +540,22 @@ def test_s4d_classifier_passes_its_config_to_every_block():
         assert (block.ssm.config.dt_min, block.ssm.config.dt_max) == (0.2, 0.3)
         assert block.dropout.p == 0.25
     assert ssm.S4DBlock(ssm.S4DConfig(4, 4)).dropout.p == 0.0
+
+
+def test_system_shapes_are_checked_with_a_hint_for_square_batches():
+    """Protects _check_ssm's messages: each argument named with the shape it must have, the
+    hint about diagonal=True only for a dense A_bar given a B_bar or C of its own shape, and
+    L checked as an int."""
+    A = torch.rand(3, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^B_bar must be \(3,\) for A_bar of shape \(3, 3\); got "
+                                         r"shape \(3, 3\); a square A_bar is read as one dense "
+                                         r"matrix: pass diagonal=True if its rows are diagonals$"):
+        ssm.kernel(A, torch.rand(3, 3, dtype=torch.float64), torch.rand(3, dtype=torch.float64), 4)
+    with pytest.raises(ValueError, match=r"^B_bar must be \(3,\) for A_bar of shape \(3, 3\); got "
+                                         r"shape \(2, 3\)$"):
+        ssm.kernel(A, torch.rand(2, 3, dtype=torch.float64), torch.rand(3, dtype=torch.float64), 4)
+    with pytest.raises(ValueError, match=r"^C must be \(\.\.\., 3\) broadcasting against A_bar for "
+                                         r"A_bar of shape \(2, 3\); got shape \(2, 4\)$"):
+        ssm.kernel(torch.rand(2, 3), torch.rand(2, 3), torch.rand(2, 4), 4)
+    with pytest.raises(ValueError, match="^L must be a positive int, got '4'$"):
+        ssm.kernel(torch.rand(3), torch.rand(3), torch.rand(3), "4")
