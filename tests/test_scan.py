@@ -551,3 +551,37 @@ def test_bad_linear_input_fails_early(fn, case):
     a, b, h0, error, message = case
     with pytest.raises(error, match=message):
         fn(a, b, h0)
+
+
+# --------------------------------------------------------------------------- dispatch
+def test_defaults_are_auto_on_the_inputs_device():
+    """Protects the defaults: backend "auto", resolved for the inputs' device (CPU tensors:
+    the cpu backend when there is one; meta tensors: the parallel scan)."""
+    assert scan.resolve_backend() == scan.resolve_backend("auto", "cpu")
+    inputs = linear_inputs(9, (3,), True)
+    torch.testing.assert_close(scan.linear_scan(**inputs),
+                               scan.linear_scan(**inputs, backend="auto"), rtol=0, atol=0)
+    meta = {k: v.to("meta") for k, v in inputs.items()}
+    assert scan.linear_scan(**meta).shape == (2, 9, 3)
+
+
+def test_linear_scan_sends_real_inputs_to_triton_and_complex_ones_to_parallel(monkeypatch):
+    """Protects linear_scan's dispatch to Triton (checked here without a GPU): the inputs as
+    given go to the Triton kernel, except complex ones under "auto", which the real-only
+    kernel cannot take: those go to the parallel scan. A complex input named "triton"
+    explicitly still goes to the kernel (which refuses it)."""
+    pytest.importorskip("triton")
+    from sseq.scan import triton_linear
+
+    calls = []
+    monkeypatch.setattr(scan, "resolve_backend", lambda backend, device: "triton")
+    monkeypatch.setattr(triton_linear, "linear_scan_triton",
+                        lambda a, b, h0: calls.append((a, b, h0)) or "kernel")
+    real = linear_inputs(5, (2,), True)
+    assert scan.linear_scan(**real) == "kernel"
+    assert all(got is real[k] for got, k in zip(calls[0], ("a", "b", "h0"), strict=True))
+    cplx = linear_inputs(5, (2,), True, dtype=torch.complex128)
+    torch.testing.assert_close(scan.linear_scan(**cplx), scan.linear_scan_parallel(**cplx),
+                               rtol=0, atol=0)
+    assert len(calls) == 1
+    assert scan.linear_scan(**cplx, backend="triton") == "kernel" and len(calls) == 2
