@@ -353,6 +353,9 @@ def test_explorer_controls_and_redraw(monkeypatch):
     assert tuple(fig.get_size_inches()) == pytest.approx((6.4, 3.4))
     (ax,) = fig.get_axes()
     assert ax.get_lines()[1].get_label() == "legt reconstruction, N = 4"
+    _, other = plt.subplots()
+    hippo.plot_memory(other, "bumps", 4, "legt", theta=0.5)
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), other.get_lines()[1].get_ydata())
     _, rmse = hippo.plot_memory(plt.subplots()[1], "bumps", 4, "legt", theta=0.5)
     assert ax.get_title() == f"What 4 numbers remember at t = 1 s (RMSE {rmse:.3f})"
     plt.close("all")
@@ -390,3 +393,26 @@ def test_basis_of_plain_lists_is_float64_and_theta_defaults_to_one():
     np.testing.assert_allclose(hippo.signal("chirp", x).numpy(),
                                np.sin(2 * np.pi * (2 * xs + 6 * xs**2)), rtol=1e-12, atol=1e-14)
     assert hippo.signal("chirp", x).dtype == torch.float64
+
+
+def test_project_and_plot_memory_defaults_and_precision():
+    """Protects project's defaults (N = 32, dt = 1, θ = 1), its float64 result for float32
+    samples, plot_memory's θ = 0.3 for the windowed measures and its x axis in seconds, and a
+    number given as a string refused by name."""
+    u = hippo.signal("sines", torch.linspace(0.01, 1, 50))
+    for measure in hippo.MEASURES:
+        torch.testing.assert_close(hippo.project(u, measure),
+                                   hippo.project(u, measure, 32, dt=1.0, theta=1.0),
+                                   rtol=0, atol=0)
+    c32 = hippo.project(u.float(), "legt", 8, dt=0.02, theta=0.5)
+    assert c32.dtype == torch.float64
+    torch.testing.assert_close(c32, hippo.project(u.float().double(), "legt", 8, dt=0.02,
+                                                  theta=0.5), rtol=0, atol=0)
+    fig, ax = plt.subplots()
+    _, rmse = hippo.plot_memory(ax, "steps", 8, "legt", L=200)
+    _, rmse_03 = hippo.plot_memory(ax, "steps", 8, "legt", L=200, theta=0.3)
+    assert rmse == rmse_03
+    np.testing.assert_allclose(ax.get_lines()[1].get_xdata(), np.arange(1, 201) / 200)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="^t must be a positive finite number, got '1'$"):
+        hippo.basis("legs", 4, t="1", x=[0.5])
