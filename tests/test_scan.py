@@ -585,3 +585,52 @@ def test_linear_scan_sends_real_inputs_to_triton_and_complex_ones_to_parallel(mo
                                rtol=0, atol=0)
     assert len(calls) == 1
     assert scan.linear_scan(**cplx, backend="triton") == "kernel" and len(calls) == 2
+
+
+# --------------------------------------------------------------------------- references
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_low_precision_output_without_the_last_state(backend):
+    """Protects the output dtype when only y is asked for: u's dtype (bfloat16), computed in
+    float32, for every backend (the float32 run, rounded, is the oracle)."""
+    inputs, _ = selective_inputs(20, ("D", "z", "delta_bias"))
+    y16 = scan.selective_scan(**{k: v.bfloat16() for k, v in inputs.items()}, backend=backend)
+    y32 = scan.selective_scan(**{k: v.bfloat16().float() for k, v in inputs.items()},
+                              backend=backend)
+    assert isinstance(y16, torch.Tensor) and y16.dtype == torch.bfloat16
+    torch.testing.assert_close(y16, y32.bfloat16())
+
+
+def test_references_return_the_inputs_dtype_and_default_to_no_softplus():
+    """Protects the references called directly: linear scans return the inputs' (bfloat16)
+    dtype, and selective_scan_ref defaults to no softplus and to y alone."""
+    lin = {k: v.bfloat16() for k, v in linear_inputs(9, (3,), True).items()}
+    for fn in (scan.linear_scan_ref, scan.linear_scan_parallel):
+        assert fn(**lin).dtype == torch.bfloat16
+    inputs, _ = selective_inputs(7, ("D",))
+    y = scan.selective_scan_ref(**inputs)
+    assert isinstance(y, torch.Tensor)
+    torch.testing.assert_close(y, scan.selective_scan_ref(**inputs, delta_softplus=False,
+                                                          return_last_state=False),
+                               rtol=0, atol=0)
+
+
+def test_check_messages_list_dtypes_shapes_and_devices():
+    """Protects the shared checks' messages: the dtypes allowed, listed by name; z's and h0's
+    shapes; A and b on another device than the first input."""
+    inputs, _ = selective_inputs(5, ("z",))
+    with pytest.raises(TypeError, match=r"^u must be a real floating-point tensor, got dtype "
+                                        r"torch.int64 \(one of float16, bfloat16, float32, "
+                                        r"float64\)$"):
+        scan.selective_scan(**{**inputs, "u": inputs["u"].long()})
+    with pytest.raises(ValueError, match=r"^z must have shape \(b, l, d\) = \(2, 5, 3\), got "
+                                         r"\(2, 5, 2\)$"):
+        scan.selective_scan(**{**inputs, "z": torch.ones(2, 5, 2)})
+    with pytest.raises(ValueError, match="^A is on meta but the first input is on cpu"):
+        scan.selective_scan(**{**inputs, "A": inputs["A"].to("meta")})
+    lin = linear_inputs(5, (2,), True)
+    with pytest.raises(ValueError, match="^b is on meta but the first input is on cpu"):
+        scan.linear_scan_ref(lin["a"], lin["b"].to("meta"))
+    with pytest.raises(ValueError, match=r"^h0 must have shape \(batch, \.\.\.\) = "
+                                         r"\(a\.shape\[0\], a\.shape\[2:\]\) = \(2, 2\), "
+                                         r"got \(2, 3\)$"):
+        scan.linear_scan_ref(lin["a"], lin["b"], torch.ones(2, 3))
