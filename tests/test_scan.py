@@ -625,7 +625,8 @@ def test_check_messages_list_dtypes_shapes_and_devices():
     with pytest.raises(ValueError, match=r"^z must have shape \(b, l, d\) = \(2, 5, 3\), got "
                                          r"\(2, 5, 2\)$"):
         scan.selective_scan(**{**inputs, "z": torch.ones(2, 5, 2)})
-    with pytest.raises(ValueError, match="^A is on meta but the first input is on cpu"):
+    with pytest.raises(ValueError, match="^A is on meta but the first input is on cpu; put all "
+                                         "inputs on one device$"):
         scan.selective_scan(**{**inputs, "A": inputs["A"].to("meta")})
     lin = linear_inputs(5, (2,), True)
     with pytest.raises(ValueError, match="^b is on meta but the first input is on cpu"):

@@ -445,6 +445,14 @@ def test_diagonal_kernel_with_complex_C_and_real_system():
     K = ssm.kernel(A_bar, B_bar, C, 12)
     assert K.dtype == torch.complex128
     np.testing.assert_allclose(K.numpy(), powers_kernel(A_bar, B_bar, C, 12), rtol=0, atol=TOL)
+    lam = SYSTEMS["diagonal complex"][0]  # complex powers, real B_bar and C
+    K = ssm.kernel(lam, B_bar, _rand(6, seed=5), 12)
+    np.testing.assert_allclose(K.numpy(), powers_kernel(lam, B_bar, _rand(6, seed=5), 12),
+                               rtol=0, atol=TOL)
+    for name, args in (("B_bar", (lam, torch.ones(6, dtype=torch.int64), B_bar)),
+                       ("C", (lam, B_bar, torch.ones(6, dtype=torch.int64)))):
+        with pytest.raises(TypeError, match=f"^{name} must be a floating-point"):
+            ssm.kernel(*args, 4)
 
 
 def test_convolve_ref_of_a_real_input_with_a_complex_kernel():
@@ -486,7 +494,7 @@ def test_s4d_config_boundaries_and_types():
     config = ssm.S4DConfig(1, np.int64(8), dt_min=0.01, dt_max=0.01)
     assert config.d_model == 1 and type(config.d_state) is int and config.d_state == 8
     with pytest.raises(ValueError, match="need 0 < dt_min <= dt_max < inf"):
-        ssm.S4DConfig(2, dt_min=True)
+        ssm.S4DConfig(2, dt_min=True, dt_max=2.0)
 
 
 def test_s4d_parameters_have_one_row_per_channel():
