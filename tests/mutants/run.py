@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="files or folders of sseq (default: core)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("--list", action="store_true",
+                        help="only print each module's test files (no mutation run)")
     parser.add_argument("--report", action="store_true",
                         help="only match the stored survivors against survivors.toml again "
                              "and rewrite the report (no mutation run)")
@@ -262,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Report: {OUT / 'REPORT.md'}")
         return 0
     files = [f for m in (args.modules or config["core"]) for f in expand(m)]
+    if args.list:
+        for module in files:
+            tests, source = tests_for(module, config["tests"])
+            print(f"{module}: {' '.join(tests) or '(no test file)'}  [{source}]")
+        return 0
     for module in files:
         tests, source = tests_for(module, config["tests"])
         if not tests:
