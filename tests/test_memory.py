@@ -387,8 +387,12 @@ def test_recall_measured_follows_its_recipe():
         want.append(1 - (y[split:] - X[split:] @ w).var() / y[split:].var())
     np.testing.assert_allclose(got, np.clip(want, 0, 1), rtol=1e-10, atol=1e-12)
     assert got[0] == pytest.approx(1.0) and got[-1] == 0.0 and want[-1] < 0  # clipped at 0
-    default = memory.recall_measured(A, B, [1])
-    assert default == memory.recall_measured(A, B, [1], length=4000, seed=0)
+    A, B = memory.linear_memory(3, rho=0.9)  # a noisy recall: the draws show
+    default = memory.recall_measured(A, B, [1, 4])
+    assert np.array_equal(default, memory.recall_measured(A, B, [1, 4], length=4000, seed=0))
+    assert not np.array_equal(default, memory.recall_measured(A, B, [1, 4], length=4001))
+    assert not np.array_equal(default, memory.recall_measured(A, B, [1, 4], seed=1))
+    A, B = memory.linear_memory(3, kind="shift")
     assert np.array_equal(memory.recall_measured(A, B, ks, length=60, seed=4), got)
 
 
@@ -418,6 +422,7 @@ def test_per_token_cost_times_real_steps_of_one_token(monkeypatch):
             return step(self, x)
 
         monkeypatch.setattr(cls, "step", counting)
+    torch.manual_seed(123)  # the token is drawn from its own generator, not the global one
     memory.per_token_cost("state", [16], d_model=4, repeat=2, number=3)
     assert len(calls["state"]) == 8 + 1 + 2 * 3
     x = torch.randn(4, generator=torch.Generator().manual_seed(0))
