@@ -44,7 +44,7 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",
           152: "timeout", 255: "timeout", -11: "crashed", -9: "crashed", 37: "killed"}
-NOT_KILLED = {0: "survived", 5: "no tests", 33: "no tests"}
+NOT_KILLED = {0: "survived", 5: "no tests", 33: "no tests", None: "no tests"}
 
 
 def targets() -> dict:
@@ -168,7 +168,8 @@ def run_module(module: str, tests: list[str], source: str, jobs: int, rules: lis
                               env=env, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
     meta = work / "mutants" / (module + ".meta")
-    if proc.returncode != 0 or not meta.is_file():
+    uncovered = "could not find any test case" in (work / "mutmut.log").read_text()
+    if (proc.returncode != 0 and not uncovered) or not meta.is_file():
         tail = (work / "mutmut.log").read_text()[-3000:]
         raise SystemExit(f"mutmut failed on {module} (exit {proc.returncode}):\n{tail}")
     codes = json.loads(meta.read_text())["exit_code_by_key"]
