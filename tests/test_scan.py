@@ -193,7 +193,9 @@ def test_second_order_gradients_are_exact_or_refused(backend):
         return torch.autograd.grad(du.square().sum(), list(x.values()))
 
     if backend == "cpu":
-        refused = "backend='cpu' computes first-order gradients only"
+        refused = (r"^backend='cpu' computes first-order gradients only: its backward pass is "
+                   r"compiled code that autograd cannot differentiate\. For second-order "
+                   r"gradients \(create_graph=True\) use backend='reference' or 'parallel'$")
         with pytest.raises(RuntimeError, match=refused):
             second_order(lambda **x: scan.selective_scan(**x, backend=backend))
         a, b = (v.clone().requires_grad_() for v in linear_inputs(5, (2,), False).values())
@@ -635,3 +637,33 @@ def test_check_messages_list_dtypes_shapes_and_devices():
                                          r"\(a\.shape\[0\], a\.shape\[2:\]\) = \(2, 2\), "
                                          r"got \(2, 3\)$"):
         scan.linear_scan_ref(lin["a"], lin["b"], torch.ones(2, 3))
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_tasks_split_the_work_as_documented(two_threads):
+    """Protects the cpu backend's split of the work: every (sequence, channel) exactly once,
+    per_thread = 2 tasks per thread when the batch is small (here 2 threads, one sequence:
+    4 tasks), and no task wider than max_width = 256 channels."""
+    def covered(tasks, batch, channels):
+        seen = np.zeros((batch, channels), dtype=int)
+        for i, _, c0, c1 in tasks:
+            seen[i, c0:c1] += 1
+        return (seen == 1).all()
+
+    assert len(scan.cpu._tasks(1, 64)) == 4 and covered(scan.cpu._tasks(1, 64), 1, 64)
+    for batch, channels in ((2, 600), (8, 514), (3, 5), (8, 1)):
+        tasks = scan.cpu._tasks(batch, channels)
+        assert covered(tasks, batch, channels)
+        assert max(c1 - c0 for _, _, c0, c1 in tasks) <= 256
+        assert len(tasks) >= min(4, batch * channels)
+        blocks = {blk for _, blk, _, _ in tasks}
+        assert blocks == set(range(len(blocks)))  # block ids 0.. index the partial sums
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_selective_scan_defaults():
+    """Protects selective_scan_cpu's defaults: no softplus, y alone."""
+    inputs, _ = selective_inputs(7, ("D",))
+    y = scan.cpu.selective_scan_cpu(*inputs.values())
+    assert isinstance(y, torch.Tensor)
+    torch.testing.assert_close(y, scan.selective_scan_ref(**inputs), rtol=TOL, atol=TOL)
