@@ -29,7 +29,7 @@ endif
 endif
 
 .PHONY: book test lint unit notebooks notebooks-other-cpu compat deps execute timings lab \
-	clean distclean freeze mutants
+	clean distclean freeze mutants student instructor book-student
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -96,6 +96,18 @@ execute: $(STAMP)
 # Execute every chapter without saving and print its run time.
 timings: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python tests/execute_notebooks.py --dry-run $(NB)
+
+# For instructors (book/instructors.md), from the chapters themselves: the student edition
+# (no solutions), the instructor edition with an answer key per chapter, and the HTML book
+# without solutions (-W -n). Grade with: $(BIN)/python -m sseq.grade SUBMISSIONS --out grades.csv
+student: $(STAMP)
+	$(BIN)/python -m sseq.assign student --out _build/student $(NB)
+
+instructor: $(STAMP)
+	$(BIN)/python -m sseq.assign instructor --out _build/instructor $(NB)
+
+book-student: $(STAMP)
+	$(BIN)/python -m sseq.assign book-student --out _build/html-student
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

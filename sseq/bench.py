@@ -11,6 +11,7 @@ Command line::
     python -m sseq.bench scan              # CPU selective-scan backends
     python -m sseq.bench scan --device cuda  # the Triton kernel on a GPU
     python -m sseq.bench memory            # running state vs attention, per token
+    python -m sseq.bench lm [--nanogpt PATH]  # language models' training throughput
 """
 
 from __future__ import annotations
@@ -165,6 +166,11 @@ BENCHMARKS = {
         "kernel and the tiled online-softmax form (ms and peak MiB against the length), and the "
         "time per generated token with a KV cache",
         {"cpu": "sseq.attention.bench:main", "cuda": "sseq.attention.bench:main"}),
+    "lm": Benchmark(
+        "chapter 7's language models: training throughput (ms per step, characters per second, "
+        "FLOPs per step) of the GPT, the LSTM and the Mamba LM at nanoGPT's CPU setting, and "
+        "with --nanogpt PATH, the GPT beside nanoGPT's own model.py, taking turns",
+        {"cpu": "sseq.lm.bench:main"}),
 }
 
 
@@ -188,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("name", choices=list(BENCHMARKS), help="the benchmark (see below)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    parser.add_argument("--nanogpt", metavar="PATH",
+                        help="lm: also time nanoGPT's model.py, from a clone at PATH")
     args = parser.parse_args(argv)
     targets = BENCHMARKS[args.name].targets
     if args.device not in targets:

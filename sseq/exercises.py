@@ -1,46 +1,44 @@
 """Exercise checkers: run a learner's answer on hidden cases and say what differed.
 
 An exercise cell in the book ends with a call such as
-``sseq.checks.ch01.check_running_mean(running_mean)``. The chapter's checker
-builds hidden cases and hands them, with the reference, to :func:`check_function`
-here, which
+``sseq.checks.ch01.check_attend(my_attend)``. The chapter's checker builds hidden cases
+and hands them, with the reference, to :func:`check_function` here, which
 
-* runs the learner's function on every case, under a time limit;
+* runs the learner's function on every case, on copies of the inputs, under a time limit
+  (one endless loop stops the whole exercise at once);
 * compares its result with the reference's: type, shape, dtype, then values;
-* prints one friendly line per case (``✓``, or ``✗`` with what differed and a
-  hint), then a one-line verdict;
-* never lets a learner's exception, wrong type or endless loop crash the notebook.
+* prints one friendly line per case (``✓``, or ``✗`` with what differed and a hint; a
+  known wrong variant is named), then a one-line verdict;
+* never lets a learner's exception, wrong type or endless loop crash the notebook, and is
+  not fooled by a function that calls the book's own implementation, changes its inputs,
+  or computes a float64 case in float32.
 
-Predict-then-measure exercises use :func:`check_value`, derivations use
-:func:`check_expression`. Every checker returns a :class:`Report`, which is
-truthy when everything passed, so instructors can grade with ``bool(report)``.
+Predict-then-measure exercises use :func:`check_value` (which never prints the expected
+value), derivations :func:`check_expression` (symbolic, with a numeric fallback). Every
+checker returns a :class:`Report`; what ``bool(report)`` guarantees, and what it does not
+against a determined learner, is stated in the book's page for instructors.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
+import copy
+import inspect
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import torch
+from sseq import exercises_compare as _cmp
+from sseq import exercises_guard as _guard
+from sseq.exercises_cases import Case, Mistake, active_seed, case_generator, grading_seed
+from sseq.exercises_compare import compare
 
-__all__ = ["Case", "Report", "check_expression", "check_function", "check_value"]
+__all__ = ["Case", "Mistake", "Report", "active_seed", "case_generator", "check_expression",
+           "check_function", "check_value", "compare", "grading_seed"]
 
 PASS, FAIL = "✓", "✗"
-
-
-@dataclass(frozen=True)
-class Case:
-    """One hidden test case: the arguments to call both functions with."""
-
-    name: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
-    hint: str = ""
+NOT_IMPLEMENTED = "not implemented yet."
+NO_ANSWER = "no answer yet: replace the ... with your value."
+UNANSWERED = (NOT_IMPLEMENTED, "no answer yet", "not measured yet")
 
 
 @dataclass
@@ -56,6 +54,12 @@ class Report:
     @property
     def passed(self) -> bool:
         return self.n_cases > 0 and self.n_passed == self.n_cases
+
+    @property
+    def unanswered(self) -> bool:
+        """True when no case has an answer yet (an untouched stub)."""
+        return self.n_cases > 0 and self.n_passed == 0 and all(
+            any(f": {marker}" in line for marker in UNANSWERED) for line in self.lines)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -82,6 +86,13 @@ class Report:
         if not self._shown:
             self.show()
 
+    def extend(self, other: Report) -> Report:
+        """Add another report's cases to this one (an exercise checked in parts)."""
+        self.lines += other.lines
+        self.n_passed += other.n_passed
+        self.n_cases += other.n_cases
+        return self
+
     def _record(self, ok: bool, name: str, detail: str = "", hint: str = "") -> None:
         self.n_cases += 1
         self.n_passed += ok
@@ -91,85 +102,66 @@ class Report:
         self.lines.append(line)
 
 
-class _TimeLimit(Exception):
-    pass
+# --- the three kinds of check -------------------------------------------------------------------
 
 
-@contextmanager
-def _time_limit(seconds: float):
-    """Raise _TimeLimit in the main thread after ``seconds`` (POSIX timers)."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable or seconds is None:
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _TimeLimit
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def _arg_names(fn: Callable) -> tuple[str, ...]:
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
 
 
-def _describe(x: Any) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
-    if isinstance(x, np.ndarray):
-        return f"an array of shape {x.shape} and dtype {x.dtype}"
-    return f"{type(x).__name__} {x!r}" if np.isscalar(x) else type(x).__name__
+def _run(learner_fn, case: Case, time_limit, forbidden, names) -> _guard.Outcome:
+    remote = getattr(learner_fn, "_sseq_run_case", None)  # the grader's: runs in its kernel
+    if remote is not None:
+        return remote(case.args, case.kwargs, time_limit=time_limit, max_lines=case.max_lines,
+                      forbidden=[_guard.qualified_name(f) for f in forbidden], arg_names=names)
+    return _guard.run_learner(learner_fn, case.args, case.kwargs, time_limit_s=time_limit,
+                              forbidden=forbidden, max_lines=case.max_lines, arg_names=names)
 
 
-def compare(got: Any, expected: Any, *, rtol: float, atol: float) -> str:
-    """Return '' when ``got`` matches ``expected``, else a sentence saying how not.
+def _recognise(got, case: Case, mistakes: Sequence[Mistake], rtol, atol) -> str:
+    for mistake in mistakes:
+        try:
+            wrong = mistake.answer(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+            if not _cmp.compare(got, wrong, rtol=rtol, atol=atol):
+                return mistake.text()
+        except Exception:  # a variant that does not apply to this case
+            continue
+    return ""
 
-    Tensors and arrays must agree in type, shape and dtype, then in value up to
-    ``|got - expected| <= atol + rtol * |expected|``. Tuples and lists compare
-    element by element; other values with ``==`` (floats within tolerance).
-    """
-    if isinstance(expected, (tuple, list)):
-        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            return (f"expected a {type(expected).__name__} of {len(expected)} items, "
-                    f"got {_describe(got)}.")
-        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            why = compare(g, e, rtol=rtol, atol=atol)
-            if why:
-                return f"item {i}: {why}"
-        return ""
-    if isinstance(expected, (torch.Tensor, np.ndarray)):
-        if type(got) is not type(expected):
-            return f"expected {_describe(expected)}, got {_describe(got)}."
-        if tuple(got.shape) != tuple(expected.shape):
-            return f"shape differs: expected {tuple(expected.shape)}, got {tuple(got.shape)}."
-        if got.dtype != expected.dtype:
-            return f"dtype differs: expected {expected.dtype}, got {got.dtype}."
-        g = np.asarray(got.detach().cpu() if isinstance(got, torch.Tensor) else got)
-        e = np.asarray(expected.detach().cpu() if isinstance(expected, torch.Tensor) else expected)
-        if g.dtype == bool or e.dtype == bool:
-            bad = g != e
-        else:
-            bad = ~np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            return (f"values differ at {int(bad.sum())} of {bad.size} entries; first at index "
-                    f"{idx}: expected {e[idx]:.6g}, got {g[idx]:.6g}.")
-        return ""
-    number = (float, int, np.floating, np.integer)
-    if isinstance(expected, number) and not isinstance(expected, bool):
-        if not isinstance(got, number) or isinstance(got, bool):
-            return f"expected a number, got {_describe(got)}."
-        if not np.isclose(float(got), float(expected), rtol=rtol, atol=atol):
-            return f"expected {float(expected):.6g}, got {float(got):.6g}."
-        return ""
-    return "" if got == expected else f"expected {expected!r}, got {got!r}."
+
+def _judge(outcome: _guard.Outcome, learner_fn, reference_fn, case: Case, rtol, atol,
+           mistakes) -> tuple[str, str]:
+    """(why it failed, hint) for one case; ('', '') when it passed."""
+    if outcome.kind == "unanswered":
+        return NOT_IMPLEMENTED, ""
+    if outcome.reference:
+        return (f"calls {outcome.reference}, the book's own implementation; write your own.",
+                "")
+    if outcome.kind == "looped":
+        return (f"ran more than {case.max_lines} lines of your Python on this case: the "
+                "exercise asks for whole-tensor operations, without a Python loop.", case.hint)
+    if outcome.kind == "raised":
+        return f"raised {outcome.error}", case.hint
+    if outcome.mutated:
+        return (f"changed its input {outcome.mutated} in place; leave the inputs as they were "
+                "and return a new value.", case.hint)
+    expected = reference_fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+    try:
+        why = _cmp.compare(outcome.value, expected, rtol=rtol, atol=atol)
+    except Exception as err:  # an odd object that even comparing trips over
+        why = f"could not be compared ({type(err).__name__}: {err})."
+    if not why:
+        return "", ""
+    return why, _recognise(outcome.value, case, mistakes, rtol, atol) or case.hint
 
 
 def check_function(learner_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
                    title: str, rtol: float = 1e-5, atol: float = 1e-6,
-                   time_limit: float = 10.0, verbose: bool = True) -> Report:
+                   time_limit: float = 10.0, verbose: bool = True,
+                   forbid: Sequence[Callable] = (), mistakes: Sequence[Mistake] = ()) -> Report:
     """Run ``learner_fn`` and ``reference_fn`` on each case and report per case.
 
     Args:
@@ -178,61 +170,148 @@ def check_function(learner_fn: Callable, reference_fn: Callable, cases: Sequence
         cases: hidden cases; each is called as ``fn(*case.args, **case.kwargs)``.
         title: the exercise's name, used in the verdict.
         rtol, atol: tolerances for numeric comparison.
-        time_limit: seconds per case before the learner's call is stopped.
+        time_limit: seconds per case before the learner's call is stopped; the first case
+            stopped stops the exercise.
         verbose: print the report (the notebook's view); else only return it.
+        forbid: more book functions the learner must not call (``reference_fn`` always is).
+        mistakes: common wrong variants, named when a failing result matches one.
 
     Returns:
         A :class:`Report`; ``bool(report)`` is True when every case passed.
     """
     if not callable(learner_fn):
-        raise TypeError(f"learner_fn must be a function, got {_describe(learner_fn)}")
+        raise TypeError(f"learner_fn must be a function, got {_cmp.describe(learner_fn)}")
     report = Report(title)
+    forbidden, names, stopped = (reference_fn, *forbid), _arg_names(reference_fn), ""
     for case in cases:
-        expected = reference_fn(*case.args, **case.kwargs)
-        try:
-            with _time_limit(time_limit):
-                got = learner_fn(*case.args, **case.kwargs)
-        except _TimeLimit:
-            report._record(False, case.name, f"still running after {time_limit:g} s, so it was "
+        if stopped:
+            report._record(False, case.name, stopped)
+            continue
+        outcome = _run(learner_fn, case, time_limit, forbidden, names)
+        if outcome.kind == "timeout":
+            limit = outcome.error or f"{time_limit:g}"
+            report._record(False, case.name, f"still running after {limit} s, so it was "
                            "stopped (an endless loop?).", case.hint)
+            stopped = "not run: the case above ran past the time limit."
             continue
-        except NotImplementedError:  # an untouched stub: no hints yet, just the cases
-            report._record(False, case.name, "not implemented yet.")
-            continue
-        except Exception as err:  # a learner's bug must not crash the notebook
-            report._record(False, case.name, f"raised {type(err).__name__}: {err}", case.hint)
-            continue
-        why = compare(got, expected, rtol=rtol, atol=atol)
-        report._record(not why, case.name, why, case.hint)
+        why, hint = _judge(outcome, learner_fn, reference_fn, case, rtol, atol, mistakes)
+        report._record(not why, case.name, why, hint)
+    return _finish(report, verbose)
+
+
+def _finish(report: Report, verbose: bool) -> Report:
+    tampered = _tampered()
+    if tampered:
+        report.n_passed = 0
+        report.lines.append(f"{FAIL} the checker itself: {tampered} was replaced in this "
+                            "session, so no verdict can be trusted. Restart the kernel.")
+        report.n_cases += 1
     return report.show() if verbose else report
+
+
+def _is_unanswered(got: Any) -> bool:
+    return got is ... or got is None
 
 
 def check_value(name: str, got: Any, expected: Any, *, rtol: float = 0.1, atol: float = 0.0,
-                title: str, hint: str = "", verbose: bool = True) -> Report:
-    """Check one value (a prediction, a measured number) against the expected one."""
+                title: str, hint: str = "", verbose: bool = True,
+                mistakes: Sequence[Mistake] = ()) -> Report:
+    """Check one value (a prediction, a measured number) against the expected one.
+
+    A wrong value is told whether it is too high or too low, never the expected value; a
+    value that matches one of ``mistakes`` (within the tolerance) gets that mistake's text.
+    """
     report = Report(title)
-    if got is ... or got is None:
-        report._record(False, name, "no answer yet: replace the ... with your value.")
-    else:
-        why = compare(got, expected, rtol=rtol, atol=atol)
-        report._record(not why, name, why, hint)
-    return report.show() if verbose else report
+    if _is_unanswered(got):
+        report._record(False, name, NO_ANSWER)
+        return _finish(report, verbose)
+    try:
+        why = _cmp.compare(got, expected, rtol=rtol, atol=atol, reveal=False)
+    except Exception as err:
+        why = f"could not be compared ({type(err).__name__}: {err})."
+    if why:
+        for mistake in mistakes:
+            try:
+                if not _cmp.compare(got, mistake.answer, rtol=rtol, atol=atol):
+                    hint = mistake.text()
+                    break
+            except Exception:
+                continue
+    report._record(not why, name, why, hint)
+    return _finish(report, verbose)
 
 
 def check_expression(name: str, got: Any, expected: Any, *, title: str, hint: str = "",
-                     verbose: bool = True) -> Report:
-    """Check a derived sympy expression (or matrix) equals the expected one symbolically."""
+                     verbose: bool = True, symbols: Sequence[Any] = (),
+                     domain: dict | None = None, mistakes: Sequence[Mistake] = (),
+                     time_limit: float = 10.0) -> Report:
+    """Check a derived sympy expression (or matrix) against the expected one.
+
+    The answer is rebuilt on the exercise's symbols (matched by name, so a learner's own
+    ``sp.symbols(...)`` works), then compared symbolically and, failing that, numerically at
+    random points of ``domain``. A wrong answer is told where it differs, not what it should be.
+
+    Args:
+        name, title, hint, verbose: as for :func:`check_value`.
+        got: the learner's expression; lists and tuples are read as a matrix like ``expected``.
+        expected: the right answer, on the exercise's symbols.
+        symbols: the exercise's symbols (default: those of ``expected``).
+        domain: ``{symbol: (low, high) or range(...)}`` where the answer must hold.
+        mistakes: common wrong expressions, named when the answer equals one.
+        time_limit: seconds for the whole comparison.
+    """
     import sympy as sp
 
+    from sseq import exercises_sympy as _sym
+
     report = Report(title)
-    if got is ... or got is None:
+    if _is_unanswered(got):
         report._record(False, name, "no answer yet: replace the ... with your expression.")
-    else:
-        try:
-            diff = sp.simplify(sp.sympify(got) - sp.sympify(expected))
-            zero = diff.is_zero_matrix if isinstance(diff, sp.MatrixBase) else diff == 0
-            why = "" if zero else f"differs from the expected result by {diff}."
-        except (sp.SympifyError, TypeError, ValueError, sp.ShapeError) as err:
-            why = f"could not be compared ({type(err).__name__}: {err})."
-        report._record(not why, name, why, hint)
-    return report.show() if verbose else report
+        return _finish(report, verbose)
+    expected = sp.sympify(expected)
+    names = {s.name: s for s in [*expected.free_symbols, *symbols]}
+    try:
+        with _guard.time_limit(time_limit):
+            ok, why = _sym.equivalent(_sym.to_sympy(got, like=expected), expected,
+                                      symbols=names, domain=domain or {})
+            for mistake in [] if ok else mistakes:
+                if _sym.equivalent(_sym.to_sympy(got, like=expected), mistake.answer,
+                                   symbols=names, domain=domain or {}, simplify=False)[0]:
+                    hint = mistake.text()
+                    break
+    except _guard.TimeLimitExceeded:
+        ok, why = False, (f"could not be decided within {time_limit:g} s; simplify your "
+                          "expression (sympy.simplify) and run the cell again.")
+    except (sp.SympifyError, TypeError, ValueError, AttributeError, sp.ShapeError) as err:
+        ok, why = False, f"could not be read as a sympy expression ({err})."
+    report._record(ok, name, why, hint)
+    return _finish(report, verbose)
+
+
+# --- a checker replaced in the learner's session is noticed -------------------------------------
+
+
+def _watched() -> dict[str, Any]:
+    import sys
+
+    here = sys.modules[__name__]
+    return {"sseq.exercises.compare": (here, "compare"),
+            "sseq.exercises.check_function": (here, "check_function"),
+            "sseq.exercises.check_value": (here, "check_value"),
+            "sseq.exercises.check_expression": (here, "check_expression"),
+            "sseq.exercises_compare.compare": (_cmp, "compare"),
+            "sseq.exercises_guard.run_learner": (_guard, "run_learner")}
+
+
+_ORIGINAL = {name: (getattr(module, attr), getattr(module, attr).__code__)
+             for name, (module, attr) in _watched().items()}
+
+
+def _tampered() -> str:
+    """The name of a core function that was replaced (or had its code swapped), or ''."""
+    for name, (module, attr) in _watched().items():
+        function, code = _ORIGINAL[name]
+        now = getattr(module, attr, None)
+        if now is not function or function.__code__ is not code:
+            return name
+    return ""

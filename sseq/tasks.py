@@ -111,3 +111,75 @@ def delayed_recall(n: int, delay: int, *, n_symbols: int = 8, distractors: bool 
         filler = torch.full((n, delay), BLANK)
     inputs = torch.cat([targets[:, None], filler], dim=1)  # (n, delay + 1)
     return inputs, targets
+
+
+__all__ += ["selective_copying"]  # listed beside the function it names
+
+
+def selective_copying(n: int, length: int, n_memorize: int, *, n_symbols: int = 8,
+                      selective: bool = True, seed=0):
+    """Copy the data tokens scattered in a sequence, in order (Mamba's Figure 2 and Table 1).
+
+    The first ``length`` tokens are ``BLANK`` (noise) except ``n_memorize`` data symbols in
+    ``1 .. n_symbols``; ``n_memorize`` tokens ``COPY = n_symbols + 1`` follow, and at those
+    positions the target is the data symbols in the order they appeared. Elsewhere the target
+    is ``IGNORE``. With ``selective=True`` the data sit at random positions, a different set
+    in every sequence, so the gap between a symbol and the position where it must be
+    repeated varies: a model has to *select* what to keep by its content. With
+    ``selective=False`` (plain copying) they are the first ``n_memorize`` tokens, every gap
+    is ``length``, and a fixed convolution kernel with one spike at that lag solves it.
+    Guessing gives accuracy ``1 / n_symbols``. The vocabulary has ``n_symbols + 2`` tokens.
+
+    Args:
+        n: number of sequences.
+        length: ``l >= n_memorize``, the part holding data and noise.
+        n_memorize: data symbols per sequence, ``>= 1``.
+        n_symbols: distinct data symbols, ``>= 2``.
+        selective: random positions (True) or the first ones (False).
+        seed: an int or a ``torch.Generator``.
+
+    Returns:
+        ``inputs`` and ``targets``, both ``(n, length + n_memorize)`` int64.
+    """
+    _positive_int("n", n)
+    _positive_int("n_memorize", n_memorize)
+    _positive_int("length", length, minimum=n_memorize)
+    _positive_int("n_symbols", n_symbols, minimum=2)
+    if not isinstance(selective, bool):
+        raise TypeError(f"selective must be True or False, got {selective!r}")
+    g = _generator(seed)
+    data = torch.randint(1, n_symbols + 1, (n, n_memorize), generator=g)  # (n, n_memorize)
+    if selective:  # n_memorize distinct positions, in increasing order
+        positions = torch.rand(n, length, generator=g).argsort(dim=1)[:, :n_memorize]
+        positions = positions.sort(dim=1).values
+    else:
+        positions = torch.arange(n_memorize).expand(n, n_memorize)
+    inputs = torch.full((n, length + n_memorize), BLANK)
+    inputs.scatter_(1, positions, data)
+    inputs[:, length:] = n_symbols + 1  # COPY: "say the next symbol now"
+    targets = torch.full_like(inputs, IGNORE)
+    targets[:, length:] = data
+    return inputs, targets
+
+
+__all__ += ["render_tokens"]  # listed beside the function it names
+
+
+def render_tokens(tokens, n_symbols: int) -> str:
+    """A token sequence as text: ``·`` for ``BLANK``, letters for symbols ``1 .. n_symbols``,
+    ``?`` for a token after them (a marker, such as selective copying's ``COPY``), ``_`` for
+    ``IGNORE``.
+
+    Args:
+        tokens: a 1-D sequence of ints (a tensor, a list).
+        n_symbols: the number of data symbols, at most 26.
+
+    Returns:
+        A string with one character per token.
+    """
+    _positive_int("n_symbols", n_symbols, minimum=1)
+    if n_symbols > 26:
+        raise ValueError(f"n_symbols must be <= 26 to be written as letters, got {n_symbols}")
+    chars = {BLANK: "·", IGNORE: "_", **{s: chr(ord("a") + s - 1) for s in
+                                         range(1, n_symbols + 1)}}
+    return "".join(chars.get(int(t), "?") for t in tokens)

@@ -45,15 +45,40 @@ def test_legs_right_answer_passes(capsys):
     assert "Exercise 3.1 (LegS's matrices): all 5 checks pass" in capsys.readouterr().out
 
 
+def test_legs_right_answer_passes_graded_cases_too():
+    for seed in (1, 2):
+        assert ch03.check_legs(legs_right, verbose=False, seed=seed)
+    assert [c.args for c in ch03._legs_cases(seed=1)] != [c.args for c in ch03._legs_cases()]
+
+
+def test_legs_tolerance_just_inside_and_just_outside():
+    def scaled(factor):
+        return lambda N: tuple(m * factor for m in legs_right(N))
+
+    assert ch03.check_legs(scaled(1 + 3e-11), verbose=False)
+    assert not ch03.check_legs(scaled(1 + 3e-10), verbose=False)
+
+
 def test_legs_mistakes_are_caught_with_their_reason():
     report = ch03.check_legs(legs_positive, verbose=False)
     assert not report and report.n_passed == 0
     assert report.lines[0].startswith("✗ N = 1: item 0: values differ")
-    assert "the sign is folded into A" in report.lines[0]
+    assert "Hint: this is the paper's sign convention" in report.lines[0]
+    assert "-n on the diagonal" in str(ch03.check_legs(legs_diagonal_n, verbose=False))
+    transposed = ch03.check_legs(lambda N: (legs_right(N)[0].T, legs_right(N)[1]),
+                                 verbose=False)
+    assert "A transposed" in str(transposed)
+    from sseq import hippo
+
+    assert "calls sseq.hippo.transition" in str(
+        ch03.check_legs(lambda N: hippo.transition("legs", N), verbose=False))
     report = ch03.check_legs(legs_column_B, verbose=False)
     assert "item 1: shape differs: expected (1,), got (1, 1)" in report.lines[0]
     report = ch03.check_legs(legs_float32, verbose=False)
     assert "dtype differs: expected torch.float64, got torch.float32" in report.lines[0]
+    report = ch03.check_legs(lambda N: tuple(m.double() for m in legs_float32(N)),
+                             verbose=False)
+    assert not report and "computed in float32" in str(report)
     report = ch03.check_legs(legs_diagonal_n, verbose=False)
     assert not report and "values differ" in report.lines[2]
 
@@ -86,10 +111,13 @@ def test_wrong_rows_are_caught():
     wrong = derived_row()
     wrong[3] = -3  # forgot the -δ_nk from the 1/t in front of the integral
     report = ch03.check_legs_row(wrong, verbose=False)
-    assert not report and "differs from the expected result by" in report.lines[0]
-    assert "-δ_3k" in report.lines[0]
+    assert not report and "differs from the expected result (yours is" in report.lines[0]
+    assert "Hint: this is the row without -δ_nk" in report.lines[0]
+    assert "yours is -2.64575, -4.58258, -5.91608, -3)" in report.lines[0]  # the learner's own
     column = ch03.check_legs_row(sp.Matrix(derived_row()), verbose=False)  # (4, 1), not (1, 4)
-    assert not column and "could not be compared" in column.lines[0]
+    assert not column and "shape differs: expected 1×4, got 4×1" in column.lines[0]
+    floats = [float(v) for v in derived_row()]  # a numeric answer, exact to the last digit
+    assert ch03.check_legs_row(floats, verbose=False)
     assert "no answer yet" in ch03.check_legs_row(..., verbose=False).lines[0]
 
 
@@ -112,15 +140,30 @@ def reconstruct_unnormalized(c, t, x):  # forgets sqrt(2n+1)
 
 def test_reconstruct_right_answer_passes():
     assert ch03.check_reconstruct(reconstruct_right, verbose=False)
+    for seed in (1, 2):
+        assert ch03.check_reconstruct(reconstruct_right, verbose=False, seed=seed)
+
+
+def test_reconstruct_tolerance_and_reference():
+    assert ch03.check_reconstruct(lambda c, t, x: reconstruct_right(c, t, x) * (1 + 3e-9),
+                                  verbose=False)
+    assert not ch03.check_reconstruct(lambda c, t, x: reconstruct_right(c, t, x) * (1 + 3e-8),
+                                      verbose=False)
+    from sseq import hippo
+
+    report = ch03.check_reconstruct(lambda c, t, x: c @ hippo.basis("legs", len(c), t=t, x=x).T,
+                                    verbose=False)
+    assert not report and "calls sseq.hippo.basis" in str(report)
 
 
 def test_reconstruct_mistakes_are_caught_with_hints():
     report = ch03.check_reconstruct(reconstruct_no_scale, verbose=False)
     assert not report and report.lines[:2] == ["✓ a constant, N = 1", "✓ N = 3 at t = 1"]
     assert report.lines[2].startswith("✗ N = 6 at t = 2.5: values differ")
-    assert "rescale x by t" in report.lines[2]
+    assert "Hint: this is z = 2x - 1: the Legendre variable rescales x by t" in report.lines[2]
     report = ch03.check_reconstruct(reconstruct_unnormalized, verbose=False)
     assert report.lines[0] == "✓ a constant, N = 1" and "sqrt(2n+1)" in report.lines[1]
+    assert "the Legendre polynomials unnormalized" in report.lines[1]
     report = ch03.check_reconstruct(lambda c, t, x: reconstruct_right(c, t, x).float(),
                                     verbose=False)
     assert "dtype differs" in report.lines[0]
@@ -134,12 +177,20 @@ def test_error_ratio_is_close_to_sqrt_two():
     assert abs(ch03.error_ratio() - math.sqrt(2)) < 0.05
 
 
-def test_prediction_and_measurement_are_checked(capsys):
+def test_prediction_and_measurement_are_both_required(capsys):
     assert ch03.check_error_ratio(math.sqrt(2), ch03.error_ratio())
     assert "all 2 checks pass" in capsys.readouterr().out
-    report = ch03.check_error_ratio(2.0, verbose=False)
-    assert not report and report.n_cases == 1
-    assert report.lines[0].startswith("✗ your prediction: expected 1.42")
+    report = ch03.check_error_ratio(2.0, ch03.error_ratio(), verbose=False)
+    assert not report and report.n_cases == 2 and report.n_passed == 1
+    assert report.lines[0].startswith("✗ your prediction: your value is too high")
+    assert "1.42" not in report.lines[0]
+    assert "the ratio for an error falling like 1/N" in report.lines[0]
     report = ch03.check_error_ratio(1.41, 1.2, verbose=False)
     assert report.n_passed == 1 and report.lines[1].startswith("✗ your measurement")
-    assert "no answer yet" in ch03.check_error_ratio(..., verbose=False).lines[0]
+    assert "upside down" in str(ch03.check_error_ratio(1.41, 1 / ch03.error_ratio(),
+                                                        verbose=False))
+    prediction_only = ch03.check_error_ratio(math.sqrt(2), verbose=False)
+    assert not prediction_only and prediction_only.lines[1].startswith(
+        "✗ your measurement: not measured yet")
+    stub = ch03.check_error_ratio(..., None, verbose=False)
+    assert stub.unanswered and stub.n_cases == 2

@@ -1,7 +1,10 @@
-"""The checker framework: a right answer passes, each kind of wrong answer is caught and named."""
+"""The checker framework: a right answer passes, each kind of wrong answer is caught and named,
+and no answer, however hostile, crashes it, hangs it or fools it."""
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 
 import numpy as np
@@ -9,7 +12,17 @@ import pytest
 import sympy as sp
 import torch
 
-from sseq.exercises import Case, check_expression, check_function, check_value, compare
+import sseq.exercises
+from sseq.exercises import (
+    Case,
+    Mistake,
+    case_generator,
+    check_expression,
+    check_function,
+    check_value,
+    compare,
+    grading_seed,
+)
 
 
 def reference(x):
@@ -25,7 +38,7 @@ def run(fn, **kwargs):
 
 def test_a_correct_answer_passes_every_case():
     report = run(lambda x: x + x)
-    assert report and report.n_passed == 2
+    assert report and report.n_passed == 2 and not report.unanswered
     assert str(report).splitlines() == [
         "✓ small", "✓ matrix", "Double: all 2 checks pass. Well done!"]
 
@@ -36,7 +49,7 @@ def test_a_correct_answer_passes_every_case():
     (lambda x: (2 * x).double(), "dtype differs: expected torch.float32, got torch.float64"),
     (lambda x: (2 * x).numpy(),
      "expected a tensor of shape (3,) and dtype torch.float32, got an array"),
-    (lambda x: None, "got NoneType"),
+    (lambda x: None, "got None"),
     (lambda x: 1 / 0, "raised ZeroDivisionError: division by zero"),
 ])
 def test_each_kind_of_wrong_answer_is_caught_with_its_reason(learner, message):
@@ -54,8 +67,188 @@ def test_not_implemented_stub_is_reported_kindly():
 
     report = run(stub)
     assert report.lines[0] == "✗ small: not implemented yet."
+    assert report.unanswered
 
 
+def test_value_mismatch_names_the_first_differing_entry_and_its_relative_error():
+    got, expected = torch.tensor([1.0, 2.0, 5.0]), torch.tensor([1.0, 2.0, 3.0])
+    why = compare(got, expected, rtol=1e-5, atol=1e-6)
+    assert why == ("values differ at 1 of 3 entries; first at index (2,): expected 3, got 5 "
+                   "(relative error 6.7e-01; tolerance rtol 1e-05, atol 1e-06).")
+
+
+def test_feedback_never_reads_as_equal():
+    """A float32 slip in a float64 case and a tiny complex error print digits that differ."""
+    e = torch.tensor([0.6994172911384612], dtype=torch.float64)
+    why = compare(e.float().double(), e, rtol=1e-10, atol=0)
+    shown = why.split("expected ")[1].split(" (")[0]
+    expected_text, got_text = shown.split(", got ")
+    assert expected_text != got_text and "relative error" in why
+    z = torch.tensor([0.9900498337491681 + 0j], dtype=torch.complex128)
+    why = compare(z * (1 + 3e-9), z, rtol=1e-9, atol=1e-12)
+    expected_text, got_text = why.split("expected ")[1].split(" (")[0].split(", got ")
+    assert expected_text != got_text and "j" in got_text
+
+
+def test_compare_handles_tuples_and_numbers():
+    assert compare((1.0, np.ones(2)), (1.0, np.ones(2)), rtol=0, atol=0) == ""
+    assert compare((1.0,), (1.0, 2.0), rtol=0, atol=0).startswith("expected a tuple of 2 items")
+    assert compare("a", 1.0, rtol=0, atol=0) == "expected a number, got str 'a'."
+    assert compare(True, 1.0, rtol=0, atol=0) == "expected a number, got bool True."
+
+
+# --- tolerances: just inside and just outside, for every kind of comparison ---------------------
+
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+@pytest.mark.parametrize(("expected", "nudge"), [
+    (torch.tensor([1.0], dtype=torch.float64), lambda e, step: e + step),
+    (np.array([1.0]), lambda e, step: e + step),
+    (torch.tensor([1 + 1j], dtype=torch.complex128), lambda e, step: e + 1j * step),
+    (1.0, lambda e, step: e + step),
+    (1.0, lambda e, step: torch.tensor(e + step, dtype=torch.float64)),  # a 0-d tensor
+    ((1.0, torch.tensor([1.0], dtype=torch.float64)), lambda e, step: (e[0], e[1] + step)),
+], ids=["tensor", "array", "complex", "float", "0-d tensor", "tuple"])
+def test_tolerance_boundary_for_each_kind(expected, nudge):
+    """Just inside atol + rtol·|expected| passes, just outside fails."""
+    size = 2**0.5 if isinstance(expected, torch.Tensor) and expected.is_complex() else 1.0
+    bound = ATOL + RTOL * size
+    assert compare(nudge(expected, 0.9 * bound), expected, rtol=RTOL, atol=ATOL) == ""
+    assert compare(nudge(expected, 1.1 * bound), expected, rtol=RTOL, atol=ATOL) != ""
+
+
+def test_integer_and_bool_results_compare_exactly():
+    assert compare(torch.tensor([3]), torch.tensor([3]), rtol=0.5, atol=1) == ""
+    assert "values differ" in compare(torch.tensor([4]), torch.tensor([3]), rtol=0.5, atol=1)
+    assert compare(np.array([True]), np.array([True]), rtol=0, atol=0) == ""
+
+
+def test_check_value_tolerance_boundary():
+    assert check_value("x", 1.0999, 1.0, rtol=0.1, title="T", verbose=False)
+    assert not check_value("x", 1.1001, 1.0, rtol=0.1, title="T", verbose=False)
+    assert check_value("n", 135, 135, rtol=0, atol=0, title="T", verbose=False)
+    assert not check_value("n", 136, 135, rtol=0, atol=0, title="T", verbose=False)
+
+
+def test_check_expression_numeric_tolerance_boundary():
+    x = sp.Symbol("x", positive=True)
+    near = check_expression("e", sp.sqrt(2) * x * (1 + sp.Rational(1, 10**14)), sp.sqrt(2) * x,
+                            title="T", verbose=False)
+    far = check_expression("e", sp.sqrt(2) * x * (1 + sp.Rational(1, 10**10)), sp.sqrt(2) * x,
+                           title="T", verbose=False)
+    assert near and not far
+
+
+# --- no answer is given away --------------------------------------------------------------------
+
+
+def test_a_wrong_prediction_does_not_print_the_expected_value():
+    report = check_value("steps", 1, 135, rtol=0, atol=0, title="T", verbose=False)
+    assert "135" not in str(report) and "too low by a factor of 10 or more" in str(report)
+    report = check_value("bytes", (100, 10), (256, 5_120_000), rtol=0.01, title="T",
+                         verbose=False)
+    assert "256" not in str(report) and "item 0: your value is too low" in str(report)
+
+
+def test_a_wrong_derivation_does_not_print_the_difference():
+    lam, k = sp.symbols("lambda k", positive=True)
+    expected = lam ** (2 * k) * (1 - lam**2)
+    report = check_expression("R2", 0, expected, title="T", verbose=False,
+                              domain={lam: (0.1, 0.9), k: range(1, 5)})
+    assert "lambda**(2*k)" not in str(report) and "(1 - lambda**2)" not in str(report)
+    assert "differs from the expected result (at" in str(report) and "yours is 0" in str(report)
+
+
+def test_a_recognised_mistake_is_named():
+    lam, k = sp.symbols("lambda k", positive=True)
+    mistakes = [Mistake("the covariance", "square it.", lam**k)]
+    report = check_expression("R2", lam**k, lam ** (2 * k), title="T", verbose=False,
+                              mistakes=mistakes)
+    assert "Hint: this is the covariance: square it." in str(report)
+    tripled = Mistake("the result tripled", "double, not triple.", lambda x: 3 * x)
+    report = run(lambda x: 3 * x, mistakes=[tripled])
+    assert all("Hint: this is the result tripled: double, not triple." in ln
+               for ln in report.lines)
+    report = check_value("v", 8.0, 1.0, title="T", verbose=False,
+                         mistakes=[Mistake("bits", "count bytes.", 8.0)])
+    assert "Hint: this is bits: count bytes." in str(report)
+
+
+# --- derivations: equivalent forms pass ---------------------------------------------------------
+
+
+LAM, K = sp.symbols("lambda k", positive=True)
+R2 = LAM ** (2 * K) * (1 - LAM**2)
+DOMAIN = {LAM: (0.05, 0.95), K: range(1, 10)}
+
+
+def _learners_own():
+    lam, k = sp.symbols("lambda k")  # no assumptions
+    return lam ** (2 * k) * (1 - lam**2)
+
+
+def _floats():
+    return LAM ** (2.0 * K) * (1.0 - LAM**2.0)
+
+
+def _piecewise():
+    lam, k = sp.symbols("lambda k")
+    j = sp.Symbol("j", integer=True, nonnegative=True)
+    variance = sp.summation(lam ** (2 * j), (j, 0, sp.oo))  # a Piecewise: |λ²| < 1 or not
+    assert isinstance(variance, sp.Piecewise)
+    return lam ** (2 * k) / variance
+
+
+@pytest.mark.parametrize("answer", [_learners_own, _floats, _piecewise,
+                                    lambda: LAM ** (2 * K) - LAM ** (2 * K + 2)])
+def test_equivalent_derivations_pass(answer):
+    assert check_expression("R2", answer(), R2, title="T", verbose=False, domain=DOMAIN)
+
+
+def test_exp_log_form_and_positive_symbols_pass():
+    w, T, t = sp.symbols("w T t")
+    assert check_expression("J", sp.exp((T - t) * sp.log(w)), w ** (T - t), title="T",
+                            verbose=False, domain={w: (0.2, 1.5), T: range(5, 9),
+                                                   t: range(0, 5)})
+    a, dt = sp.symbols("a Delta")
+    dt_pos = sp.Symbol("Delta", positive=True)
+    assert check_expression("A", (2 + a * dt_pos) / (2 - a * dt_pos), (1 + dt * a / 2) /
+                            (1 - dt * a / 2), title="T", verbose=False,
+                            domain={a: (-3, 3), dt: (0.01, 0.5)})
+
+
+def test_derivation_unreadable_or_unfinished_answers():
+    assert "no answer yet" in check_expression("R2", ..., R2, title="T", verbose=False).lines[0]
+    text = check_expression("R2", "lambda**2", R2, title="T", verbose=False).lines[0]
+    assert "could not be read as a sympy expression (a string" in text
+    x_prev = sp.Symbol("x_prev")
+    text = check_expression("R2", R2 * x_prev, R2, title="T", verbose=False).lines[0]
+    assert "contains x_prev, which the answer does not depend on" in text
+    row = sp.Matrix([[1, 2, 3, 4]])
+    text = check_expression("row", sp.Matrix([1, 2, 3, 4]), row, title="T", verbose=False)
+    assert "shape differs: expected 1×4, got 4×1" in str(text)
+    assert check_expression("row", [1, 2, 3, 4], row, title="T", verbose=False)
+
+
+@pytest.mark.timeout(10, method="thread")
+def test_check_expression_has_a_time_limit(monkeypatch):
+    def endless(expr, *args, **kwargs):
+        while True:
+            time.sleep(0.01)
+
+    monkeypatch.setattr(sp, "simplify", endless)
+    start = time.perf_counter()
+    report = check_expression("R2", R2, R2, title="T", verbose=False, time_limit=0.3)
+    assert time.perf_counter() - start < 2.0
+    assert "could not be decided within 0.3 s" in report.lines[0]
+
+
+# --- never crashes, never hangs -----------------------------------------------------------------
+
+
+@pytest.mark.timeout(10, method="thread")
 def test_an_endless_loop_is_stopped_by_the_time_limit():
     def forever(x):
         while True:
@@ -67,16 +260,247 @@ def test_an_endless_loop_is_stopped_by_the_time_limit():
     assert "still running after 0.2 s" in report.lines[0]
 
 
-def test_value_mismatch_names_the_first_differing_entry():
-    got, expected = torch.tensor([1.0, 2.0, 5.0]), torch.tensor([1.0, 2.0, 3.0])
-    why = compare(got, expected, rtol=1e-5, atol=1e-6)
-    assert why == "values differ at 1 of 3 entries; first at index (2,): expected 3, got 5."
+@pytest.mark.timeout(10, method="thread")
+def test_the_time_limit_cannot_be_swallowed():
+    def swallows_exceptions(x):
+        while True:
+            try:
+                time.sleep(0.01)
+            except Exception:  # the learner's catch-all
+                pass
+
+    def swallows_once(x):
+        try:
+            while True:
+                pass
+        except BaseException:  # caught once: the alarm fires again
+            pass
+        while True:
+            pass
+
+    for learner in (swallows_exceptions, swallows_once):
+        start = time.perf_counter()
+        report = run(learner, time_limit=0.2)
+        assert time.perf_counter() - start < 2.0, learner.__name__
+        assert "still running after 0.2 s" in report.lines[0]
 
 
-def test_compare_handles_tuples_and_numbers():
-    assert compare((1.0, np.ones(2)), (1.0, np.ones(2)), rtol=0, atol=0) == ""
-    assert compare((1.0,), (1.0, 2.0), rtol=0, atol=0).startswith("expected a tuple of 2 items")
-    assert compare("a", 1.0, rtol=0, atol=0) == "expected a number, got str 'a'."
+@pytest.mark.timeout(10, method="thread")
+def test_one_endless_loop_stops_the_whole_exercise_at_once():
+    cases = [Case(f"case {i}", (torch.ones(2),)) for i in range(5)]
+
+    def forever(x):
+        while True:
+            pass
+
+    start = time.perf_counter()
+    report = check_function(forever, reference, cases, title="T", verbose=False,
+                            time_limit=0.3)
+    assert time.perf_counter() - start < 1.5  # not 5 × 0.3 s
+    assert "still running" in report.lines[0]
+    assert all(line.endswith("not run: the case above ran past the time limit.")
+               for line in report.lines[1:])
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX timers")
+@pytest.mark.timeout(10, method="thread")
+def test_an_outer_alarm_survives_the_checker():
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(time.perf_counter()))
+    try:
+        start = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, 0.6)  # falls after the checker returns
+        assert run(lambda x: 2 * x)
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 0 < left < 0.6
+        time.sleep(left + 0.2)
+        assert len(fired) == 1 and fired[0] - start == pytest.approx(0.6, abs=0.15)
+
+        fired.clear()
+        signal.setitimer(signal.ITIMER_REAL, 0.1)  # falls while the learner's code runs
+
+        def slow(x):
+            time.sleep(0.3)
+            return 2 * x
+
+        assert run(slow, time_limit=5.0)
+        assert len(fired) == 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_time_limit_works_outside_the_main_thread():
+    import threading
+
+    box = {}
+
+    def forever(x):
+        while True:
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=lambda: box.setdefault("r", run(forever, time_limit=0.2)))
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and "still running" in box["r"].lines[0]
+
+
+@pytest.mark.parametrize(("got", "expected", "ok"), [
+    (10**400, 1.5, False),
+    (10**400, 10**400, True),
+    (10**400 + 1, 10**400, False),
+    (float("inf"), 1.0, False),
+    (float("nan"), float("nan"), True),
+    (torch.tensor(135), 135, True),
+    (np.array(2.5), 2.5, True),
+    (np.float32(2.5), 2.5, True),
+])
+def test_odd_numbers_get_a_verdict(got, expected, ok):
+    report = check_value("n", got, expected, rtol=0, atol=0, title="T", verbose=False)
+    assert bool(report) is ok and report.n_cases == 1
+
+
+def test_conjugate_bit_and_parameters_are_ordinary_tensors():
+    z = torch.tensor([1 + 2j, 3 - 1j], dtype=torch.complex128)
+
+    def conj_ref(x):
+        return torch.conj_physical(2 * x)
+
+    cases = [Case("complex", (z,))]
+    assert check_function(lambda x: (2 * x).conj(), conj_ref, cases, title="T", verbose=False)
+    assert "values differ" in str(check_function(lambda x: (3 * x).conj(), conj_ref, cases,
+                                                 title="T", verbose=False))
+    report = run(lambda x: torch.nn.Parameter(2 * x))
+    assert report, str(report)
+    report = run(lambda x: torch.nn.Parameter(3 * x))
+    assert "values differ" in report.lines[0]
+
+
+def test_odd_objects_never_crash_the_checker():
+    class Weird:
+        def __eq__(self, other):
+            raise RuntimeError("no comparing me")
+
+        @property
+        def shape(self):
+            raise RuntimeError("no shape either")
+
+    assert "got Weird" in run(lambda x: Weird()).lines[0]
+    assert not check_value("v", Weird(), "text", title="T", verbose=False)
+    assert not check_value("v", Weird(), 1.0, title="T", verbose=False)
+    assert "got generator" in run(lambda x: (i for i in x)).lines[0]
+
+
+# --- not fooled ---------------------------------------------------------------------------------
+
+
+def test_a_function_that_peeks_at_the_callers_frames_does_not_pass():
+    def peek(x):
+        frame = sys._getframe(1)
+        while frame is not None:
+            if "expected" in frame.f_locals:  # the reference's answer, if it were computed
+                return frame.f_locals["expected"]
+            frame = frame.f_back
+        return x
+
+    def call_the_reference(x):
+        frame = sys._getframe(1)
+        while frame is not None:
+            if "reference_fn" in frame.f_locals:
+                return frame.f_locals["reference_fn"](x)
+            frame = frame.f_back
+        return x
+
+    assert not run(peek)
+    report = run(call_the_reference)
+    assert not report and "calls tests.test_exercises.reference" in report.lines[0]
+
+
+def test_submitting_the_reference_is_reported_as_such():
+    report = run(reference)
+    assert not report
+    assert report.lines[0] == ("✗ small: calls tests.test_exercises.reference, the book's "
+                               "own implementation; write your own.")
+    from sseq.checks import ch01
+    from sseq.memory import attend as renamed
+
+    report = ch01.check_attend(lambda q, K, V: renamed(q, K, V), verbose=False)
+    assert not report and "calls sseq.memory.attend" in report.lines[0]
+
+
+def test_monkeypatching_compare_does_not_fool_the_checker(monkeypatch):
+    monkeypatch.setattr(sseq.exercises, "compare", lambda *a, **k: "")
+    report = run(lambda x: 3 * x)
+    assert not report and report.n_passed == 0
+    assert "values differ" in report.lines[0]
+    assert "the checker itself: sseq.exercises.compare was replaced" in report.lines[-1]
+
+
+def test_swapping_compares_code_is_noticed(monkeypatch):
+    from sseq import exercises_compare
+
+    monkeypatch.setattr(exercises_compare.compare, "__code__", (lambda *a, **k: "").__code__)
+    report = run(lambda x: 3 * x)
+    assert not report and "sseq.exercises.compare was replaced" in report.lines[-1]
+
+
+def test_a_function_that_changes_its_inputs_does_not_pass():
+    def in_place(x):
+        return x.mul_(2)
+
+    report = run(in_place)
+    assert not report
+    assert "changed its input x in place" in report.lines[0]
+
+
+def test_float32_arithmetic_on_a_float64_case_does_not_pass():
+    cases = [Case("float64", (torch.linspace(0.1, 1.0, 7, dtype=torch.float64).exp(),))]
+    report = check_function(lambda x: (2 * x.float()).double(), reference, cases, title="T",
+                            verbose=False, rtol=1e-5, atol=1e-6)  # loose enough for float32
+    assert not report and "computed in float32" in report.lines[0]
+    assert check_function(lambda x: x + x, reference, cases, title="T", verbose=False)
+    # An exact answer is a float32 number too; the reference's round-off must not fail it.
+    exact = [Case("exact", (torch.tensor([0.25, 0.125, 0.5, 0.0625, 2.0], dtype=torch.float64),))]
+    assert check_function(lambda x: x + x, lambda x: 2 * x * (1 + 2.0**-50), exact, title="T",
+                          verbose=False)
+
+
+def test_a_line_budget_catches_a_python_loop():
+    def ref(x):
+        return x.cumsum(0)
+
+    def loop(x):
+        out = torch.empty_like(x)
+        total = 0.0
+        for i in range(len(x)):
+            total = total + x[i]
+            out[i] = total
+        return out
+
+    cases = [Case("long", (torch.ones(500, dtype=torch.float64),), max_lines=100)]
+    report = check_function(loop, ref, cases, title="T", verbose=False)
+    assert not report and "ran more than 100 lines of your Python" in report.lines[0]
+    assert check_function(lambda x: torch.cumsum(x, 0), ref, cases, title="T", verbose=False)
+
+
+def test_the_tracer_and_profiler_are_restored():
+    before = sys.gettrace(), sys.getprofile()
+    cases = [Case("long", (torch.ones(3),), max_lines=10)]
+    check_function(lambda x: 2 * x, reference, cases, title="T", verbose=False)
+    assert (sys.gettrace(), sys.getprofile()) == before
+
+
+# --- cases for grading --------------------------------------------------------------------------
+
+
+def test_case_generator_gives_the_books_cases_unless_a_seed_is_set():
+    book = torch.randn(3, generator=case_generator(5))
+    assert torch.equal(book, torch.randn(3, generator=torch.Generator().manual_seed(5)))
+    other = torch.randn(3, generator=case_generator(5, seed=1))
+    assert not torch.equal(book, other)
+    with grading_seed(1):
+        assert torch.equal(other, torch.randn(3, generator=case_generator(5)))
+    assert torch.equal(book, torch.randn(3, generator=case_generator(5)))
 
 
 def test_check_function_prints_the_report(capsys):
@@ -93,7 +517,7 @@ def test_check_value_within_tolerance_and_unanswered():
     assert check_value("bytes", 1.05e6, 1e6, rtol=0.1, title="Predict", verbose=False)
     assert not check_value("bytes", 2e6, 1e6, rtol=0.1, title="Predict", verbose=False)
     report = check_value("bytes", ..., 1e6, title="Predict", verbose=False)
-    assert "no answer yet" in report.lines[0]
+    assert "no answer yet" in report.lines[0] and report.unanswered
 
 
 def test_check_expression_is_symbolic():
@@ -102,6 +526,46 @@ def test_check_expression_is_symbolic():
     assert check_expression("R2", lam ** (2 * k) - lam ** (2 * k + 2), expected, title="Derive",
                             verbose=False)
     wrong = check_expression("R2", lam ** (2 * k), expected, title="Derive", verbose=False)
-    assert "differs from the expected result by" in wrong.lines[0]
+    assert "differs from the expected result" in wrong.lines[0]
     unanswered = check_expression("R2", ..., expected, title="D", verbose=False)
-    assert "no answer yet" in unanswered.lines[0]
+    assert "no answer yet" in unanswered.lines[0] and unanswered.unanswered
+
+
+# --- the page for instructors shows what the checkers really do --------------------------------
+
+
+def _blocks(language: str) -> list[str]:
+    from tests.conftest import ROOT
+
+    text = (ROOT / "book" / "instructors.md").read_text()
+    return [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith(language + "\n")]
+
+
+def test_the_instructors_page_shows_the_real_output():
+    from sseq.checks import ch01
+
+    def unscaled(q, K, V):
+        return torch.softmax(K @ q, dim=0) @ V
+
+    shown = next(b for b in _blocks("text") if "Exercise 1.1 (attend)" in b)
+    assert shown.strip() == str(ch01.check_attend(unscaled, verbose=False))
+
+
+def test_the_instructors_page_checker_example_works():
+    namespace: dict = {}
+    exec(next(b for b in _blocks("python") if "def check_convolve" in b), namespace)  # noqa: S102
+    check = namespace["check_convolve"]
+
+    def mine(u, K):
+        l, taps = u.shape[1], K.shape[-1]
+        y = torch.zeros_like(u)
+        for j in range(min(l, taps)):
+            y[:, j:] += (K[..., j] * u[:, : l - j])
+        return y
+
+    assert check(mine, verbose=False) and check(mine, verbose=False, seed=3)
+    flipped = check(lambda u, K: mine(u, K.flip(-1)), verbose=False)
+    assert not flipped and "this is a correlation" in str(flipped)
+    cases_file = next(b for b in _blocks("python") if "CASES = {" in b)
+    exec(cases_file, namespace)  # noqa: S102
+    assert isinstance(namespace["CASES"]["ex-ch01-attend"][0], Case)

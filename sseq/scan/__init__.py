@@ -26,6 +26,7 @@ The family, one module per concept (imports run one way, from here down):
 
 ===============================  ===========================================================
 :mod:`sseq.scan.reference`       the definitions (loops over time), the parallel scan, checks
+:mod:`sseq.scan.prefix`          Hillis–Steele and Blelloch written to be read: work and depth
 :mod:`sseq.scan.cpu`             the fused CPU loop (numba), forward and backward
 :mod:`sseq.scan.triton_common`   what the Triton kernels share: interpreter switch, configs
 :mod:`sseq.scan.triton_kernel`   the GPU kernels of the selective scan (chunked)

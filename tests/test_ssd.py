@@ -1,0 +1,152 @@
+"""sseq.ssd: the chunked SSD algorithm, the recurrence and the quadratic form are one map.
+
+The oracle is written here: y_t = Σ_{s≤t} exp(a_{s+1} + … + a_t) (C_t·B_s) x_s, plus the initial
+state decayed to t, by explicit loops in float64. float64 paths are held to 1e-10.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sseq import scan, ssd
+
+TOL = 1e-10
+FORMS = {
+    "sequential": lambda x, a, B, C, h0=None: ssd.ssd_sequential(x, a, B, C, h0),
+    "quadratic": lambda x, a, B, C, h0=None: ssd.ssd_quadratic(x, a, B, C, h0),
+    "chunked Q=8": lambda x, a, B, C, h0=None: ssd.ssd(x, a, B, C, 8, h0),
+    "chunked Q=16": lambda x, a, B, C, h0=None: ssd.ssd(x, a, B, C, 16, h0),
+    "chunked Q=64": lambda x, a, B, C, h0=None: ssd.ssd(x, a, B, C, 64, h0),
+}
+
+
+def inputs(l, *, b=2, h=3, p=4, n=5, seed=0, decay=1.0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, l, h, p, generator=g, dtype=dtype)
+    a = -decay * torch.rand(b, l, h, generator=g, dtype=dtype)
+    B = torch.randn(b, l, h, n, generator=g, dtype=dtype)
+    C = torch.randn(b, l, h, n, generator=g, dtype=dtype)
+    h0 = torch.randn(b, h, p, n, generator=g, dtype=dtype)
+    return x, a, B, C, h0
+
+
+def oracle(x, a, B, C, h0):
+    b, l, h, p = x.shape
+    y = torch.zeros_like(x)
+    for t in range(l):
+        for s in range(t + 1):
+            decay = torch.exp(a[:, s + 1:t + 1].sum(1))  # (b, h)
+            score = (C[:, t] * B[:, s]).sum(-1)  # (b, h)
+            y[:, t] += (decay * score)[..., None] * x[:, s]
+        y[:, t] += torch.exp(a[:, :t + 1].sum(1))[..., None] * torch.einsum(
+            "bhpn,bhn->bhp", h0, C[:, t])
+    final = torch.exp(a.sum(1))[..., None, None] * h0
+    for s in range(l):
+        final += torch.exp(a[:, s + 1:].sum(1))[..., None, None] * \
+            x[:, s, :, :, None] * B[:, s, :, None, :]
+    return y, final
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("l", [1, 7, 37, 100])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_every_form_equals_the_oracle(form, l, with_h0):
+    x, a, B, C, h0 = inputs(l)
+    h0 = h0 if with_h0 else None
+    y, final = FORMS[form](x, a, B, C, h0)
+    want_y, want_final = oracle(x, a, B, C, torch.zeros_like(final) if h0 is None else h0)
+    torch.testing.assert_close(y, want_y, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(final, want_final, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("backend", [b for b in scan.BACKENDS if b != "triton"])
+def test_chunked_form_with_every_scan_backend(backend):
+    x, a, B, C, h0 = inputs(45)
+    want = ssd.ssd_sequential(x, a, B, C, h0)
+    got = ssd.ssd(x, a, B, C, 16, h0, backend=backend)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=TOL, atol=TOL)
+
+
+def test_chunks_carry_the_state_across_calls():
+    """Two halves, the second started from the first's final state, equal the whole."""
+    x, a, B, C, _ = inputs(50)
+    y1, s1 = ssd.ssd(x[:, :23], a[:, :23], B[:, :23], C[:, :23], 8)
+    y2, s2 = ssd.ssd(x[:, 23:], a[:, 23:], B[:, 23:], C[:, 23:], 8, s1)
+    y, s = ssd.ssd(x, a, B, C, 8)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(s2, s, rtol=TOL, atol=TOL)
+
+
+def test_strong_decay_stays_finite_and_exact():
+    """a = −40 per step: exp of a cumulative sum would underflow to 0/0 in a naive mask."""
+    x, a, B, C, h0 = inputs(70, decay=40.0)
+    want = ssd.ssd_sequential(x, a, B, C, h0)
+    for got in (ssd.ssd_quadratic(x, a, B, C, h0), ssd.ssd(x, a, B, C, 16, h0)):
+        assert all(torch.isfinite(t).all() for t in got)
+        torch.testing.assert_close(got[0], want[0], rtol=TOL, atol=TOL)
+
+
+def test_float32_chunked_is_close_to_float64():
+    x, a, B, C, h0 = inputs(200)
+    want = ssd.ssd_sequential(x, a, B, C, h0)
+    x, a, B, C, h0 = (t.float() for t in (x, a, B, C, h0))
+    got = ssd.ssd(x, a, B, C, 32, h0)
+    torch.testing.assert_close(got[0].double(), want[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("form", ["quadratic", "chunked Q=8"])
+def test_gradients_equal_those_of_the_recurrence(form):
+    leaves = [t.requires_grad_() for t in inputs(21, b=1, h=2, p=3, n=2)]
+    copies = [t.detach().clone().requires_grad_() for t in leaves]
+    g = torch.Generator().manual_seed(5)
+    gy, gs = torch.randn(1, 21, 2, 3, generator=g, dtype=torch.float64), torch.randn(
+        1, 2, 3, 2, generator=g, dtype=torch.float64)
+    y, s = FORMS[form](*leaves)
+    ((y * gy).sum() + (s * gs).sum()).backward()
+    y, s = ssd.ssd_sequential(*copies)
+    ((y * gy).sum() + (s * gs).sum()).backward()
+    for name, p, q in zip("x a B C h0".split(), leaves, copies, strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-10, msg=name)
+
+
+def test_gradcheck_of_the_chunked_form():
+    leaves = [t.requires_grad_() for t in inputs(11, b=1, h=1, p=2, n=2)]
+    assert torch.autograd.gradcheck(lambda x, a, B, C, h0: ssd.ssd(x, a, B, C, 4, h0),
+                                    tuple(leaves))
+
+
+def test_segsum_is_the_sum_over_each_segment():
+    a = torch.randn(2, 6, dtype=torch.float64)
+    S = ssd.segsum(a)
+    for t in range(6):
+        for s in range(6):
+            want = a[:, s + 1:t + 1].sum(-1) if s <= t else torch.full((2,), -math.inf)
+            torch.testing.assert_close(S[:, t, s], want.to(S.dtype), rtol=0, atol=1e-12)
+
+
+def test_time_forms_returns_one_time_per_length():
+    out = ssd.time_forms([8, 16], repeat=1, heads=1, p=2, n=2, chunk_size=4)
+    assert set(out) == {"sequential", "quadratic", "chunked"}
+    assert all(len(v) == 2 and min(v) > 0 for v in out.values())
+
+
+@pytest.mark.parametrize(("change", "error", "message"), [
+    (dict(x=torch.zeros(2, 5, 3)), ValueError, r"x must have shape \(b, l, h, p\)"),
+    (dict(x=torch.zeros(2, 5, 3, 4, dtype=torch.int64)), TypeError, "x must be a floating"),
+    (dict(a=torch.zeros(2, 5, 4)), ValueError, r"a must have shape \(b, l, h\) = \(2, 5, 3\)"),
+    (dict(B=torch.zeros(2, 5, 3)), ValueError, r"B must have shape \(b, l, h, n\)"),
+    (dict(C=torch.zeros(2, 5, 3, 6)), ValueError, "B and C must have the same shape"),
+    (dict(h0=torch.zeros(2, 3, 4)), ValueError, r"initial_state must be None or a tensor of "
+                                                r"shape \(b, h, p, n\) = \(2, 3, 4, 5\)"),
+    (dict(chunk_size=0), ValueError, "chunk_size must be a positive int, got 0"),
+    (dict(chunk_size=True), ValueError, "chunk_size must be a positive int"),
+])
+def test_bad_inputs_name_the_argument(change, error, message):
+    x, a, B, C, h0 = inputs(5, dtype=torch.float32)
+    args = dict(x=x, a=a, B=B, C=C, h0=h0, chunk_size=4) | change
+    with pytest.raises(error, match=message):
+        ssd.ssd(args["x"], args["a"], args["B"], args["C"], args["chunk_size"], args["h0"])
