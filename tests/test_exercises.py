@@ -110,13 +110,30 @@ RTOL, ATOL = 1e-5, 1e-6
     (1.0, lambda e, step: e + step),
     (1.0, lambda e, step: torch.tensor(e + step, dtype=torch.float64)),  # a 0-d tensor
     ((1.0, torch.tensor([1.0], dtype=torch.float64)), lambda e, step: (e[0], e[1] + step)),
-], ids=["tensor", "array", "complex", "float", "0-d tensor", "tuple"])
+    (1 + 1j, lambda e, step: e + 1j * step),
+], ids=["tensor", "array", "complex", "float", "0-d tensor", "tuple", "complex number"])
 def test_tolerance_boundary_for_each_kind(expected, nudge):
     """Just inside atol + rtol·|expected| passes, just outside fails."""
-    size = 2**0.5 if isinstance(expected, torch.Tensor) and expected.is_complex() else 1.0
+    complex_ = isinstance(expected, complex) or (isinstance(expected, torch.Tensor)
+                                                 and expected.is_complex())
+    size = 2**0.5 if complex_ else 1.0
     bound = ATOL + RTOL * size
     assert compare(nudge(expected, 0.9 * bound), expected, rtol=RTOL, atol=ATOL) == ""
     assert compare(nudge(expected, 1.1 * bound), expected, rtol=RTOL, atol=ATOL) != ""
+
+
+@pytest.mark.parametrize(("factor", "passes"), [(0.9, True), (1.1, False)])
+def test_check_function_default_tolerance_boundary(factor, passes):
+    """Protects: check_function's default tolerance, |got − expected| <= 1e-6 + 1e-5·|expected|
+    per entry: an answer off by 0.9 of it passes, by 1.1 of it fails (a checker whose default
+    tolerance was loosened, or tightened, fails this)."""
+    def off_by(x):
+        expected = 2 * x
+        return expected + factor * (1e-6 + 1e-5 * expected.abs())
+
+    cases = [Case("float64", (torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64),))]
+    report = check_function(off_by, reference, cases, title="Double", verbose=False)
+    assert bool(report) is passes
 
 
 def test_integer_and_bool_results_compare_exactly():
