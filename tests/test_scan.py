@@ -233,6 +233,22 @@ def test_low_precision_inputs_are_computed_in_float32(backend):
     torch.testing.assert_close(y16[1], y32[1])
 
 
+@pytest.mark.parametrize("name", ["D", "z", "delta_bias"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float64_options_of_a_float32_scan_are_computed_in_float32(backend, name):
+    """Protects: the compute dtype follows u (float32 for a float32 u), and every input is cast
+    to it: a float64 D, z or delta_bias gives, bit for bit, the result of the same input cast
+    to float32 beforehand (a backend that computed that term in float64 would differ in the
+    last bits)."""
+    inputs, _ = selective_inputs(50, ("D", "z", "delta_bias"))
+    x32 = {k: v.float() for k, v in inputs.items()}
+    mixed = dict(x32, **{name: inputs[name]})
+    got = scan.selective_scan(**mixed, return_last_state=True, backend=backend)
+    want = scan.selective_scan(**x32, return_last_state=True, backend=backend)
+    assert got[0].dtype == got[1].dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 @pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
 def test_fast_exp_is_within_two_ulp():
     special = [0.0, -87.33654, 88.37, 88.72, 88.73, -np.inf, np.inf, np.nan]
