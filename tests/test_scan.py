@@ -360,13 +360,14 @@ def test_linear_scan_keeps_low_precision_dtype():
 
 # --------------------------------------------------------------------------- threads
 # `make unit` runs with OMP_NUM_THREADS=1, where the cpu backend runs its tasks in the calling
-# thread; these tests switch PyTorch to 2 threads, so that its thread pool does the work.
+# thread; these tests make the backend see 2 threads, so that its own thread pool does the
+# work. They patch torch.get_num_threads, which the backend reads, rather than call
+# torch.set_num_threads(2): that would start PyTorch's OpenMP pool, and a process forked
+# after that (make mutants runs each mutant in a forked child) hangs in its first parallel
+# PyTorch operation.
 @pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def two_threads(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
 
 
 @pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
