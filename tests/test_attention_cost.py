@@ -28,6 +28,44 @@ def test_meter_counts_a_known_allocation_once_and_releases_it():
     assert A.peak_tensor_memory(lambda: torch.empty(3, 5, dtype=torch.float64)) == 120
 
 
+def test_meter_counts_each_new_output_and_every_tensor_sharing_it():
+    """Protects the meter's rule, one operator at a time: outputs are found inside nested
+    tuples, lists and dicts; an output on a storage that existed before is skipped and the
+    next outputs still counted; a storage is released when the last tensor on it is freed."""
+    import gc
+
+    from sseq.attention import cost
+
+    old, mine = torch.ones(10), torch.ones(1000)
+    assert [id(t) for t in cost._tensors(([old, (mine,)], {"a": old}, 3))] == [
+        id(old), id(mine), id(old)]
+    meter = cost.TensorMemoryMeter()
+    new = torch.ones(1000)                               # 4,000 bytes
+    views = (new[:500], new[500:])
+    out = meter.__torch_dispatch__(lambda *a, _v=views, **k: [old, {"v": _v}], (), (old,))
+    assert meter.current == meter.peak == 4000 and out[1]["v"] is views
+    del new, out
+    v0, v1 = views
+    del views
+    del v0
+    gc.collect()
+    assert meter.current == 4000                         # v1 still holds the storage
+    del v1
+    gc.collect()
+    assert meter.current == 0 and meter.peak == 4000
+
+
+def test_the_fused_method_is_causal_when_asked():
+    """Protects the benchmark's torch method: causal=True is passed on."""
+    from sseq.attention import cost
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 6, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    for causal in (False, True):
+        torch.testing.assert_close(cost.METHODS["torch (fused)"](q, k, v, causal, 4),
+                                   A.scaled_dot_product_attention(q, k, v, causal=causal))
+
+
 def test_meter_ignores_memory_that_existed_before():
     x = torch.ones(10_000)
     assert A.peak_tensor_memory(lambda: x[::2].sum()) == 4  # only the 0-d result
