@@ -3,6 +3,7 @@ and no answer, however hostile, crashes it, hangs it or fools it."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -456,6 +457,8 @@ def test_monkeypatching_compare_does_not_fool_the_checker(monkeypatch):
 def test_swapping_compares_code_is_noticed(monkeypatch):
     from sseq import exercises_compare
 
+    if os.environ.get("MUTANT_UNDER_TEST"):  # make mutants: compare is mutmut's trampoline,
+        pytest.skip("whose closure a plain function's code cannot replace")
     monkeypatch.setattr(exercises_compare.compare, "__code__", (lambda *a, **k: "").__code__)
     report = run(lambda x: 3 * x)
     assert not report and "sseq.exercises.compare was replaced" in report.lines[-1]
