@@ -457,7 +457,7 @@ def test_monkeypatching_compare_does_not_fool_the_checker(monkeypatch):
 def test_swapping_compares_code_is_noticed(monkeypatch):
     from sseq import exercises_compare
 
-    if os.environ.get("MUTANT_UNDER_TEST"):  # make mutants: compare is mutmut's trampoline,
+    if "MUTANT_UNDER_TEST" in os.environ:  # make mutants: compare is mutmut's trampoline,
         pytest.skip("whose closure a plain function's code cannot replace")
     monkeypatch.setattr(exercises_compare.compare, "__code__", (lambda *a, **k: "").__code__)
     report = run(lambda x: 3 * x)
