@@ -42,6 +42,9 @@ HERE = ROOT / "tests" / "mutants"
 OUT = ROOT / "_build" / "mutants"
 MUTMUT = Path(sys.executable).with_name("mutmut")
 
+# What some tests read besides sseq/ and tests/ (book/instructors.md's checker example).
+EXTRA = ["book"]
+
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",
           152: "timeout", 255: "timeout", -11: "crashed", -9: "crashed", 37: "killed"}
 NOT_KILLED = {0: "survived", 5: "no tests", 33: "no tests", None: "no tests"}
@@ -83,7 +86,7 @@ def pyproject(module: str, tests: list[str]) -> str:
     mutmut = {
         "source_paths": ["sseq"],
         "only_mutate": [module],
-        "also_copy": ["requirements.txt"],
+        "also_copy": ["requirements.txt", *EXTRA],
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "no:xdist"],
         "pytest_add_cli_args_test_selection": tests,
         "use_git_change_detection": False,
@@ -98,6 +101,8 @@ def prepare(module: str, tests: list[str]) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "sseq", work / "sseq", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    for extra in EXTRA:
+        shutil.copytree(ROOT / extra, work / extra, ignore=ignore)
     (work / "pyproject.toml").write_text(pyproject(module, tests))
     shutil.copy2(ROOT / "requirements.txt", work / "requirements.txt")
     return work
