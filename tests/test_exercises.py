@@ -589,3 +589,95 @@ def test_the_instructors_page_checker_example_works():
     cases_file = next(b for b in _blocks("python") if "CASES = {" in b)
     exec(cases_file, namespace)  # noqa: S102
     assert isinstance(namespace["CASES"]["ex-ch01-attend"][0], Case)
+
+
+# --- the comparison's pieces, value by value ----------------------------------------------------
+@pytest.mark.parametrize(("got", "expected", "said"), [
+    (1 + 1j, 1.0, "is not the measured value"), (2.0, 1 + 0j, "is not the measured value"),
+    (-1.0, 1.0, "has the wrong sign"), (0.5, -2.0, "has the wrong sign"),
+    (0.5, 0.6, "is too low"), (1.5, 1.0, "is too high"), (1.0, 1.5, "is too low"),
+    (3.0, 2.0, "is too high"), (1.99, 1.0, "is too high"),
+    (2.0, 1.0, "is too high by a factor of 2 or more"),
+    (2.5, 1.0, "is too high by a factor of 2 or more"),
+    (9.99, 1.0, "is too high by a factor of 2 or more"),
+    (10.0, 1.0, "is too high by a factor of 10 or more"),
+    (10.5, 1.0, "is too high by a factor of 10 or more"),
+    (0.5, 1.0, "is too low by a factor of 2 or more"),
+    (0.0, 1.0, "is too low by a factor of 10 or more"),
+    (0.0, -1.0, "is too high by a factor of 10 or more"),
+    (1.0, 0.0, "is too high"), (-1.0, 0.0, "is too low"), (float("inf"), 1.0, "is too high"),
+])
+def test_direction_says_how_far_off_without_the_value(got, expected, said):
+    """Protects the hint a prediction gets instead of the expected value."""
+    from sseq.exercises_compare import _direction
+
+    assert _direction(got, expected) == said
+
+
+def test_describe_names_types_shapes_and_huge_ints():
+    from sseq.exercises_compare import describe
+
+    assert describe(torch.nn.Parameter(torch.zeros(2))) == (
+        "an nn.Parameter of shape (2,) and dtype torch.float32")
+    assert describe(torch.zeros(2, 1, dtype=torch.float64)) == (
+        "a tensor of shape (2, 1) and dtype torch.float64")
+    assert describe(np.zeros(3, dtype=np.int32)) == "an array of shape (3,) and dtype int32"
+    assert (describe(None), describe(...)) == ("None", "Ellipsis")
+    assert describe(10**30) == "an int of about 31 digits"
+    assert describe(-10**40) == "an int of about 41 digits"
+    assert describe(10**30 - 1) == f"int {10**30 - 1}"
+    assert (describe(True), describe(2.5), describe("a")) == ("bool True", "float 2.5", "str 'a'")
+    assert describe([1]) == "list"
+
+
+def test_as_number_takes_numbers_only():
+    from fractions import Fraction
+
+    from sseq.exercises_compare import as_number
+
+    for x in (torch.tensor([2.0]), torch.tensor(True), np.bool_(True), True, "3", [1.0], None):
+        assert as_number(x) is None, x
+    assert as_number(torch.tensor(1 + 2j).conj()) == 1 - 2j
+    assert as_number(np.float32(1.5)) == 1.5 and as_number(np.array(2.0)) == 2.0
+    half = as_number(Fraction(1, 2))
+    assert half == 0.5 and type(half) is float
+    assert as_number(10**400) == 10**400 and as_number(2 + 0j) == 2 + 0j
+
+
+def test_nan_and_exact_tolerance_edges():
+    """Protects NaN handling (NaN matches NaN only) and that |g − e| = atol + rtol|e| passes."""
+    nan = float("nan")
+    assert compare(nan, nan, rtol=0, atol=0) == ""
+    assert compare(nan, 1.0, rtol=0, atol=0) != "" and compare(1.0, nan, rtol=0, atol=0) != ""
+    assert compare(complex(nan, 0), complex(nan, 1), rtol=0, atol=0) == ""
+    assert compare(complex(nan, 0), 1 + 0j, rtol=0, atol=0) != ""
+    assert compare(1 + 0j, complex(nan, 0), rtol=0, atol=0) != ""
+    assert compare(1.5, 1.0, rtol=0.5, atol=0) == ""
+    assert compare(1.75, 1.0, rtol=0.5, atol=0.25) == ""
+    assert compare(1 + 0.5j, 1 + 0j, rtol=0.5, atol=0) == ""
+    assert compare(float("inf"), 1.0, rtol=1, atol=1) != ""
+
+
+def test_number_messages_in_full():
+    assert compare(2.0, 1.0, rtol=1e-5, atol=1e-6) == (
+        "expected 1, got 2 (relative error 1.0e+00; tolerance rtol 1e-05, atol 1e-06).")
+    assert compare(2.0, 1.0, rtol=1e-5, atol=1e-6, reveal=False) == (
+        "your value is too high by a factor of 2 or more (tolerance: rtol 1e-05, atol 1e-06).")
+
+
+def test_format_pair_prints_just_enough_digits():
+    from sseq.exercises_compare import format_pair
+
+    assert format_pair(0.1 + 1j, 0.1 + 2j) == ("0.1+1j", "0.1+2j")  # equal parts: 6 digits
+    assert format_pair(1 + 1j, 2.0) == ("1+1j", "2+0j")
+    assert format_pair(1.0, 1.0000001) == ("1", "1.0000001")
+    assert format_pair(3, 4) == ("3", "4")
+
+
+def test_float32_detection_handles_huge_and_missing_values():
+    """Protects the float32 check on values float32 cannot hold (no overflow warning) and NaN."""
+    from sseq.exercises_compare import _fits_float32
+
+    x = np.array([1e300, 0.5, np.nan, np.inf, 0.1])
+    assert _fits_float32(x).tolist() == [False, True, False, True, False]
+    assert _fits_float32(x + 0.5j).tolist() == [False, True, False, True, False]
