@@ -681,3 +681,16 @@ def test_float32_detection_handles_huge_and_missing_values():
     x = np.array([1e300, 0.5, np.nan, np.inf, 0.1])
     assert _fits_float32(x).tolist() == [False, True, False, True, False]
     assert _fits_float32(x + 0.5j).tolist() == [False, True, False, True, False]
+
+
+def test_graded_cases_come_from_the_same_seed_in_every_release():
+    """Protects the reproducibility of grades: an instructor's --seed gives the same hidden
+    cases in every release of sseq (the mix of the book's seed and the instructor's is fixed,
+    (default · 1000003 + seed · 7919 + 97) mod 2^62); changing it would change every graded
+    case that was ever drawn."""
+    from sseq.exercises_cases import case_generator
+
+    assert case_generator(11).initial_seed() == 11
+    assert case_generator(11, 5).initial_seed() == 11039725
+    assert case_generator(0, 0).initial_seed() == 97
+    assert case_generator(3, 2**61).initial_seed() == 2305843009216694058
