@@ -694,3 +694,64 @@ def test_graded_cases_come_from_the_same_seed_in_every_release():
     assert case_generator(11, 5).initial_seed() == 11039725
     assert case_generator(0, 0).initial_seed() == 97
     assert case_generator(3, 2**61).initial_seed() == 2305843009216694058
+
+
+T64 = torch.float64
+
+
+@pytest.mark.parametrize(("got", "expected", "kwargs", "said"), [
+    ((1.0,), [1.0, 2.0], {}, "expected a list of 2 items, got tuple of 1 items."),
+    (3.0, (1.0, 2.0), {}, "expected a tuple of 2 items, got float 3.0."),
+    ((1.0, 2.5), (1.0, 2.0), {"reveal": False},
+     "item 1: your value is too high (tolerance: exact)."),
+    (torch.tensor(True), True, {}, ""), (np.bool_(False), False, {}, ""),
+    (torch.tensor(False), True, {},
+     "expected True, got a tensor of shape () and dtype torch.bool."),
+    (torch.tensor([True]), True, {},
+     "expected True, got a tensor of shape (1,) and dtype torch.bool."),
+    (1, True, {}, "expected True, got int 1."),
+    (False, True, {"reveal": False}, "got bool False, which is not the answer."),
+    ("a", "a", {}, ""), ("b", "a", {}, "expected 'a', got str 'b'."),
+    (np.array([1, 2]), "a", {}, "expected 'a', got an array of shape (2,) and dtype int64."),
+    (torch.tensor([1, 3]), torch.tensor([1, 2]), {"rtol": 1.0, "atol": 1.0},
+     "values differ at 1 of 2 entries; first at index (1,): expected 2, got 3 (relative error "
+     "5.0e-01; tolerance rtol 1, atol 1)."),
+    (torch.tensor([1.0, float("nan"), float("inf")], dtype=T64),
+     torch.tensor([1.0, 2.0, 3.0], dtype=T64), {},
+     "2 of 3 entries are NaN where a finite value was expected; the first at index (1,)."),
+    (torch.tensor([float("inf"), 1.0], dtype=T64), torch.tensor([1.0, 2.0], dtype=T64), {},
+     "1 of 2 entries are infinite where a finite value was expected; the first at index (0,)."),
+    (torch.tensor([float("nan"), 2.5], dtype=T64), torch.tensor([float("nan"), 2.0], dtype=T64),
+     {"reveal": False}, "values differ at 1 of 2 entries; the first at index (1,) is too high."),
+    (torch.tensor([float("inf"), 2.0], dtype=T64), torch.tensor([float("inf"), 2.0], dtype=T64),
+     {}, ""),
+    (torch.tensor([0.5], dtype=T64), torch.tensor([0.0], dtype=T64), {},
+     "values differ at 1 of 1 entries; first at index (0,): expected 0, got 0.5 (relative error "
+     "5.0e-01; tolerance exact)."),
+    (torch.tensor([1.5, 1e308], dtype=T64), torch.tensor([1.0, -1e308], dtype=T64),
+     {"rtol": 0.5, "atol": 0}, "values differ at 1 of 2 entries; first at index (1,): expected "
+     "-1e+308, got 1e+308 (relative error inf; tolerance rtol 0.5)."),
+    (torch.tensor([1.0], dtype=torch.bfloat16), torch.tensor([1.0], dtype=torch.bfloat16), {}, ""),
+])
+def test_compare_says_exactly_what_differs(got, expected, kwargs, said):
+    """Protects each sentence the checker can answer with, and each path to it: tuples and
+    lists, bools (0-d tensors too), anything compared with ==, integer arrays, NaN and
+    infinite entries, a zero expected value, an overflowing difference, bfloat16."""
+    assert compare(got, expected, **{"rtol": 0.0, "atol": 0.0, **kwargs}) == said
+
+
+def test_float32_results_are_named_in_the_sentence():
+    """Protects the float32 diagnosis: a float64 answer whose values are all float32 numbers,
+    where the reference's lie off the float32 grid, fails with its own sentence (also when
+    the values are otherwise within tolerance), and is named beside a value error."""
+    e = torch.linspace(0.1, 1.1, 6, dtype=T64)
+    g = e.float().double()
+    assert compare(g, e, rtol=1e-3, atol=0).startswith("every value you return is a float32")
+    why = compare(g, e, rtol=1e-12, atol=0)
+    assert why.endswith("(every value you return is a float32 number: was it computed in "
+                        "float32?)")
+    assert compare(e, e, rtol=0, atol=0) == ""
+    few = torch.tensor([0.1, 0.25, 0.5, 0.75, 1.0], dtype=T64)  # one off the grid only
+    assert compare(few.float().double(), few, rtol=1e-3, atol=0) == ""
+    exact = torch.tensor([0.25, 0.5, 0.75, 1.0, 2.0], dtype=T64) + 1e-17
+    assert compare(exact.float().double(), exact, rtol=1e-3, atol=0) == ""
