@@ -755,3 +755,15 @@ def test_float32_results_are_named_in_the_sentence():
     assert compare(few.float().double(), few, rtol=1e-3, atol=0) == ""
     exact = torch.tensor([0.25, 0.5, 0.75, 1.0, 2.0], dtype=T64) + 1e-17
     assert compare(exact.float().double(), exact, rtol=1e-3, atol=0) == ""
+
+
+def test_float32_diagnosis_edges_and_nested_values_revealed():
+    """Protects the float32 test's thresholds (four values off the float32 grid suffice; the
+    distance is relative, so tiny values count) and the revealed sentence of an item."""
+    four = torch.tensor([0.1, 0.2, 0.3, 0.7, 0.5], dtype=T64)  # 0.5 is on the grid
+    assert compare(four.float().double(), four, rtol=1e-3, atol=0).startswith("every value")
+    tiny = torch.linspace(0.1, 1.1, 6, dtype=T64) * 1e-20
+    assert compare(tiny.float().double(), tiny, rtol=1e-3, atol=0).startswith("every value")
+    assert compare((1.0, 2.5), (1.0, 2.0), rtol=0, atol=0) == (
+        "item 1: expected 2, got 2.5 (relative error 2.5e-01; tolerance exact).")
+    assert "(relative error inf; tolerance exact)" in compare(10**400, 1, rtol=0, atol=0)
