@@ -767,3 +767,65 @@ def test_float32_diagnosis_edges_and_nested_values_revealed():
     assert compare((1.0, 2.5), (1.0, 2.0), rtol=0, atol=0) == (
         "item 1: expected 2, got 2.5 (relative error 2.5e-01; tolerance exact).")
     assert "(relative error inf; tolerance exact)" in compare(10**400, 1, rtol=0, atol=0)
+
+
+def test_reports_in_full():
+    """Protects every line a learner reads: case names, the reason, hints and named mistakes,
+    keyword cases, the verdict's counts and wording, for each kind of check."""
+    cases = [Case("small", (torch.arange(3.0),), hint="double it"),
+             Case("kw", (), {"x": torch.ones(2)})]
+    tripling = Mistake("tripling", "you multiplied by 3", lambda x: 3 * x)
+    report = check_function(lambda x: 3 * x, reference, cases, title="Double", verbose=False,
+                            mistakes=[tripling])
+    why = ("values differ at {} of {} entries; first at index ({},): expected 2, got 3 (relative "
+           "error 5.0e-01; tolerance rtol 1e-05, atol 1e-06). Hint: this is tripling: you "
+           "multiplied by 3")
+    assert str(report) == "\n".join([f"✗ small: {why.format(2, 3, 1)}",
+                                     f"✗ kw: {why.format(2, 2, 0)}",
+                                     "Double: 0 of 2 checks pass. Keep going."])
+    assert str(check_function(reference, lambda x: 2 * x, cases, title="Double",
+                              verbose=False)) == (
+        "✓ small\n✓ kw\nDouble: all 2 checks pass. Well done!")
+    assert str(check_value("L", 12.0, 10.0, title="Ex", hint="count again", verbose=False)) == (
+        "✗ L: your value is too high (tolerance: rtol 0.1). Hint: count again\n"
+        "Ex: 0 of 1 checks pass. Keep going.")
+    assert str(check_value("L", 10.9, 10.0, title="Ex", verbose=False)) == (
+        "✓ L\nEx: correct. Well done!")
+    assert str(check_value("L", 5.0, 10.0, title="Ex", verbose=False,
+                           mistakes=[Mistake("halving", "you halved", 5.0)])) == (
+        "✗ L: your value is too low by a factor of 2 or more (tolerance: rtol 0.1). Hint: this "
+        "is halving: you halved\nEx: 0 of 1 checks pass. Keep going.")
+    assert str(check_value("L", ..., 10.0, title="Ex", verbose=False)) == (
+        "✗ L: no answer yet: replace the ... with your value.\nEx: 0 of 1 checks pass. Keep "
+        "going.")
+    x = sp.Symbol("x")
+    assert str(check_expression("e", 2 * x, x**2, title="Ex", hint="square",
+                                verbose=False)).startswith("✗ e: differs from the expected ")
+    assert str(check_expression("e", 2 * x, x**2, title="Ex", hint="square",
+                                verbose=False)).endswith(" Hint: square\nEx: 0 of 1 checks "
+                                                         "pass. Keep going.")
+    assert str(check_expression("e", ..., x**2, title="Ex", verbose=False)) == (
+        "✗ e: no answer yet: replace the ... with your expression.\nEx: 0 of 1 checks pass. "
+        "Keep going.")
+    named = check_expression("e", x, x**2, title="Ex", verbose=False,
+                             mistakes=[Mistake("linear", "not squared", x)])
+    assert named.lines[0].endswith("Hint: this is linear: not squared")
+
+
+def test_reports_print_once_and_add_up(capsys):
+    """Protects printing (verbose by default, and a notebook's display does not print twice)
+    and Report.extend (an exercise checked in parts)."""
+    first = check_value("a", 1.0, 1.0, title="T")
+    assert capsys.readouterr().out == "✓ a\nT: correct. Well done!\n"
+    first._ipython_display_()
+    assert capsys.readouterr().out == ""
+    quiet = check_value("b", 3.0, 1.0, title="T", verbose=False)
+    assert capsys.readouterr().out == ""
+    quiet._ipython_display_()
+    assert capsys.readouterr().out.endswith("T: 0 of 1 checks pass. Keep going.\n")
+    both = check_value("a", 1.0, 1.0, title="T", verbose=False).extend(quiet)
+    assert (both.n_passed, both.n_cases, len(both.lines)) == (1, 2, 2)
+    assert both.lines[0] == "✓ a" and both.lines[1].startswith("✗ b: ")
+    assert str(check_expression("e", sp.Symbol("x"), sp.Symbol("x"), title="T")) == (
+        "✓ e\nT: correct. Well done!")
+    assert capsys.readouterr().out == "✓ e\nT: correct. Well done!\n"
