@@ -829,3 +829,37 @@ def test_reports_print_once_and_add_up(capsys):
     assert str(check_expression("e", sp.Symbol("x"), sp.Symbol("x"), title="T")) == (
         "✓ e\nT: correct. Well done!")
     assert capsys.readouterr().out == "✓ e\nT: correct. Well done!\n"
+
+
+def test_a_function_in_the_graders_kernel_gets_each_case_and_the_rules():
+    """Protects the grader's path: a learner's function that runs in another kernel (it has
+    ``_sseq_run_case``) receives each case's arguments, the time limit, the line budget, the
+    book functions it must not call and the argument names, and its outcome is judged."""
+    from sseq.exercises_guard import Outcome
+
+    def helper(x):
+        return x
+
+    calls = []
+
+    class Remote:
+        __name__ = __qualname__ = "learner"
+
+        def __call__(self, *args, **kwargs):
+            raise AssertionError("a remote function is not called in the checker's kernel")
+
+        def _sseq_run_case(self, args, kwargs, *, time_limit, max_lines, forbidden, arg_names):
+            calls.append((args, kwargs, time_limit, max_lines, forbidden, arg_names))
+            x = args[0] if args else kwargs["x"]
+            return Outcome("returned", 2 * x)
+
+    cases = [Case("pos", (torch.arange(3.0),), max_lines=7), Case("kw", (), {"x": torch.ones(2)})]
+    report = check_function(Remote(), reference, cases, title="Double", verbose=False,
+                            time_limit=2.5, forbid=[helper])
+    assert report and report.n_cases == 2
+    names = [f"{__name__}.reference",
+             f"{__name__}.test_a_function_in_the_graders_kernel_gets_each_case_and_the_rules"
+             ".<locals>.helper"]
+    assert [(c[1], c[2], c[3], c[4], c[5]) for c in calls] == [
+        ({}, 2.5, 7, names, ("x",)), ({"x": cases[1].kwargs["x"]}, 2.5, None, names, ("x",))]
+    assert calls[0][0] is cases[0].args
