@@ -305,7 +305,7 @@ def test_the_time_limit_cannot_be_swallowed():
 
 @pytest.mark.timeout(10, method="thread")
 def test_one_endless_loop_stops_the_whole_exercise_at_once():
-    cases = [Case(f"case {i}", (torch.ones(2),)) for i in range(5)]
+    cases = [Case(f"case {i}", (torch.ones(2),), hint="no loop") for i in range(5)]
 
     def forever(x):
         while True:
@@ -315,9 +315,11 @@ def test_one_endless_loop_stops_the_whole_exercise_at_once():
     report = check_function(forever, reference, cases, title="T", verbose=False,
                             time_limit=0.3)
     assert time.perf_counter() - start < 1.5  # not 5 × 0.3 s
-    assert "still running" in report.lines[0]
-    assert all(line.endswith("not run: the case above ran past the time limit.")
-               for line in report.lines[1:])
+    assert report.lines[0] == ("✗ case 0: still running after 0.3 s, so it was stopped (an "
+                               "endless loop?). Hint: no loop")
+    assert report.lines[1:] == [f"✗ case {i}: not run: the case above ran past the time limit."
+                                for i in range(1, 5)]
+    assert (report.n_cases, report.n_passed) == (5, 0)
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX timers")
