@@ -865,3 +865,91 @@ def test_a_function_in_the_graders_kernel_gets_each_case_and_the_rules():
     assert [(c[1], c[2], c[3], c[4], c[5]) for c in calls] == [
         ({}, 2.5, 7, names, ("x",)), ({"x": cases[1].kwargs["x"]}, 2.5, None, names, ("x",))]
     assert calls[0][0] is cases[0].args
+
+
+# --- the guard's pieces ------------------------------------------------------------------------
+def test_qualified_name_of_functions_and_odd_objects():
+    from sseq.exercises_guard import qualified_name
+
+    class NoNames:
+        __module__ = ""
+
+        def __repr__(self):
+            return "<odd>"
+
+    def inner():
+        pass
+
+    assert qualified_name(inner) == (f"{__name__}.test_qualified_name_of_functions_and_odd_objects"
+                                     ".<locals>.inner")
+    assert qualified_name(torch.exp) == "torch._VariableFunctionsClass.exp"  # as PyTorch says
+    assert qualified_name(NoNames()) == "<odd>"
+    named = NoNames()
+    named.__name__ = "only_name"
+    assert qualified_name(named) == "only_name"
+    named.__module__ = "pkg"
+    assert qualified_name(named) == "pkg.only_name"
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    (torch.tensor([1.0, float("nan")]), torch.tensor([1.0, float("nan")]), True),
+    (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]), False),
+    (torch.tensor([1.0, float("nan")]), torch.tensor([float("nan"), 1.0]), False),
+    (torch.tensor([1.0]), torch.tensor([1.0], dtype=torch.float64), False),
+    (torch.tensor([1.0]), torch.tensor([[1.0]]), False),
+    (torch.tensor([1.0]), np.array([1.0]), False), (np.array([1.0]), torch.tensor([1.0]), False),
+    (torch.tensor([1 + 1j]).conj(), torch.tensor([1 - 1j]), True),
+    (np.array([np.nan]), np.array([np.nan]), True), (np.array([1]), np.array([1.0]), False),
+    ([1, (2, 3)], [1, (2, 3)], True), ([1, 2], [1, 2, 3], False),
+    ({"a": 1}, {"a": 1}, True), ({"a": 1}, {"b": 1}, False), ({"a": 1}, {"a": 2}, False),
+    (float("nan"), float("nan"), True), (1.0, 2.0, False),
+])
+def test_same_value_notices_any_change(a, b, same):
+    """Protects the in-place change detector: exact equality, NaN equal to NaN, types, shapes
+    and dtypes compared, containers item by item."""
+    from sseq.exercises_guard import same_value
+
+    assert same_value(a, b) is same
+
+
+def test_the_watch_sees_forbidden_functions_and_counts_lines():
+    """Protects the watch: a forbidden Python function (or one wrapped by a decorator) and a
+    forbidden C function are named when called; the line budget stops a call that runs more
+    lines than allowed, and not one that runs exactly as many."""
+    import functools
+
+    from sseq.exercises_guard import qualified_name, run_learner
+
+    def book(x):
+        return x
+
+    @functools.wraps(book)
+    def wrapped(x):
+        return book(x)
+
+    out = run_learner(lambda x: wrapped(x), (1,), {}, forbidden=[wrapped])
+    assert out.reference == f"{__name__}." + book.__qualname__
+    out = run_learner(lambda x: torch.exp(x), (torch.ones(1),), {}, forbidden=[torch.exp])
+    assert out.reference == qualified_name(torch.exp) and out.kind == "returned"
+    out = run_learner(lambda x: x, (1,), {}, forbidden=[torch.exp, book])
+    assert out.reference == "" and out.value == 1
+
+    def three_lines(x):
+        y = x
+        y = y + 1
+        return y
+
+    assert run_learner(three_lines, (1,), {}, max_lines=3).kind == "returned"
+    looped = run_learner(three_lines, (1,), {}, max_lines=2)
+    assert looped.kind == "looped" and looped.lines == 3
+
+
+def test_an_outer_handler_is_called_with_the_signal_and_frame():
+    """Protects the hand-over of an outer SIGALRM: its handler gets the signal and the frame."""
+    from sseq.exercises_guard import _deliver
+
+    got = []
+    frame = sys._getframe()
+    _deliver(lambda signum, f: got.append((signum, f)), signal.SIGALRM, frame)
+    assert got == [(signal.SIGALRM, frame)]
+    _deliver(signal.SIG_IGN, signal.SIGALRM, frame)  # ignored: nothing happens
