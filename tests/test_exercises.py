@@ -812,6 +812,10 @@ def test_reports_in_full():
     named = check_expression("e", x, x**2, title="Ex", verbose=False,
                              mistakes=[Mistake("linear", "not squared", x)])
     assert named.lines[0].endswith("Hint: this is linear: not squared")
+    plain = check_expression("e", x, x**2, title="Ex", verbose=False)
+    assert plain.lines[0].startswith("✗ e: differs") and "Hint" not in plain.lines[0]
+    assert check_value("L", 20.0, 10.0, title="Ex", verbose=False).lines == [
+        "✗ L: your value is too high by a factor of 2 or more (tolerance: rtol 0.1)."]
 
 
 def test_reports_print_once_and_add_up(capsys):
