@@ -902,6 +902,7 @@ def test_qualified_name_of_functions_and_odd_objects():
     (torch.tensor([1.0]), torch.tensor([1.0], dtype=torch.float64), False),
     (torch.tensor([1.0]), torch.tensor([[1.0]]), False),
     (torch.tensor([1.0]), np.array([1.0]), False), (np.array([1.0]), torch.tensor([1.0]), False),
+    (torch.tensor([1.0]), [1.0], False), (1.0, torch.tensor(1.0), False),
     (torch.tensor([1 + 1j]).conj(), torch.tensor([1 - 1j]), True),
     (np.array([np.nan]), np.array([np.nan]), True), (np.array([1]), np.array([1.0]), False),
     ([1, (2, 3)], [1, (2, 3)], True), ([1, 2], [1, 2, 3], False),
@@ -935,6 +936,9 @@ def test_the_watch_sees_forbidden_functions_and_counts_lines():
     assert out.reference == f"{__name__}." + book.__qualname__
     out = run_learner(lambda x: torch.exp(x), (torch.ones(1),), {}, forbidden=[torch.exp])
     assert out.reference == qualified_name(torch.exp) and out.kind == "returned"
+    cached = functools.lru_cache(book)  # a C wrapper: the function inside is watched
+    out = run_learner(lambda x: cached.__wrapped__(x), (1,), {}, forbidden=[cached])
+    assert out.reference == qualified_name(cached)
     out = run_learner(lambda x: x, (1,), {}, forbidden=[torch.exp, book])
     assert out.reference == "" and out.value == 1
 
