@@ -166,6 +166,8 @@ def test_time_scans_measures_each_method():
     ((torch.ones(3), torch.ones(3)), ValueError, r"a must have shape \(b, l, \.\.\.\)"),
     ((torch.ones(2, 3), torch.ones(2, 4)), ValueError, r"b must have a's shape \(2, 3\)"),
     (([1.0], torch.ones(2, 3)), TypeError, "a must be a torch.Tensor"),
+    ((torch.ones(2, 3), [1.0]), TypeError,
+     r"^b must be a torch\.Tensor \(b, l, \.\.\.\), got list$"),
 ])
 @pytest.mark.parametrize("name", SCANS)
 def test_bad_inputs_name_the_argument(name, args, error, message):
