@@ -961,3 +961,75 @@ def test_an_outer_handler_is_called_with_the_signal_and_frame():
     _deliver(lambda signum, f: got.append((signum, f)), signal.SIGALRM, frame)
     assert got == [(signal.SIGALRM, frame)]
     _deliver(signal.SIG_IGN, signal.SIGALRM, frame)  # ignored: nothing happens
+
+
+# --- derivations: the sympy side ---------------------------------------------------------------
+X, N, Y = sp.Symbol("x", positive=True), sp.Symbol("n", integer=True), sp.Symbol("y")
+SYMS = {"x": X, "n": N, "y": Y}
+
+
+@pytest.mark.parametrize(("got", "expected", "domain", "said"), [
+    (sp.Matrix([X]), X, {}, "expected a single expression, got a matrix."),
+    (X, sp.Matrix([X]), {}, "expected a matrix, got a single expression."),
+    (sp.Matrix([[X, X]]), sp.Matrix([X, X]), {}, "shape differs: expected 2×1, got 1×2."),
+    (X + Y, X, {}, "contains y, which the answer does not depend on; eliminate it."),
+    (2 * X, X**2, {}, "differs from the expected result (at x = 1.704 yours is 3.408)."),
+    (sp.Integer(3), X, {}, "differs from the expected result (at x = 1.704 yours is 3)."),
+    (sp.I * X, X, {}, "differs from the expected result (at x = 1.704 yours is 0+1.704j)."),
+    (2 * N, N, {N: range(10, 12)}, "differs from the expected result (at n = 11 yours is 22)."),
+    (sp.Integer(2), sp.Integer(3), {}, "differs from the expected result (yours is 2)."),
+    (1 / (X - 1), X, {X: (1.0, 1.0)},
+     "differs from the expected result (at x = 1 yours is not a finite number)."),
+    (sp.Matrix([X, 1 / (X - X)]), sp.Matrix([X, X]), {},
+     "differs from the expected result (at x = 1.704 yours is not a finite number)."),
+    (X, X, {X: (5.0, 6.0)}, ""), (sp.Float(0.5) * X, X / 2, {}, ""),
+    (sp.Symbol("x") * 2, 2 * X, {}, ""),
+])
+def test_derivations_are_compared_numerically_with_a_reason(got, expected, domain, said):
+    """Protects the numeric comparison of derivations and each sentence it answers with: the
+    kind and shape, a foreign symbol, the point where the values differ (integers, decimals,
+    complex values, no symbol at all, non-finite values), floats read as decimals, the
+    learner's symbols matched to the exercise's by name."""
+    from sseq.exercises_sympy import equivalent
+
+    assert equivalent(got, expected, symbols=SYMS, domain=domain, simplify=False) == (
+        not said, said)
+
+
+def test_derivations_simplify_first_and_points_cover_the_domain():
+    """Protects the symbolic first pass (an identity numbers could only approximate) and where
+    points are drawn: 1…6 for integers, [0.1, 2] for positive symbols, [−2, 2] otherwise, the
+    exercise's range or interval when it gives one, in steps of 0.001."""
+    import random
+
+    from sseq.exercises_sympy import _sample, equivalent
+
+    assert equivalent(sp.sin(X)**2 + sp.cos(X)**2, sp.Integer(1), symbols=SYMS,
+                      domain={}) == (True, "")
+    rng = random.Random(1)
+
+    def draws(symbol, domain=None):
+        return [_sample(symbol, domain or {}, rng) for _ in range(400)]
+
+    assert set(draws(N)) == {1, 2, 3, 4, 5, 6}
+    assert set(draws(N, {N: range(7, 9)})) == {7, 8}
+    for symbol, domain, low, high in ((X, None, 0.1, 2.0), (Y, None, -2.0, 2.0),
+                                      (Y, {Y: (5.0, 6.0)}, 5.0, 6.0)):
+        values = draws(symbol, domain)
+        assert all(isinstance(v, sp.Rational) and (1000 * v).is_integer for v in values)
+        assert low <= min(values) < low + 0.05 and high - 0.05 < max(values) <= high
+
+
+def test_answers_become_sympy_objects():
+    """Protects reading an answer: a list as a row or a column like the expected matrix, a
+    list of 1×1 matrices, a 0-d tensor as its number; a string is refused (sympify would run
+    it as code)."""
+    from sseq.exercises_sympy import to_sympy
+
+    assert to_sympy([1, X], like=sp.Matrix([[1, 2]])) == sp.Matrix([[1, X]])
+    assert to_sympy((1, X), like=sp.Matrix([1, 2])) == sp.Matrix([1, X])
+    assert to_sympy([sp.Matrix([1]), sp.Matrix([2])], like=sp.Matrix([1, 2])) == sp.Matrix([1, 2])
+    assert to_sympy(torch.tensor(2.5)) == sp.Float(2.5)
+    assert to_sympy(np.float64(0.5)) == sp.Float(0.5)
+    with pytest.raises(TypeError, match="^a string; build the expression from the symbols"):
+        to_sympy("x")
