@@ -982,6 +982,14 @@ SYMS = {"x": X, "n": N, "y": Y}
      "differs from the expected result (at x = 1 yours is not a finite number)."),
     (sp.Matrix([X, 1 / (X - X)]), sp.Matrix([X, X]), {},
      "differs from the expected result (at x = 1.704 yours is not a finite number)."),
+    (X / 2 + sp.I * sp.Rational(15, 10**13), X, {},
+     "differs from the expected result (at x = 1.704 yours is 0.852+1.5e-12j)."),
+    (X + N, X + 2 * N, {}, "differs from the expected result (at n = 4, x = 1.54 yours is 5.54)."),
+    (sp.Integer(1) / 0, sp.Integer(3), {},
+     "differs from the expected result (yours is not finite)."),
+    (X + sp.Rational(19, 10**13), X, {},
+     "differs from the expected result (at x = 1.704 yours is 1.704)."),  # 1.9e-12 > 1e-12·|x|
+    (X + sp.Rational(9, 10**13), X, {}, ""),  # within 1e-12·max(1, |x|)
     (X, X, {X: (5.0, 6.0)}, ""), (sp.Float(0.5) * X, X / 2, {}, ""),
     (sp.Symbol("x") * 2, 2 * X, {}, ""),
 ])
@@ -1033,3 +1041,11 @@ def test_answers_become_sympy_objects():
     assert to_sympy(np.float64(0.5)) == sp.Float(0.5)
     with pytest.raises(TypeError, match="^a string; build the expression from the symbols"):
         to_sympy("x")
+
+
+def test_values_that_are_not_finite_are_refused():
+    from sseq.exercises_sympy import _value
+
+    for expr in (X * sp.nan, sp.zoo * X, sp.oo * X, -sp.oo * X):
+        assert _value(expr, {X: 1}) is None, expr
+    assert _value(sp.Matrix([X, 2 * X]), {X: 1}) == [1, 2]
