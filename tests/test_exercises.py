@@ -674,6 +674,9 @@ def test_format_pair_prints_just_enough_digits():
     assert format_pair(1 + 1j, 2.0) == ("1+1j", "2+0j")
     assert format_pair(1.0, 1.0000001) == ("1", "1.0000001")
     assert format_pair(3, 4) == ("3", "4")
+    assert format_pair(1, 0.1 + 0.2) == ("1", "0.3")
+    assert format_pair(0.1234567 + 1j, 0.1234567 + 2j) == ("0.123457+1j", "0.123457+2j")
+    assert compare(1 + 1e-9j, 1.0, rtol=1e-5, atol=0) == ""
 
 
 def test_float32_detection_handles_huge_and_missing_values():
@@ -748,7 +751,11 @@ def test_float32_results_are_named_in_the_sentence():
     the values are otherwise within tolerance), and is named beside a value error."""
     e = torch.linspace(0.1, 1.1, 6, dtype=T64)
     g = e.float().double()
-    assert compare(g, e, rtol=1e-3, atol=0).startswith("every value you return is a float32")
+    assert compare(g, e, rtol=1e-3, atol=0) == (
+        "every value you return is a float32 number: the result was computed in float32 and "
+        "converted. Keep the inputs' float64 throughout.")
+    one = torch.tensor([0.1], dtype=T64)
+    assert compare(one.float().double(), one, rtol=1e-3, atol=0).startswith("every value")
     why = compare(g, e, rtol=1e-12, atol=0)
     assert why.endswith("(every value you return is a float32 number: was it computed in "
                         "float32?)")
