@@ -1056,3 +1056,22 @@ def test_values_that_are_not_finite_are_refused():
     for expr in (X * sp.nan, sp.zoo * X, sp.oo * X, -sp.oo * X):
         assert _value(expr, {X: 1}) is None, expr
     assert _value(sp.Matrix([X, 2 * X]), {X: 1}) == [1, 2]
+
+
+def test_derivation_reports_for_lists_strings_and_slow_answers():
+    """Protects check_expression's other sentences: a list answer read like the expected
+    matrix (also when matching mistakes), a string refused, an answer too slow to decide."""
+    x = sp.Symbol("x")
+    one = Mistake("one", "the second entry is 1", sp.Matrix([x, 1]))
+    report = check_expression("m", [x, 1], sp.Matrix([x, 2]), title="T", verbose=False,
+                              mistakes=[one])
+    assert report.lines[0].endswith("Hint: this is one: the second entry is 1")
+    assert check_expression("m", [x, 2], sp.Matrix([x, 2]), title="T", verbose=False)
+    assert check_expression("e", "x**2", x**2, title="T", verbose=False).lines == [
+        "✗ e: could not be read as a sympy expression (a string; build the expression from "
+        "the symbols instead)."]
+    hard = sum(sp.sin(k * x)**2 + sp.cos(k * x)**2 for k in range(1, 40))
+    slow = check_expression("e", hard, sp.Integer(39), title="T", verbose=False,
+                            time_limit=1e-4)
+    assert slow.lines == ["✗ e: could not be decided within 0.0001 s; simplify your expression "
+                          "(sympy.simplify) and run the cell again."]
