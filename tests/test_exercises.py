@@ -1058,6 +1058,7 @@ def test_values_that_are_not_finite_are_refused():
     assert _value(sp.Matrix([X, 2 * X]), {X: 1}) == [1, 2]
 
 
+@pytest.mark.timeout(60, method="thread")
 def test_derivation_reports_for_lists_strings_and_slow_answers():
     """Protects check_expression's other sentences: a list answer read like the expected
     matrix (also when matching mistakes), a string refused, an answer too slow to decide."""
