@@ -1115,6 +1115,9 @@ def test_the_second_of_two_mistakes_is_named_too():
     second = Mistake("tripling", "tripled", lambda x: 3 * x)
     report = run(lambda x: 3 * x, mistakes=[first, second])
     assert report.lines[0].endswith("Hint: this is tripling: tripled")
+    failing = Mistake("broken", "does not apply here", lambda x: x[99])  # raises IndexError
+    report = run(lambda x: 3 * x, mistakes=[failing, second])
+    assert report.lines[0].endswith("Hint: this is tripling: tripled")
     value = check_value("v", 5.2, 10.0, title="T", verbose=False,
                         mistakes=[Mistake("a", "a", 1.0), Mistake("half", "halved", 5.0)])
     assert value.lines[0].endswith("Hint: this is half: halved")  # within rtol 0.1 of 5
