@@ -1150,3 +1150,51 @@ def test_a_timeout_in_the_graders_kernel_names_its_own_limit():
     report = check_function(Remote(), reference, CASES, title="T", verbose=False)
     assert report.lines[0] == ("✗ small: still running after 5 s, so it was stopped (an "
                                "endless loop?).")
+
+
+def test_derivations_need_every_point_and_skip_undefined_ones():
+    """Protects the numeric pass: all 12 points must agree (here only the 12th differs), points
+    where the expected expression is undefined are skipped (not the end of the search), an
+    answer never comparable is refused, a symbolic difference must be 0, and all foreign
+    symbols are named; matrices show every entry, a tiny imaginary part is dropped."""
+    from sseq.exercises_sympy import equivalent
+
+    def eq(got, expected, domain=None, simplify=True):
+        return equivalent(got, expected, symbols=SYMS, domain=domain or {}, simplify=simplify)
+
+    bump = sp.Piecewise((1, (X > 1.05) & (X < 1.065)), (0, True))  # only at x = 1.059
+    assert eq(X + bump, X, simplify=False) == (
+        False, "differs from the expected result (at x = 1.059 yours is 2.059).")
+    assert eq(2 / (N - 4), 1 / (N - 4), {N: range(3, 6)}, simplify=False) == (
+        False, "differs from the expected result (at n = 3 yours is -2).")
+    assert eq(X, 1 / (X - X), simplify=False) == (
+        False, "could not be evaluated at points of the exercise's domain.")
+    assert eq(-X, X)[0] is False and eq(X + 1, X)[0] is False
+    z = sp.Symbol("z")
+    assert eq(X + Y + z, X)[1] == ("contains y, z, which the answer does not depend on; "
+                                    "eliminate it.")
+    assert eq(sp.Matrix([2 * X, X]), sp.Matrix([X, X]), simplify=False)[1] == (
+        "differs from the expected result (at x = 1.704 yours is 3.408, 1.704).")
+    assert eq(2 * X + sp.I * sp.Rational(15, 10**13), X, simplify=False)[1] == (
+        "differs from the expected result (at x = 1.704 yours is 3.408).")
+
+
+def test_reading_answers_refuses_what_is_not_sympy():
+    """Protects strict reading: an object is not parsed from its text, an array of several
+    values is not a number; 0-d arrays are; nonnegative symbols are sampled from 0.1."""
+    import random
+
+    from sseq.exercises_sympy import _sample, to_sympy
+
+    class LooksLikeAnExpression:
+        def __str__(self):
+            return "x + 1"
+
+    with pytest.raises(sp.SympifyError):
+        to_sympy(LooksLikeAnExpression())
+    with pytest.raises(sp.SympifyError):
+        to_sympy(np.array([1.0, 2.0]))
+    assert to_sympy(np.array(2.5)) == sp.Float(2.5)
+    rng = random.Random(0)
+    z = sp.Symbol("z", nonnegative=True)
+    assert min(_sample(z, {}, rng) for _ in range(200)) >= 0.1
