@@ -1198,3 +1198,17 @@ def test_reading_answers_refuses_what_is_not_sympy():
     rng = random.Random(0)
     z = sp.Symbol("z", nonnegative=True)
     assert min(_sample(z, {}, rng) for _ in range(200)) >= 0.1
+
+
+def test_an_answer_that_cannot_even_be_described_is_reported():
+    """Protects the last resort: an answer whose repr raises is "could not be compared", with
+    the error, in both checks (never a crash of the checker)."""
+    class BadStr(str):
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    assert check_value("v", BadStr("a"), "b", title="T", verbose=False).lines == [
+        "✗ v: could not be compared (RuntimeError: no repr)."]
+    assert check_function(lambda x: BadStr("a"), lambda x: "b", [Case("c", (1,))], title="T",
+                          verbose=False).lines == [
+        "✗ c: could not be compared (RuntimeError: no repr)."]
