@@ -1212,3 +1212,6 @@ def test_an_answer_that_cannot_even_be_described_is_reported():
     assert check_function(lambda x: BadStr("a"), lambda x: "b", [Case("c", (1,))], title="T",
                           verbose=False).lines == [
         "✗ c: could not be compared (RuntimeError: no repr)."]
+    odd, half = Mistake("odd", "odd", BadStr("x")), Mistake("half", "halved", 5.0)
+    assert check_value("v", 5.2, 10.0, title="T", verbose=False, mistakes=[odd, half]).lines[
+        0].endswith("Hint: this is half: halved")  # the odd mistake is skipped
