@@ -518,10 +518,23 @@ def test_a_line_budget_catches_a_python_loop():
 
 
 def test_the_tracer_and_profiler_are_restored():
+    """Protects a debugger's or coverage tool's hooks: set before the checker, still set after."""
+    def tracer(frame, event, arg):
+        return None
+
+    def profiler(frame, event, arg):
+        return None
+
     before = sys.gettrace(), sys.getprofile()
     cases = [Case("long", (torch.ones(3),), max_lines=10)]
-    check_function(lambda x: 2 * x, reference, cases, title="T", verbose=False)
-    assert (sys.gettrace(), sys.getprofile()) == before
+    try:
+        sys.settrace(tracer)
+        sys.setprofile(profiler)
+        check_function(lambda x: 2 * x, reference, cases, title="T", verbose=False)
+        assert (sys.gettrace(), sys.getprofile()) == (tracer, profiler)
+    finally:
+        sys.settrace(before[0])
+        sys.setprofile(before[1])
 
 
 # --- cases for grading --------------------------------------------------------------------------
@@ -1215,3 +1228,28 @@ def test_an_answer_that_cannot_even_be_described_is_reported():
     odd, half = Mistake("odd", "odd", BadStr("x")), Mistake("half", "halved", 5.0)
     assert check_value("v", 5.2, 10.0, title="T", verbose=False, mistakes=[odd, half]).lines[
         0].endswith("Hint: this is half: halved")  # the odd mistake is skipped
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX timers")
+@pytest.mark.timeout(20, method="thread")
+def test_a_periodic_outer_timer_keeps_ticking_through_the_checker():
+    """Protects an outer periodic SIGALRM timer (a notebook's progress ticker): inside the
+    checker's time limit its handler still gets every tick, with the signal and the frame,
+    neither lost after the first tick nor fired in a burst, and it keeps its period after."""
+    ticks = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: ticks.append((signum, frame)))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+
+        def slow(x):
+            time.sleep(0.5)
+            return 2 * x
+
+        assert check_function(slow, reference, CASES[:1], title="T", verbose=False,
+                              time_limit=5.0)
+        assert 3 <= len(ticks) <= 14, len(ticks)
+        assert all(signum == signal.SIGALRM and frame is not None for signum, frame in ticks)
+        assert signal.getitimer(signal.ITIMER_REAL)[1] == pytest.approx(0.05)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
