@@ -1,5 +1,6 @@
 # How Networks Remember — build the book and test everything.
 #   make book   build the HTML book into _build/html
+#   make mutants  mutation testing of sseq's modules (slow; not part of make test)
 #   make test   lint, unit tests, every chapter re-run by nbval (twice: as stored, and with
 #               the numerical libraries on another CPU's code paths), the Colab-like
 #               environment, the dependency resolution, and the book build
@@ -28,7 +29,7 @@ endif
 endif
 
 .PHONY: book test lint unit notebooks notebooks-other-cpu compat deps execute timings lab \
-	clean distclean freeze student instructor book-student
+	clean distclean freeze mutants student instructor book-student
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -59,6 +60,15 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/pytest tests -n $(JOBS)
+
+# Mutation testing (not part of make test: minutes per module). Plants small bugs in sseq's
+# modules, one module at a time, and runs each against the tests mapped to it in
+# tests/mutants/targets.toml; writes _build/mutants/REPORT.md (score, survivors). The core
+# modules by default, or MODULES="sseq/attention/ sseq/exercises.py"; MUTANT_JOBS mutants at once.
+MODULES     ?=
+MUTANT_JOBS ?= 1
+mutants: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python tests/mutants/run.py --jobs $(MUTANT_JOBS) $(MODULES)
 
 # Re-run every chapter and compare its text outputs with the stored ones (strict mode);
 # the summary prints each notebook's execution time. Two notebooks run at once, one thread

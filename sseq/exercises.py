@@ -132,7 +132,7 @@ def _recognise(got, case: Case, mistakes: Sequence[Mistake], rtol, atol) -> str:
     return ""
 
 
-def _judge(outcome: _guard.Outcome, learner_fn, reference_fn, case: Case, rtol, atol,
+def _judge(outcome: _guard.Outcome, reference_fn, case: Case, rtol, atol,
            mistakes) -> tuple[str, str]:
     """(why it failed, hint) for one case; ('', '') when it passed."""
     if outcome.kind == "unanswered":
@@ -196,7 +196,7 @@ def check_function(learner_fn: Callable, reference_fn: Callable, cases: Sequence
                            "stopped (an endless loop?).", case.hint)
             stopped = "not run: the case above ran past the time limit."
             continue
-        why, hint = _judge(outcome, learner_fn, reference_fn, case, rtol, atol, mistakes)
+        why, hint = _judge(outcome, reference_fn, case, rtol, atol, mistakes)
         report._record(not why, case.name, why, hint)
     return _finish(report, verbose)
 

@@ -68,10 +68,12 @@ def _to_numpy(x) -> np.ndarray:
 
 
 def _digits_apart(e: float, g: float) -> int:
+    """The fewest significant digits (at least 6) that print e and g differently; 6 when they
+    are equal (17 digits tell any two different floats apart)."""
     for digits in range(6, 18):
         if f"{e:.{digits}g}" != f"{g:.{digits}g}":
             return digits
-    return 17
+    return 6
 
 
 def format_pair(expected, got) -> tuple[str, str]:

@@ -92,7 +92,7 @@ class RunningState:
 
     def __init__(self, d_model: int, d_state: int | None = None, *, seed: int = 0):
         d_model = _check_positive_int("d_model", d_model)
-        d_state = _check_positive_int("d_state", d_state or d_model)
+        d_state = _check_positive_int("d_state", d_model if d_state is None else d_state)
         g = _generator(seed)
         self.W = _weights(g, d_state, d_state, gain=0.9)  # gain < 1: a stable recurrence
         self.U = _weights(g, d_state, d_model)

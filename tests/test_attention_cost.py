@@ -28,6 +28,44 @@ def test_meter_counts_a_known_allocation_once_and_releases_it():
     assert A.peak_tensor_memory(lambda: torch.empty(3, 5, dtype=torch.float64)) == 120
 
 
+def test_meter_counts_each_new_output_and_every_tensor_sharing_it():
+    """Protects the meter's rule, one operator at a time: outputs are found inside nested
+    tuples, lists and dicts; an output on a storage that existed before is skipped and the
+    next outputs still counted; a storage is released when the last tensor on it is freed."""
+    import gc
+
+    from sseq.attention import cost
+
+    old, mine = torch.ones(10), torch.ones(1000)
+    assert [id(t) for t in cost._tensors(([old, (mine,)], {"a": old}, 3))] == [
+        id(old), id(mine), id(old)]
+    meter = cost.TensorMemoryMeter()
+    new = torch.ones(1000)                               # 4,000 bytes
+    views = (new[:500], new[500:])
+    out = meter.__torch_dispatch__(lambda *a, _v=views, **k: [old, {"v": _v}], (), (old,))
+    assert meter.current == meter.peak == 4000 and out[1]["v"] is views
+    del new, out
+    v0, v1 = views
+    del views
+    del v0
+    gc.collect()
+    assert meter.current == 4000                         # v1 still holds the storage
+    del v1
+    gc.collect()
+    assert meter.current == 0 and meter.peak == 4000
+
+
+def test_the_fused_method_is_causal_when_asked():
+    """Protects the benchmark's torch method: causal=True is passed on."""
+    from sseq.attention import cost
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 6, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    for causal in (False, True):
+        torch.testing.assert_close(cost.METHODS["torch (fused)"](q, k, v, causal, 4),
+                                   A.scaled_dot_product_attention(q, k, v, causal=causal))
+
+
 def test_meter_ignores_memory_that_existed_before():
     x = torch.ones(10_000)
     assert A.peak_tensor_memory(lambda: x[::2].sum()) == 4  # only the 0-d result
@@ -76,3 +114,94 @@ def test_benchmark_prints_its_tables(capsys, monkeypatch):
     assert "| method" in out and "torch (fused)" in out and "flash (sseq, tiled)" in out
     assert "| context | us/token | cache KiB |" in out
     assert "Llama 3 8B" in out and "Mamba 2.8B (state)" in out
+
+
+@pytest.mark.parametrize(("device", "quick", "tops", "repeat", "contexts"), [
+    ("cpu", True, (12, 12), 3, [256, 1024, 4096]),
+    ("cpu", False, (13, 15), 5, [256, 1024, 4096, 16384, 65536]),
+    ("mps", False, (15, 15), 5, [256, 1024, 4096, 16384, 65536]),
+])
+def test_benchmark_asks_for_its_documented_sizes(monkeypatch, device, quick, tops, repeat,
+                                                 contexts):
+    """Protects what the attention benchmark measures and prints: lengths 2^8 … 2^15 (2^13 for
+    the direct form on the CPU, whose n² matrices would not fit; 2^12 with --quick), its
+    repeats, the decode contexts, and every table's rows and units."""
+    from types import SimpleNamespace
+
+    from sseq import bench as sseq_bench
+
+    asked, tables = [], []
+
+    def fake_cost(lengths, *, methods, device, repeat):
+        asked.append((methods, list(lengths), device, repeat))
+        return [{"method": methods[0], "n": n, "ms": n / 100, "peak_bytes": n * 2**20}
+                for n in lengths]
+
+    def fake_decode(ctx):
+        asked.append(("decode", list(ctx)))
+        return {"context": list(ctx), "seconds": [1e-6 * c for c in ctx],
+                "cache_bytes": [2048 * c for c in ctx]}
+
+    monkeypatch.setattr(attention_bench, "attention_cost", fake_cost)
+    monkeypatch.setattr(attention_bench, "decode_cost", fake_decode)
+    monkeypatch.setattr(sseq_bench, "format_table", lambda rows: tables.append(rows) or "")
+    attention_bench.main(SimpleNamespace(device=device, quick=quick))
+    direct, top = tops
+    assert asked[:3] == [((m,), [2**p for p in range(8, (direct if m == "sseq (direct)" else top)
+                                                      + 1)], device, repeat)
+                         for m in attention_bench.METHODS]
+    assert asked[3] == ("decode", contexts)
+    first = tables[0]
+    assert [(r["n"], r["method"]) for r in first] == sorted(
+        ((r["n"], r["method"]) for r in first),
+        key=lambda t: (t[0], list(attention_bench.METHODS).index(t[1])))
+    assert first[0] == {"method": "sseq (direct)", "n": 256, "ms": 2.56, "peak MiB": 256.0}
+    assert tables[1][0] == {"context": 256, "us/token": pytest.approx(256.0), "cache KiB": 512.0}
+    llama = next(r for r in tables[2] if r["model"] == "Llama 3 8B")
+    assert llama["GiB at 32,768 tokens"] == 4.0
+    assert llama["KiB/token"] == 128.0 and llama["GiB at 4,096 tokens"] == 0.5
+    state = tables[2][-1]
+    assert state["model"] == "Mamba 2.8B (state)" and state["KiB/token"] == 0.0
+    assert state["GiB at 4,096 tokens"] == state["GiB at 32,768 tokens"] == (
+        A.MAMBA_2_8B.state_bytes() / 2**30)
+
+
+def test_cuda_peak_is_the_allocator_peak_above_what_was_allocated_before(monkeypatch):
+    """Protects the GPU memory figure: the allocator's peak during fn, minus the memory that
+    was allocated before it (the inputs), after synchronizing."""
+    calls = []
+    fake = {"synchronize": lambda: calls.append("sync"), "memory_allocated": lambda: 100,
+            "reset_peak_memory_stats": lambda: calls.append("reset"),
+            "max_memory_allocated": lambda: 350}
+    for name, fn in fake.items():
+        monkeypatch.setattr(torch.cuda, name, fn)
+    assert attention_bench._cuda_peak(lambda: calls.append("fn")) == 250
+    assert calls == ["sync", "reset", "fn", "sync"]
+
+
+def test_benchmark_on_cuda_measures_each_row_with_the_allocator(monkeypatch):
+    """Protects the GPU table: each row's memory is the allocator's peak of one causal call of
+    its method on fresh (1, 1, n, 64) inputs with tiles of 256 (faked here without a GPU)."""
+    from types import SimpleNamespace
+
+    real_generator, real_randn, seen = torch.Generator, torch.randn, []
+
+    def method(name):
+        return lambda q, k, v, causal, bs: seen.append((name, q.shape, k.shape, v.shape, causal,
+                                                        bs))
+
+    monkeypatch.setattr(attention_bench, "METHODS",
+                        {name: method(name) for name in attention_bench.METHODS})
+    monkeypatch.setattr(attention_bench, "attention_cost", lambda lengths, *, methods, device,
+                        repeat: [{"method": methods[0], "n": n, "ms": 1.0, "peak_bytes": 0}
+                                 for n in lengths[:2]])
+    monkeypatch.setattr(attention_bench, "_cuda_peak", lambda fn: fn() or 3 * 2**20)
+    monkeypatch.setattr(torch, "Generator", lambda device: real_generator())
+    monkeypatch.setattr(torch, "randn", lambda *shape, generator, device: real_randn(
+        *shape, generator=generator))
+    rows = attention_bench._whole_sequence_table(SimpleNamespace(device="cuda", quick=True))
+    assert [r["peak MiB"] for r in rows] == [3.0] * 6
+    assert [(name, n) for name, (_, _, n, _), *_ in seen] == [
+        (m, n) for m in attention_bench.METHODS for n in (256, 512)]
+    assert all(q == k == v == (1, 1, q[2], 64) and causal is True and bs == 256
+               for _, q, k, v, causal, bs in seen)

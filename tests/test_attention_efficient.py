@@ -21,7 +21,7 @@ def qkv(b=2, h=2, h_kv=2, l_q=16, l_k=16, d=8, d_v=8, seed=0, dtype=torch.float6
 # ----------------------------------------------------------------------------- flash attention
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize(("l_q", "l_k"), [(16, 16), (13, 29), (1, 21), (20, 7)])
-@pytest.mark.parametrize("block_size", [1, 4, 5, 64])
+@pytest.mark.parametrize("block_size", [1, 2, 4, 5, 64])
 @pytest.mark.parametrize("h_kv", [2, 1])
 def test_flash_equals_direct_in_float64(causal, l_q, l_k, block_size, h_kv):
     q, k, v = (t.requires_grad_() for t in qkv(l_q=l_q, l_k=l_k, h_kv=h_kv, d_v=3))
@@ -45,6 +45,38 @@ def test_flash_is_stable_where_a_naive_exp_overflows():
 def test_flash_rejects_bad_block_sizes():
     with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
         A.flash_attention(*qkv(), block_size=0)
+    for bad in (2.5, True, "8"):
+        with pytest.raises(ValueError, match=f"block_size must be a positive int, got {bad!r}"):
+            A.flash_attention(*qkv(), block_size=bad)
+
+
+def test_flash_defaults_and_scale():
+    """Protects the defaults: not causal, and 1/√d unless ``scale`` is given (as the direct
+    form)."""
+    q, k, v = qkv(l_q=9, l_k=12)
+    torch.testing.assert_close(A.flash_attention(q, k, v),
+                               A.scaled_dot_product_attention(q, k, v), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(A.flash_attention(q, k, v, True, 4, scale=0.3),
+                               A.scaled_dot_product_attention(q, k, v, causal=True, scale=0.3),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("l_q", "l_k"), [(16, 16), (6, 14)])
+def test_flash_causal_skips_the_key_blocks_in_the_future(monkeypatch, l_q, l_k):
+    """Protects the causal saving: query block i streams only the keys up to its last row's
+    diagonal, min(l_k, (i + 1)·B + l_k − l_q), not all l_k (the output alone cannot show it:
+    the skipped tiles would be masked entirely)."""
+    import sseq.attention.flash as flash
+
+    seen, inner = [], flash._one_query_block
+    monkeypatch.setattr(flash, "_one_query_block",
+                        lambda q_i, k, v, first, n_keys, *rest: seen.append(n_keys)
+                        or inner(q_i, k, v, first, n_keys, *rest))
+    A.flash_attention(*qkv(l_q=l_q, l_k=l_k), causal=True, block_size=4)
+    assert seen == [min(l_k, i0 + 4 + l_k - l_q) for i0 in range(0, l_q, 4)]
+    seen.clear()
+    A.flash_attention(*qkv(l_q=l_q, l_k=l_k), causal=False, block_size=4)
+    assert seen == [l_k] * len(range(0, l_q, 4))
 
 
 def test_flash_never_holds_the_n_by_n_matrix():

@@ -15,7 +15,7 @@ def qkv(b=2, h=3, l=20, d=4, d_v=5, seed=0, dtype=torch.float64):
             torch.randn(b, h, l, d_v, generator=g, dtype=dtype))
 
 
-def linear_attention_loop(q, k, v, phi, causal):
+def linear_attention_loop(q, k, v, phi, causal, eps=1e-6):
     """Independent oracle: the definition, one (i, j) pair at a time, float64."""
     b, h, l, _ = q.shape
     y = torch.zeros(b, h, l, v.shape[-1], dtype=torch.float64)
@@ -24,7 +24,7 @@ def linear_attention_loop(q, k, v, phi, causal):
         for j in range(i + 1 if causal else l):
             sim = (phi(q[:, :, i]) * phi(k[:, :, j])).sum(-1, keepdim=True)   # (b, h, 1)
             num, den = num + sim * v[:, :, j], den + sim
-        y[:, :, i] = num / (den + 1e-6)
+        y[:, :, i] = num / (den + eps)
     return y
 
 
@@ -52,21 +52,46 @@ def test_the_recurrent_state_is_d_by_d_v_and_resumes():
     q, k, v = qkv(l=12)
     y, (S, z) = A.linear_attention_recurrent(q, k, v, return_state=True)
     assert S.shape == (2, 3, 4, 5) and z.shape == (2, 3, 4)  # fixed size, whatever l is
-    y1, state = A.linear_attention_recurrent(q[:, :, :7], k[:, :, :7], v[:, :, :7],
+    y1, state = A.linear_attention_recurrent(q[:, :, :8], k[:, :, :8], v[:, :, :8],
                                              return_state=True)
-    y2 = A.linear_attention_recurrent(q[:, :, 7:], k[:, :, 7:], v[:, :, 7:], state=state)
+    y2 = A.linear_attention_recurrent(q[:, :, 8:], k[:, :, 8:], v[:, :, 8:], state=state)
     torch.testing.assert_close(torch.cat([y1, y2], dim=2), y)
+
+
+def test_linear_attention_defaults_and_eps():
+    """Protects the defaults (causal, normalized, eps = 1e-6) of the three forms and that
+    linear_attention passes its eps on."""
+    q, k, v = qkv(l=9)
+    phi = A.FEATURE_MAPS["elu+1"]
+    want = linear_attention_loop(q, k, v, phi, causal=True)
+    torch.testing.assert_close(A.linear_attention(q, k, v), want)
+    torch.testing.assert_close(A.linear_attention_from_features(phi(q), phi(k), v), want)
+    torch.testing.assert_close(A.linear_attention_recurrent(q, k, v), want)
+    torch.testing.assert_close(A.linear_attention(q, k, v, eps=3.0),
+                               linear_attention_loop(q, k, v, phi, causal=True, eps=3.0))
+
+
+def test_causal_features_with_fewer_queries_are_aligned_bottom_right():
+    """Protects the causal mask of l_q < l_k: the queries are the last l_q of the sequence."""
+    q, k, v = qkv(l=9)
+    phi = A.FEATURE_MAPS["elu+1"]
+    full = A.linear_attention_from_features(phi(q), phi(k), v, causal=True)
+    torch.testing.assert_close(A.linear_attention_from_features(phi(q[:, :, -4:]), phi(k), v,
+                                                                causal=True), full[:, :, -4:])
 
 
 def test_linear_attention_rejects_bad_input():
     q, k, v = qkv()
     with pytest.raises(ValueError, match="feature_map must be a function or one of"):
         A.linear_attention(q, k, v, "softmax")
-    with pytest.raises(ValueError, match="one length here"):
+    with pytest.raises(ValueError, match="^q and k must have one length here, got l_q = 20 and "
+                                         "l_k = 5$"):
         A.linear_attention_recurrent(q, k[:, :, :5], v[:, :, :5])
     with pytest.raises(ValueError, match="K/V heads must divide"):
         A.linear_attention(q, k[:, :2], v[:, :2])
-    with pytest.raises(ValueError, match=r"state must be \(S, z\) of shapes"):
+    with pytest.raises(ValueError, match=r"^state must be \(S, z\) of shapes \(b, h, m, d_v\) = "
+                       r"\(2, 3, 4, 5\) and \(b, h, m\) = \(2, 3, 4\), got \(2, 3, 4, 4\) and "
+                       r"\(2, 3, 4\)$"):
         A.linear_attention_recurrent(q, k, v, state=(torch.zeros(2, 3, 4, 4),
                                                      torch.zeros(2, 3, 4)))
 

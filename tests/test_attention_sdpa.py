@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -250,6 +251,50 @@ def test_fused_path_equals_the_reference_in_outputs_and_gradients():
     torch.testing.assert_close(y_steps, y_ref.detach())
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["book", "fused"])
+def test_chunks_after_a_cache_equal_the_full_pass(fused):
+    """Protects attention over a cache with several new tokens (l_q > 1, l_q != l_k): the mask
+    aligned at the bottom right, in both paths (the fused one builds it itself), and GQA."""
+    torch.manual_seed(0)
+    layer = A.MultiHeadAttention(32, 4, 2, rope=True, fused=fused).double()
+    x = torch.randn(2, 10, 32, dtype=torch.float64)
+    full = layer(x)[0]
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            ys, cache = [], None
+            for a, b in ((0, 3), (3, 5), (5, 6), (6, 10)):
+                y, cache = layer(x[:, a:b], cache)
+                ys.append(y)
+        torch.testing.assert_close(torch.cat(ys, 1), full, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_path_without_a_mask_equals_the_reference():
+    """Protects the fused path of an encoder (causal=False): every query sees every key."""
+    torch.manual_seed(0)
+    layer = A.MultiHeadAttention(32, 4, 2, causal=False).double()
+    x = torch.randn(2, 7, 32, dtype=torch.float64)
+    y_ref = layer(x)[0]
+    layer.fused = True
+    torch.testing.assert_close(layer(x)[0], y_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_mha_defaults_rope_base_and_bias():
+    """Protects the defaults (no biases, the book's attention, RoPE base 10000) and that
+    rope_base reaches the rotation."""
+    torch.manual_seed(0)
+    plain = A.MultiHeadAttention(16, 2)
+    assert plain.fused is False
+    assert sum(p.numel() for p in plain.parameters()) == 4 * 16 * 16  # four weights, no bias
+    x = torch.randn(1, 6, 16, dtype=torch.float64)
+    layers = [A.MultiHeadAttention(16, 2, rope=True, **kw).double()
+              for kw in ({}, {"rope_base": 10000.0}, {"rope_base": 100.0})]
+    for layer in layers[1:]:
+        layer.load_state_dict(layers[0].state_dict())
+    default, explicit, other = (layer(x)[0] for layer in layers)
+    assert torch.equal(default, explicit)
+    assert not torch.allclose(default, other)
+
+
 def test_cache_under_autograd_gives_the_gradients_of_the_full_pass():
     torch.manual_seed(0)
     layer = A.MultiHeadAttention(16, 2, rope=True).double()
@@ -276,6 +321,25 @@ def test_kv_cache_grows_by_doubling_and_keeps_its_contents():
         cache.append(torch.randn(1, 3, 1, 4), torch.randn(1, 3, 1, 4))
 
 
+def test_kv_cache_capacity_doubles_unless_autograd_records():
+    """Protects the growth rule: capacity max(needed, 2 × capacity), only when full (amortized
+    O(1) copies per token), whenever no gradient is recorded; under autograd (a new or held
+    tensor that requires grad) it concatenates, so its capacity is its length."""
+    def capacities(sizes, requires_grad=()):
+        cache, out = A.KVCache(), []
+        for i, n in enumerate(sizes):
+            k = torch.randn(1, 2, n, 4, requires_grad=i in requires_grad)
+            cache.append(k, k)
+            out.append(cache._k.shape[2])
+        return out
+
+    assert capacities((3, 1, 2, 5, 9)) == [3, 6, 6, 12, 24]
+    with torch.no_grad():
+        assert capacities((3, 1, 2, 5, 9), requires_grad=(1,)) == [3, 6, 6, 12, 24]
+    assert capacities((3, 1, 2), requires_grad=(1,)) == [3, 4, 6]
+    assert capacities((3, 1, 2), requires_grad=(0,)) == [3, 4, 6]
+
+
 def test_attention_without_positions_is_permutation_equivariant():
     torch.manual_seed(0)
     x = torch.randn(1, 10, 16, dtype=torch.float64)
@@ -293,6 +357,9 @@ def test_attention_without_positions_is_permutation_equivariant():
      "n_kv_heads must divide n_heads: n_heads = 8, n_kv_heads = 3"),
     (dict(d_model=12, n_heads=4, rope=True), "rope needs an even head size, got d_head = 3"),
     (dict(d_model=0, n_heads=1), "d_model must be a positive int"),
+    (dict(d_model=16, n_heads=0), "^n_heads must be a positive int, got 0$"),
+    (dict(d_model=16, n_heads=2, n_kv_heads=True), "^n_kv_heads must be a positive int, got True$"),
+    (dict(d_model=16.0, n_heads=2), "^d_model must be a positive int, got 16.0$"),
 ])
 def test_mha_rejects_bad_configurations(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -311,3 +378,13 @@ def test_scale_default_is_one_over_sqrt_d():
     q, k, v = qkv(d=16)
     torch.testing.assert_close(A.scaled_dot_product_attention(q, k, v),
                                A.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(16)))
+
+
+@pytest.mark.parametrize(("x", "got"), [([[1.0] * 16], "()"), (torch.zeros(5, 16), "(5, 16)"),
+                                        (torch.zeros(1, 3, 8), "(1, 3, 8)")])
+def test_mha_rejects_bad_input_by_shape(x, got):
+    """Protects the input check: a tensor (b, l, d_model) only, the given shape in the message."""
+    layer = A.MultiHeadAttention(16, 2)
+    with pytest.raises(ValueError, match=re.escape(
+            f"x must have shape (b, l, d_model) = (b, l, 16), got {got}")):
+        layer(x)

@@ -18,6 +18,26 @@ def test_time_fn_measures_a_known_sleep():
     assert len(timing.runs) == 3 and timing.ms == pytest.approx(1e3 * timing.median)
 
 
+def test_time_fn_reports_time_per_call_not_per_round(monkeypatch):
+    """Protects: with number > 1, each round's time is divided by the calls it made.
+
+    A clock that advances 1 ms per call makes the answer exact: 1 ms per call whatever
+    ``number`` is (a round of 5 calls is 5 ms; reporting it undivided gives 5 ms). The
+    warm-up calls are not timed.
+    """
+    now = [0.0]
+
+    def call():
+        now[0] += 1e-3
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
+    for number in (1, 5):
+        timing = bench.time_fn(call, repeat=3, warmup=2, number=number)
+        assert timing.runs == pytest.approx((1e-3,) * 3, rel=1e-9)
+        assert timing.median == pytest.approx(1e-3, rel=1e-9)
+    assert now[0] == pytest.approx(1e-3 * (2 + 3 + 2 + 15))  # every call made, warm-ups too
+
+
 def test_time_fn_rejects_bad_counts():
     with pytest.raises(ValueError, match="repeat=0"):
         bench.time_fn(lambda: None, repeat=0)

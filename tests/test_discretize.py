@@ -183,3 +183,94 @@ def test_empty_state_and_multi_input_dt_are_refused(rule):
     A_bar, B_bar = fn(-torch.rand(3), torch.ones(3, 2), torch.rand(3) + 0.1)  # dt per mode: fine
     assert A_bar.shape == (3,) and B_bar.shape == (3, 2)
 
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_lists_and_arrays_are_read_as_tensors(rule):
+    """Protects: A and B given as nested lists or NumPy arrays give the tensors' results; an
+    object that is no array is refused by name."""
+    fn = getattr(discretize, rule)
+    A, B = _random((3, 3)), _random((3,), seed=1)
+    cases = [((A, B), (torch.from_numpy(A), torch.from_numpy(B))),  # float64 stays float64
+             ((A.tolist(), B.tolist()), (torch.tensor(A.tolist()), torch.tensor(B.tolist())))]
+    for given, tensors in cases:
+        for g, w in zip(fn(*given, 0.1), fn(*tensors, 0.1), strict=True):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="B must be a tensor, got object"):
+        fn(A, object(), 0.1)
+
+
+def test_is_diagonal_flag_overrides_the_guess_only_where_it_can():
+    """Protects is_diagonal's rule: ``diagonal=False`` needs a square 2-D A; ``True`` takes any
+    shape as diagonals."""
+    assert discretize.is_diagonal(torch.ones(3, 3), False) is False
+    assert discretize.is_diagonal(torch.ones(2, 3), True) is True
+    assert discretize.is_diagonal(torch.ones(3, 3), True) is True
+    for shape in [(3,), (2, 3), (2, 2, 2)]:
+        with pytest.raises(ValueError, match=rf"a dense A must be square \(n, n\), got shape "
+                                             rf"{re.escape(str(shape))}"):
+            discretize.is_diagonal(torch.ones(shape), False)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_complex_dt_must_be_real_and_positive(rule):
+    """Protects: a complex dt is accepted when it is real (zero imaginary part), refused
+    otherwise, and the message lists a small dt, shows a large one as a tensor."""
+    fn = getattr(discretize, rule)
+    A = -torch.rand(2, 3, dtype=torch.float64) - 0.1
+    B = torch.ones(3, dtype=torch.float64)
+    real = fn(A, B, 0.1)
+    as_complex = fn(A, B, torch.tensor(0.1 + 0j, dtype=torch.complex128))
+    for got, want in zip(as_complex, real, strict=True):
+        torch.testing.assert_close(got, want.to(torch.complex128), rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="dt must be positive"):
+        fn(A, B, torch.tensor(0.1 + 0.1j, dtype=torch.complex128))
+    with pytest.raises(ValueError, match=r"dt must be positive, got \[\[0\.1\], \[-0\.1\]\]$"):
+        fn(A, B, torch.tensor([[0.1], [-0.1]], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"dt must be positive, got tensor\("):
+        fn(A.repeat(4, 1), B, torch.tensor([0.1] * 7 + [-0.1], dtype=torch.float64)[:, None])
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_diagonal_scalar_B_and_multi_input_dt_are_refused_by_name(rule):
+    """Protects the diagonal checks: a 0-d B has no state dimension (even for n = 1), and a dt
+    that does not broadcast against a 1-D A with B (n, m) is named as dt."""
+    fn = getattr(discretize, rule)
+    for n in (1, 3):
+        with pytest.raises(ValueError, match=rf"B must have the state size n={n}"):
+            fn(-torch.ones(n), torch.tensor(1.0), 0.1)
+    with pytest.raises(ValueError, match=r"^dt of shape \(2,\) does not broadcast against A "
+                                         r"of shape \(3,\)$"):
+        fn(-torch.rand(3), torch.ones(3, 2), torch.rand(2) + 0.1)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_mixed_precision_inputs_are_promoted_together(rule, diagonal):
+    """Protects: A, B and dt are computed in their promoted dtype (float32 A with float64 B
+    gives float64 results, equal to an all-float64 call), whichever of them is wider."""
+    fn = getattr(discretize, rule)
+    A = torch.from_numpy(-np.eye(3) + 0.1 * _random((3, 3))) if not diagonal else \
+        -torch.rand(3, dtype=torch.float64) - 0.1
+    B = torch.from_numpy(_random((3,), seed=1))
+    dt = torch.tensor(0.1, dtype=torch.float64)
+    for A_, B_, dt_ in ((A.float(), B, dt), (A, B.float(), dt), (A.float(), B.float(), dt)):
+        got = fn(A_, B_, dt_)
+        want = fn(A_.double(), B_.double(), dt)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == torch.float64
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+def test_zoh_gradient_is_finite_where_a_diagonal_A_is_zero():
+    """Protects zoh's A = 0 guard: B_bar's limit Δ·B at A = 0 comes with a finite gradient
+    (a guard that let expm1(0)/0 through would give NaN gradients, though the forward pass
+    selects the limit)."""
+    A = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    A_bar, B_bar = discretize.zoh(A, torch.ones(3, dtype=torch.float64), 0.5)
+    torch.testing.assert_close(B_bar[[0, 2]], torch.full((2,), 0.5, dtype=torch.float64))
+    (A_bar.sum() + B_bar.sum()).backward()
+    assert torch.isfinite(A.grad).all(), A.grad

@@ -364,3 +364,131 @@ def test_project_passes_dt_to_the_legs_run(monkeypatch):
     torch.testing.assert_close(fast, slow, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="u must map times"):
         hippo.project_offline(lambda s: s[:3], "legs", 2, t=1.0)
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+def test_plot_memory_draws_the_signal_and_its_reconstruction():
+    """Protects the explorer's figure: the signal (wide, pale) and the reconstruction at t = 1
+    from the last coefficients, the labels, x from 0 to 1, y padded by 30 % of the signal's
+    range, the title with N and the RMSE, and the defaults (bumps, N = 16, LegS, L = 1000)."""
+    from matplotlib.colors import to_rgba
+
+    from sseq.viz import PALETTE
+
+    fig, ax = plt.subplots()
+    _, rmse = hippo.plot_memory(ax, "steps", 8, "legt", L=200, theta=0.5)
+    signal_line, recon = ax.get_lines()
+    x = torch.arange(1, 201, dtype=torch.float64) / 200
+    u = hippo.signal("steps", x)
+    c = hippo.project(u, "legt", 8, dt=1 / 200, theta=0.5)[-1]
+    np.testing.assert_allclose(signal_line.get_xdata(), x.numpy())
+    np.testing.assert_allclose(signal_line.get_ydata(), u.numpy())
+    np.testing.assert_allclose(recon.get_ydata(),
+                               hippo.reconstruct(c, "legt", t=1.0, s=x, theta=0.5).numpy())
+    assert rmse == pytest.approx(float(hippo.reconstruction_error(c, u, "legt", t=1.0, s=x,
+                                                                  theta=0.5)))
+    assert signal_line.get_linewidth() == 3 and signal_line.get_alpha() == 0.5
+    assert to_rgba(signal_line.get_color()) == to_rgba(PALETTE["theory"])
+    assert to_rgba(recon.get_color()) == to_rgba(PALETTE["state"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "signal u(s)", "legt reconstruction, N = 8"]
+    assert ax.get_legend()._loc == 2 and ax.get_legend()._ncols == 2  # upper left
+    lo, hi = float(u.min()), float(u.max())
+    np.testing.assert_allclose(ax.get_ylim(), (lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo)))
+    assert ax.get_xlim() == (0, 1)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("time s (seconds)", "u(s)")
+    assert ax.get_title() == f"What 8 numbers remember at t = 1 s (RMSE {rmse:.3f})"
+    ax.clear()
+    _, rmse_default = hippo.plot_memory(ax)
+    xs = torch.arange(1, 1001, dtype=torch.float64) / 1000
+    u = hippo.signal("bumps", xs)
+    c = hippo.project(u, "legs", 16, dt=1e-3, theta=0.3)[-1]
+    assert rmse_default == pytest.approx(float(hippo.reconstruction_error(
+        c, u, "legs", t=1.0, s=xs, theta=0.3)))
+    plt.close(fig)
+
+
+def test_explorer_controls_and_redraw(monkeypatch):
+    """Protects the explorer's controls (the signals, N from 1 to 64 at 16, the measures,
+    θ from 0.02 to 1 by 0.02 at 0.3) and its redraw: a 6.4 × 3.4 figure of the chosen case
+    (ipywidgets swallows errors in the update, so the drawn figure is what is checked)."""
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    widget = hippo.explorer()
+    signal_name, N, measure, theta = widget.children[:4]
+    assert list(signal_name.options) == ["bumps", "chirp", "sines", "steps"]
+    assert signal_name.value == "bumps"
+    assert (N.value, N.min, N.max) == (16, 1, 64)
+    assert list(measure.options) == list(hippo.MEASURES) and measure.value == "legs"
+    assert (theta.value, theta.min, theta.max, theta.step) == (0.3, 0.02, 1.0, 0.02)
+    shown.clear()
+    measure.value = "legt"
+    theta.value = 0.5
+    N.value = 4
+    fig = shown[-1]
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.4, 3.4))
+    (ax,) = fig.get_axes()
+    assert ax.get_lines()[1].get_label() == "legt reconstruction, N = 4"
+    _, other = plt.subplots()
+    hippo.plot_memory(other, "bumps", 4, "legt", theta=0.5)
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), other.get_lines()[1].get_ydata())
+    _, rmse = hippo.plot_memory(plt.subplots()[1], "bumps", 4, "legt", theta=0.5)
+    assert ax.get_title() == f"What 4 numbers remember at t = 1 s (RMSE {rmse:.3f})"
+    plt.close("all")
+
+
+def test_basis_of_plain_lists_is_float64_and_theta_defaults_to_one():
+    """Protects basis, reconstruct, reconstruction_error and signal on plain Python lists:
+    computed in float64 (scipy's polynomials as the oracle, 1e-12), θ = 1 by default, and
+    θ named when it is not positive."""
+    x = [0.05, 0.37, 0.61, 0.9]
+    xs, r = np.array(x), np.sqrt(2 * np.arange(5) + 1)
+    legs = hippo.basis("legs", 5, t=1.0, s=x)
+    assert legs.dtype == torch.float64
+    want = r * np.stack([special.eval_legendre(n, 2 * xs - 1) for n in range(5)], axis=-1)
+    np.testing.assert_allclose(legs.numpy(), want, rtol=1e-12, atol=1e-14)
+    legt = hippo.basis("legt", 5, t=1.5, s=x)  # θ = 1: the window [0.5, 1.5]
+    assert torch.isnan(legt[:2]).all() and not torch.isnan(legt[2:]).any()
+    want = r * np.stack([special.eval_legendre(n, 2 * (xs[2:] - 1.5) + 1) for n in range(5)],
+                        axis=-1)
+    np.testing.assert_allclose(legt[2:].numpy(), want, rtol=1e-12, atol=1e-14)
+    lagt = hippo.basis("lagt", 5, t=1.0, s=x)
+    want = np.stack([special.eval_laguerre(n, 1.0 - xs) for n in range(5)], axis=-1)
+    np.testing.assert_allclose(lagt.numpy(), want, rtol=1e-12, atol=1e-14)
+    c = [0.3, -0.2, 0.1, 0.05, -0.01]
+    got = hippo.reconstruct(c, "legt", t=1.5, s=x)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got[2:].numpy(), (legt[2:] @ torch.tensor(c, dtype=torch.float64))
+                               .numpy(), rtol=1e-12)
+    u = [1.0, 2.0, 0.5, 0.25]
+    err = hippo.reconstruction_error(c, u, "legt", t=1.5, s=x)
+    assert err == pytest.approx(float(np.sqrt(np.mean((got[2:].numpy() - u[2:]) ** 2))),
+                                rel=1e-12)
+    with pytest.raises(ValueError, match="^theta must be a positive finite number, got 0$"):
+        hippo.basis("legt", 5, t=1.0, s=x, theta=0)
+    np.testing.assert_allclose(hippo.signal("chirp", x).numpy(),
+                               np.sin(2 * np.pi * (2 * xs + 6 * xs**2)), rtol=1e-12, atol=1e-14)
+    assert hippo.signal("chirp", x).dtype == torch.float64
+
+
+def test_project_and_plot_memory_defaults_and_precision():
+    """Protects project's defaults (N = 32, dt = 1, θ = 1), its float64 result for float32
+    samples, plot_memory's θ = 0.3 for the windowed measures and its x axis in seconds, and a
+    number given as a string refused by name."""
+    u = hippo.signal("sines", torch.linspace(0.01, 1, 50))
+    for measure in hippo.MEASURES:
+        torch.testing.assert_close(hippo.project(u, measure),
+                                   hippo.project(u, measure, 32, dt=1.0, theta=1.0),
+                                   rtol=0, atol=0)
+    c32 = hippo.project(u.float(), "legt", 8, dt=0.02, theta=0.5)
+    assert c32.dtype == torch.float64
+    torch.testing.assert_close(c32, hippo.project(u.float().double(), "legt", 8, dt=0.02,
+                                                  theta=0.5), rtol=0, atol=0)
+    fig, ax = plt.subplots()
+    _, rmse = hippo.plot_memory(ax, "steps", 8, "legt", L=200)
+    _, rmse_03 = hippo.plot_memory(ax, "steps", 8, "legt", L=200, theta=0.3)
+    assert rmse == rmse_03
+    np.testing.assert_allclose(ax.get_lines()[1].get_xdata(), np.arange(1, 201) / 200)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="^t must be a positive finite number, got '1'$"):
+        hippo.basis("legs", 4, t="1", s=[0.5])

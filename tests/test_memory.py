@@ -234,3 +234,232 @@ def test_check_scalar_recall():
     lam, k = ch01.symbols()
     assert ch01.check_scalar_recall(lam ** (2 * k) - lam ** (2 * k + 2))
     assert not ch01.check_scalar_recall(lam**k)
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+def test_plot_recall_draws_the_chapter_figure():
+    """Protects the recall figure readers see: attention's flat line at 1 (dashed, its
+    colour), the state's R²_k with dots, a dotted mark at k = n, the labels, limits, title and
+    legend; and the defaults n = 16, orthogonal, ρ = 0.95, k up to 64."""
+    from matplotlib.colors import to_rgba
+
+    fig, ax = plt.subplots()
+    memory.plot_recall(ax, 6, kind="orthogonal", rho=0.9, k_max=20)
+    flat, state, mark = ax.get_lines()
+    ks = np.arange(21)
+    np.testing.assert_array_equal(flat.get_xdata(), ks)
+    np.testing.assert_array_equal(flat.get_ydata(), np.ones(21))
+    assert flat.get_linestyle() == "--" and to_rgba(flat.get_color()) == to_rgba("#D55E00")
+    A, B = memory.linear_memory(6, kind="orthogonal", rho=0.9)
+    r2 = memory.recall_theory(A, B, ks)
+    np.testing.assert_allclose(state.get_ydata(), r2)
+    assert state.get_marker() == "." and to_rgba(state.get_color()) == to_rgba("#0072B2")
+    assert list(mark.get_xdata()) == [6, 6] and mark.get_linestyle() == ":"
+    assert mark.get_linewidth() == 1 and to_rgba(mark.get_color()) == to_rgba("#7f7f7f")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("distance k (steps back)", "recall R²")
+    assert ax.get_ylim() == (-0.05, 1.05)
+    assert ax.get_title() == f"What a state of size 6 remembers (total {r2.sum():.1f} ≤ n = 6)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "attention over the whole history", "orthogonal state, n = 6"]
+    assert ax.get_legend()._loc == 7  # center right
+    ax.clear()
+    memory.plot_recall(ax)
+    A, B = memory.linear_memory(16, kind="orthogonal", rho=0.95)
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(),
+                               memory.recall_theory(A, B, np.arange(65)))
+    plt.close(fig)
+
+
+def test_recall_explorer_controls_and_redraw(monkeypatch):
+    """Protects the explorer's controls (n from 1 to 48 at 16, the two kinds, ρ from 0.5 to
+    0.99 by 0.01 at 0.95) and its redraw: a 6.4 × 3.4 figure of the chosen state (ipywidgets
+    swallows errors in the update, so the drawn figure is what is checked)."""
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    explorer = memory.recall_explorer()
+    n, kind, rho = explorer.children[:3]
+    assert [w.description for w in (n, kind, rho)] == ["state size n", "kind", "ρ"]
+    assert (n.value, n.min, n.max) == (16, 1, 48)
+    assert list(kind.options) == ["orthogonal", "shift"] and kind.value == "orthogonal"
+    assert (rho.value, rho.min, rho.max, rho.step) == (0.95, 0.5, 0.99, 0.01)
+    shown.clear()
+    kind.value = "shift"
+    n.value = 4
+    fig = shown[-1]
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.4, 3.4))
+    (ax,) = fig.get_axes()
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata()[:6], [1, 1, 1, 1, 0, 0],
+                               atol=1e-12)
+    assert ax.get_title().startswith("What a state of size 4 remembers")
+    kind.value = "orthogonal"
+    rho.value = 0.6
+    A, B = memory.linear_memory(4, kind="orthogonal", rho=0.6)
+    np.testing.assert_allclose(shown[-1].get_axes()[0].get_lines()[1].get_ydata(),
+                               memory.recall_theory(A, B, np.arange(65)))
+    plt.close("all")
+
+
+def test_running_state_and_cache_weights_come_from_their_seed():
+    """Protects the models' weights against the formulas: W = 0.9·N(0, 1)/√n (a stable
+    recurrence), U, W_q, W_k, W_v = N(0, 1)/√d, drawn in that order from a generator seeded
+    with ``seed`` (default 0); d_state defaults to d_model; fill draws keys then values from
+    its own seed (default 1), and filling none is allowed."""
+    g = torch.Generator().manual_seed(4)
+    model = memory.RunningState(3, 5, seed=4)
+    torch.testing.assert_close(model.W, 0.9 * torch.randn(5, 5, generator=g) / math.sqrt(5))
+    torch.testing.assert_close(model.U, torch.randn(5, 3, generator=g) / math.sqrt(3))
+    default = memory.RunningState(3)
+    assert default.W.shape == (3, 3)
+    assert torch.equal(default.W, memory.RunningState(3, 3, seed=0).W)
+    g = torch.Generator().manual_seed(2)
+    cache = memory.AttentionCache(4, capacity=6, seed=2)
+    for W in (cache.W_q, cache.W_k, cache.W_v):
+        torch.testing.assert_close(W, torch.randn(4, 4, generator=g) / 2)
+    assert torch.equal(memory.AttentionCache(4).W_q, memory.AttentionCache(4, seed=0).W_q)
+    cache.fill(3)
+    g = torch.Generator().manual_seed(1)
+    torch.testing.assert_close(cache.keys[:3], torch.randn(3, 4, generator=g))
+    torch.testing.assert_close(cache.values[:3], torch.randn(3, 4, generator=g))
+    assert cache.length == 3 and (cache.keys[3:] == 0).all()
+    cache.fill(0)
+    assert cache.length == 0
+
+
+def test_models_name_their_bad_sizes_and_seeds():
+    """Protects the messages of the argument checks."""
+    for call, message in ((lambda: memory.RunningState(3, 0), "^d_state must be >= 1, got 0$"),
+                          (lambda: memory.AttentionCache(0), "^d_model must be >= 1, got 0$"),
+                          (lambda: memory.AttentionCache(2, capacity=0),
+                           "^capacity must be >= 1, got 0$"),
+                          (lambda: memory.RunningState(2, seed="1"),
+                           "^seed must be an int >= 0, got '1'$"),
+                          (lambda: memory.influence(memory.running_state, torch.ones(3)),
+                           r"^x must have shape \(l, d\), got \(3,\)$"),
+                          (lambda: memory.attend(torch.ones(2), torch.ones(3, 2), torch.ones(3)),
+                           r"^expected q \(d,\), K \(t, d\), V \(t, d_v\)"),
+                          (lambda: memory.linear_memory(4, rho=0.0), "rho must be in")):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_sequence_models_are_their_step_models_with_the_same_seed():
+    """Protects running_state and attention: they use the weights of RunningState and
+    AttentionCache built with their ``seed`` (default 0), and the recurrence adds U x_t."""
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(8))
+    for seed in (0, 2):
+        model = memory.RunningState(3, seed=seed)
+        h, states = torch.zeros(3), []
+        for x_t in x:
+            h = torch.tanh(model.W @ h + model.U @ x_t)
+            states.append(h)
+        torch.testing.assert_close(memory.running_state(x, seed=seed), torch.stack(states))
+        cache = memory.AttentionCache(3, seed=seed)
+        q, k, v = x @ cache.W_q.T, x @ cache.W_k.T, x @ cache.W_v.T
+        full = torch.softmax(q @ k.T / math.sqrt(3), dim=-1) @ v
+        torch.testing.assert_close(memory.attention(x, causal=False, seed=seed), full)
+    torch.testing.assert_close(memory.running_state(x), memory.running_state(x, seed=0))
+    torch.testing.assert_close(memory.attention(x), memory.attention(x, seed=0))
+
+
+def test_linear_memory_is_seeded_and_scaled():
+    """Protects linear_memory's draws: Q then B from NumPy's generator seeded with ``seed``
+    (default 0), B = N(0, 1)/√n, so that the same seed gives the same state."""
+    A, B = memory.linear_memory(5, rho=0.9, seed=3)
+    rng = np.random.default_rng(3)
+    Q, R = np.linalg.qr(rng.standard_normal((5, 5)))
+    np.testing.assert_allclose(A, 0.9 * Q * np.sign(np.diag(R)), rtol=1e-12)
+    np.testing.assert_allclose(B, rng.standard_normal(5) / np.sqrt(5), rtol=1e-12)
+    A0, B0 = memory.linear_memory(5)
+    A1, B1 = memory.linear_memory(5, seed=0)
+    assert np.array_equal(A0, A1) and np.array_equal(B0, B1)
+
+
+def test_bench_memory_prints_both_models_at_each_length(capsys):
+    """Protects ``python -m sseq.bench memory --quick``: a row per model and history length
+    (64, 256, 1024, 4096), the time per token, and the bytes held: n·4 for the state of 64
+    float32 numbers whatever the history, 2·t·64·4 for the cache."""
+    import argparse
+
+    memory.bench_main(argparse.Namespace(quick=True))
+    lines = capsys.readouterr().out.splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == [
+        "model", "history", "us/token", "bytes held"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [(r[0], int(r[1]), int(r[3])) for r in rows] == (
+        [("state", t, 256) for t in (64, 256, 1024, 4096)]
+        + [("attention", t, 2 * t * 64 * 4) for t in (64, 256, 1024, 4096)])
+    assert all(float(r[2]) > 0 for r in rows)
+
+
+def test_recall_measured_follows_its_recipe():
+    """Protects recall_measured against its recipe written out: white noise from ``seed``
+    (default 0, length 4000 by default), the states from h_t = A h_{t−1} + B u_t, a least-
+    squares read-out of u_{t−k} fitted on the first half of the common steps and scored on
+    the second, R² = 1 − MSE/Var, negative values clipped to 0."""
+    A, B = memory.linear_memory(3, kind="shift")
+    ks = np.array([0, 2, 3, 5])
+    got = memory.recall_measured(A, B, ks, length=60, seed=4)
+    rng = np.random.default_rng(4)
+    u = rng.standard_normal(60)
+    H, h = np.zeros((60, 3)), np.zeros(3)
+    for t in range(60):
+        h = A @ h + B * u[t]
+        H[t] = h
+    split, want = (60 - 5) // 2, []
+    for k in ks:
+        X, y = H[5:], u[5 - k: 60 - k]
+        w = np.linalg.lstsq(X[:split], y[:split])[0]
+        want.append(1 - (y[split:] - X[split:] @ w).var() / y[split:].var())
+    np.testing.assert_allclose(got, np.clip(want, 0, 1), rtol=1e-10, atol=1e-12)
+    assert got[0] == pytest.approx(1.0) and got[-1] == 0.0 and want[-1] < 0  # clipped at 0
+    A, B = memory.linear_memory(3, rho=0.9)  # a noisy recall: the draws show
+    default = memory.recall_measured(A, B, [1, 4])
+    assert np.array_equal(default, memory.recall_measured(A, B, [1, 4], length=4000, seed=0))
+    assert not np.array_equal(default, memory.recall_measured(A, B, [1, 4], length=4001))
+    assert not np.array_equal(default, memory.recall_measured(A, B, [1, 4], seed=1))
+    A, B = memory.linear_memory(3, kind="shift")
+    assert np.array_equal(memory.recall_measured(A, B, ks, length=60, seed=4), got)
+
+
+def test_recall_measured_needs_four_pairs_per_weight():
+    """Protects the length check: length − max(ks) pairs must be at least 4n (2n to fit, 2n
+    to score); exactly 4n is enough, and the message says what to pass."""
+    A, B = memory.linear_memory(3, kind="shift")
+    assert memory.recall_measured(A, B, [2], length=14).shape == (1,)
+    with pytest.raises(ValueError, match=r"^length=13 leaves 11 pairs \(h_t, u_\(t-k\)\) for "
+                                         r"max\(ks\)=2; fitting and scoring a state of size 3 "
+                                         r"needs at least 12: length >= 14$"):
+        memory.recall_measured(A, B, [2], length=13)
+    with pytest.raises(ValueError, match="^length must be >= 1"):
+        memory.recall_measured(A, B, [2], length=0)
+
+
+def test_per_token_cost_times_real_steps_of_one_token(monkeypatch):
+    """Protects what per_token_cost times: each timed call reads one token (the same seeded
+    token x), warm-up and rounds included (1 + repeat·number calls; defaults 5 and 20), after
+    up to 8 tokens for the state and a filled history for the cache; lengths named."""
+    calls = {"state": [], "attention": []}
+    for kind, cls in (("state", memory.RunningState), ("attention", memory.AttentionCache)):
+        step = cls.step
+
+        def counting(self, x, kind=kind, step=step):
+            calls[kind].append(x.clone())
+            return step(self, x)
+
+        monkeypatch.setattr(cls, "step", counting)
+    torch.manual_seed(123)  # the token is drawn from its own generator, not the global one
+    memory.per_token_cost("state", [16], d_model=4, repeat=2, number=3)
+    assert len(calls["state"]) == 8 + 1 + 2 * 3
+    x = torch.randn(4, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(t, x) for t in calls["state"])
+    cost = memory.per_token_cost("attention", [4], d_model=4, repeat=2, number=3)
+    assert len(calls["attention"]) == 1 + 2 * 3 and cost["bytes"][0] == 2 * 4 * 4 * 4
+    calls["attention"].clear()
+    memory.per_token_cost("attention", [2], d_model=4)
+    assert len(calls["attention"]) == 1 + 5 * 20
+    with pytest.raises(ValueError, match="^lengths must be >= 1, got 0$"):
+        memory.per_token_cost("state", [0])
+    with pytest.raises(ValueError, match=r"^d_model must be >= 1, got 0$"):
+        memory.RunningState(0)

@@ -204,6 +204,29 @@ def test_recurrent_head_shapes_tokens_and_backends(cell):
     assert every(tokens).shape == (B, L, 3)
 
 
+@pytest.mark.parametrize("backend", ["sseq", "torch"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_recurrent_head_last_reads_the_last_position(cell, backend):
+    """Protects: ``readout="last"`` reads out h_l, the state after the whole sequence.
+
+    Its output is the ``"all"`` head's output at the last position (same weights), not at
+    any other; and it depends on the last input, which a causal layer's earlier states
+    cannot see.
+    """
+    torch.manual_seed(0)
+    last = snn.RecurrentHead(cell, D, H, 2, backend=backend)
+    every = snn.RecurrentHead(cell, D, H, 2, readout="all", backend=backend)
+    every.load_state_dict(last.state_dict())
+    last, every = last.double(), every.double()
+    x = torch.randn(B, L, D, dtype=torch.float64)
+    out, all_out = last(x), every(x)
+    torch.testing.assert_close(out, all_out[:, -1], rtol=1e-12, atol=1e-12)
+    assert (out - all_out[:, :-1].transpose(0, 1)).abs().amax(dim=(1, 2)).min() > 1e-3
+    x_changed = x.clone()
+    x_changed[:, -1] += 1.0
+    assert (last(x_changed) - out).abs().amin(dim=1).min() > 1e-4
+
+
 def test_recurrent_head_accepts_a_layer_factory_and_rejects_bad_arguments():
     head = snn.RecurrentHead(functools.partial(torch.nn.GRU, batch_first=True), 2, 4, 1)
     assert head(torch.randn(B, L, 2)).shape == (B, 1)
@@ -234,3 +257,63 @@ def test_set_forget_bias_sets_the_forget_gate_only(layer):
     torch.testing.assert_close((r.bias_ih_l0 + r.bias_hh_l0)[H:2 * H], torch.full((H,), 2.0))
     with pytest.raises(TypeError, match="needs an LSTM"):
         snn.set_forget_bias(snn.GRU(D, H))
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_final_states_have_torchs_shape(name):
+    """Protects the final state's layout, (1, b, h) per tensor as in torch.nn (the other
+    tests compare flattened states, which a (b, 1, h) layout would pass)."""
+    ours, theirs = make_pair(name)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(B, L, D)
+    for got, want in zip(*(s if isinstance(s, tuple) else (s,) for s in (ours(x)[1],
+                                                                         theirs(x)[1])),
+                         strict=True):
+        assert got.shape == want.shape == (1, B, H)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, doc", [("lstm", r"\(h_0, c_0\), two tensors \(1, b, h\)"),
+                                       ("gru", r"a tensor \(1, b, h\)"),
+                                       ("rnn-tanh", r"a tensor \(1, b, h\)")])
+def test_a_state_of_the_wrong_kind_is_described(name, doc):
+    """Protects the message that says what a state must be, for each kind of layer."""
+    ours, _ = make_pair(name)
+    with pytest.raises(TypeError, match=f"^state must be {doc}$"):
+        ours(torch.randn(B, L, D), [1.0, 2.0, 3.0] if name == "lstm" else "h0")
+
+
+def test_sizes_and_inputs_are_refused_by_name():
+    """Protects the names in the messages of the layers and the head."""
+    for args, name in (((0, 3), "input_size"), ((3, 0), "hidden_size")):
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            snn.RNN(*args)
+    for args, name in (((0, 4, 1), "d_in"), ((2, 0, 1), "d_hidden"), ((2, 4, 0), "d_out")):
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            snn.RecurrentHead("gru", *args)
+    with pytest.raises(TypeError, match="^x must be a torch.Tensor, got list$"):
+        snn.GRU(D, H)([[0.0] * D])
+    with pytest.raises(TypeError, match="^cell must be a name or a callable, got int$"):
+        snn.RecurrentHead(3, 2, 4, 1)
+    with pytest.raises(TypeError, match="^set_forget_bias needs an LSTM layer, got GRU$"):
+        snn.set_forget_bias(snn.GRU(D, H))
+
+
+def test_set_forget_bias_defaults_to_one():
+    """Protects the default forget-gate bias, 1 (Jozefowicz et al., 2015)."""
+    layer = snn.set_forget_bias(snn.LSTM(D, H))
+    torch.testing.assert_close((layer.bias_ih_l0 + layer.bias_hh_l0)[H:2 * H], torch.ones(H))
+
+
+def test_recurrent_head_one_hot_has_the_whole_vocabulary():
+    """Protects the one-hot width: d_in columns even when the batch uses only small ids, and
+    float (b, l) inputs are not mistaken for tokens (the layer refuses them)."""
+    head = snn.RecurrentHead("gru", 6, 8, 3)
+    tokens = torch.randint(0, 3, (B, L))  # ids 0..2 of 6
+    one_hot = torch.nn.functional.one_hot(tokens, 6).float()
+    torch.testing.assert_close(head(tokens), head(one_hot), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"x must have shape \(b, l, 6\)"):
+        head(tokens.float())

@@ -193,7 +193,9 @@ def test_second_order_gradients_are_exact_or_refused(backend):
         return torch.autograd.grad(du.square().sum(), list(x.values()))
 
     if backend == "cpu":
-        refused = "backend='cpu' computes first-order gradients only"
+        refused = (r"^backend='cpu' computes first-order gradients only: its backward pass is "
+                   r"compiled code that autograd cannot differentiate\. For second-order "
+                   r"gradients \(create_graph=True\) use backend='reference' or 'parallel'$")
         with pytest.raises(RuntimeError, match=refused):
             second_order(lambda **x: scan.selective_scan(**x, backend=backend))
         a, b = (v.clone().requires_grad_() for v in linear_inputs(5, (2,), False).values())
@@ -229,6 +231,22 @@ def test_low_precision_inputs_are_computed_in_float32(backend):
     assert y16[0].dtype == torch.bfloat16 and y16[1].dtype == torch.float32
     torch.testing.assert_close(y16[0], y32[0].bfloat16())  # only the final rounding differs
     torch.testing.assert_close(y16[1], y32[1])
+
+
+@pytest.mark.parametrize("name", ["D", "z", "delta_bias"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float64_options_of_a_float32_scan_are_computed_in_float32(backend, name):
+    """Protects: the compute dtype follows u (float32 for a float32 u), and every input is cast
+    to it: a float64 D, z or delta_bias gives, bit for bit, the result of the same input cast
+    to float32 beforehand (a backend that computed that term in float64 would differ in the
+    last bits)."""
+    inputs, _ = selective_inputs(50, ("D", "z", "delta_bias"))
+    x32 = {k: v.float() for k, v in inputs.items()}
+    mixed = dict(x32, **{name: inputs[name]})
+    got = scan.selective_scan(**mixed, return_last_state=True, backend=backend)
+    want = scan.selective_scan(**x32, return_last_state=True, backend=backend)
+    assert got[0].dtype == got[1].dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 @pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
@@ -338,6 +356,70 @@ def test_linear_scan_keeps_low_precision_dtype():
         assert h.dtype == torch.bfloat16
         torch.testing.assert_close(h, linear_oracle(**{k: v.float() for k, v in inputs.items()})
                                    .bfloat16())
+
+
+# --------------------------------------------------------------------------- threads
+# `make unit` runs with OMP_NUM_THREADS=1, where the cpu backend runs its tasks in the calling
+# thread; these tests make the backend see 2 threads, so that its own thread pool does the
+# work. They patch torch.get_num_threads, which the backend reads, rather than call
+# torch.set_num_threads(2): that would start PyTorch's OpenMP pool, and a process forked
+# after that (make mutants runs each mutant in a forked child) hangs in its first parallel
+# PyTorch operation.
+@pytest.fixture
+def two_threads(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_pool_waits_for_every_task_on_two_threads(two_threads):
+    """Protects: the pool's tasks have all finished, on both threads, when ``_run`` returns,
+    and an error in a task reaches the caller (a pool that submits without awaiting fails)."""
+    import threading
+    import time
+
+    done, names = np.zeros(6), set()
+
+    def kernel(out, i, blk, c0, c1):
+        time.sleep(0.02)
+        names.add(threading.current_thread().name)
+        out[i] = c1 - c0
+
+    tasks = [(i, 0, 0, i + 1) for i in range(6)]
+    scan.cpu._run(kernel, (done,), tasks)
+    assert done.tolist() == [1, 2, 3, 4, 5, 6]
+    assert len(names) == 2 and all(n.startswith("sseq-scan") for n in names)
+
+    def failing(i, blk, c0, c1):
+        raise ArithmeticError(f"task {i}")
+
+    with pytest.raises(ArithmeticError, match="task"):
+        scan.cpu._run(failing, (), tasks)
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+@pytest.mark.parametrize("length", [7, 300])
+def test_cpu_backend_on_two_threads_matches_the_loop(two_threads, length):
+    """Protects the multi-threaded path of the fused CPU scan: outputs, last state and every
+    gradient of several (sequence, channel block) tasks split over 2 threads (float64, exact)."""
+    import os
+
+    inputs, softplus = selective_inputs(length, OPTIONS["all"], batch=3, d=5)
+    assert len(scan.cpu._tasks(3, 5)) > 2  # several tasks for the two threads
+    y, last, grads = run_with_grads(scan.selective_scan, inputs, torch.float64,
+                                    delta_softplus=softplus, backend="cpu")
+    assert (os.getpid(), 2) in scan.cpu._POOLS  # the pool ran them
+    y_ref, last_ref, grads_ref = oracle_with_grads(inputs, softplus)
+    torch.testing.assert_close(y, y_ref, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(last, last_ref, rtol=TOL, atol=TOL)
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=TOL, atol=TOL)
+    lin = linear_inputs(length, (3, 2), True)
+    h, lin_grads = linear_with_grads(lambda **x: scan.linear_scan(**x, backend="cpu"), lin,
+                                     torch.float64)
+    h_ref, lin_grads_ref = linear_with_grads(linear_oracle, lin, torch.float64)
+    torch.testing.assert_close(h, h_ref, rtol=TOL, atol=TOL)
+    for name in lin_grads_ref:
+        torch.testing.assert_close(lin_grads[name], lin_grads_ref[name], rtol=TOL, atol=TOL)
 
 
 # --------------------------------------------------------------------------- backends
@@ -488,3 +570,117 @@ def test_bad_linear_input_fails_early(fn, case):
     a, b, h0, error, message = case
     with pytest.raises(error, match=message):
         fn(a, b, h0)
+
+
+# --------------------------------------------------------------------------- dispatch
+def test_defaults_are_auto_on_the_inputs_device():
+    """Protects the defaults: backend "auto", resolved for the inputs' device (CPU tensors:
+    the cpu backend when there is one; meta tensors: the parallel scan)."""
+    assert scan.resolve_backend() == scan.resolve_backend("auto", "cpu")
+    inputs = linear_inputs(9, (3,), True)
+    torch.testing.assert_close(scan.linear_scan(**inputs),
+                               scan.linear_scan(**inputs, backend="auto"), rtol=0, atol=0)
+    meta = {k: v.to("meta") for k, v in inputs.items()}
+    assert scan.linear_scan(**meta).shape == (2, 9, 3)
+
+
+def test_linear_scan_sends_real_inputs_to_triton_and_complex_ones_to_parallel(monkeypatch):
+    """Protects linear_scan's dispatch to Triton (checked here without a GPU): the inputs as
+    given go to the Triton kernel, except complex ones under "auto", which the real-only
+    kernel cannot take: those go to the parallel scan. A complex input named "triton"
+    explicitly still goes to the kernel (which refuses it)."""
+    pytest.importorskip("triton")
+    from sseq.scan import triton_linear
+
+    calls = []
+    monkeypatch.setattr(scan, "resolve_backend", lambda backend, device: "triton")
+    monkeypatch.setattr(triton_linear, "linear_scan_triton",
+                        lambda a, b, h0: calls.append((a, b, h0)) or "kernel")
+    real = linear_inputs(5, (2,), True)
+    assert scan.linear_scan(**real) == "kernel"
+    assert all(got is real[k] for got, k in zip(calls[0], ("a", "b", "h0"), strict=True))
+    cplx = linear_inputs(5, (2,), True, dtype=torch.complex128)
+    torch.testing.assert_close(scan.linear_scan(**cplx), scan.linear_scan_parallel(**cplx),
+                               rtol=0, atol=0)
+    assert len(calls) == 1
+    assert scan.linear_scan(**cplx, backend="triton") == "kernel" and len(calls) == 2
+
+
+# --------------------------------------------------------------------------- references
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_low_precision_output_without_the_last_state(backend):
+    """Protects the output dtype when only y is asked for: u's dtype (bfloat16), computed in
+    float32, for every backend (the float32 run, rounded, is the oracle)."""
+    inputs, _ = selective_inputs(20, ("D", "z", "delta_bias"))
+    y16 = scan.selective_scan(**{k: v.bfloat16() for k, v in inputs.items()}, backend=backend)
+    y32 = scan.selective_scan(**{k: v.bfloat16().float() for k, v in inputs.items()},
+                              backend=backend)
+    assert isinstance(y16, torch.Tensor) and y16.dtype == torch.bfloat16
+    torch.testing.assert_close(y16, y32.bfloat16())
+
+
+def test_references_return_the_inputs_dtype_and_default_to_no_softplus():
+    """Protects the references called directly: linear scans return the inputs' (bfloat16)
+    dtype, and selective_scan_ref defaults to no softplus and to y alone."""
+    lin = {k: v.bfloat16() for k, v in linear_inputs(9, (3,), True).items()}
+    for fn in (scan.linear_scan_ref, scan.linear_scan_parallel):
+        assert fn(**lin).dtype == torch.bfloat16
+    inputs, _ = selective_inputs(7, ("D",))
+    y = scan.selective_scan_ref(**inputs)
+    assert isinstance(y, torch.Tensor)
+    torch.testing.assert_close(y, scan.selective_scan_ref(**inputs, delta_softplus=False,
+                                                          return_last_state=False),
+                               rtol=0, atol=0)
+
+
+def test_check_messages_list_dtypes_shapes_and_devices():
+    """Protects the shared checks' messages: the dtypes allowed, listed by name; z's and h0's
+    shapes; A and b on another device than the first input."""
+    inputs, _ = selective_inputs(5, ("z",))
+    with pytest.raises(TypeError, match=r"^u must be a real floating-point tensor, got dtype "
+                                        r"torch.int64 \(one of float16, bfloat16, float32, "
+                                        r"float64\)$"):
+        scan.selective_scan(**{**inputs, "u": inputs["u"].long()})
+    with pytest.raises(ValueError, match=r"^z must have shape \(b, l, d\) = \(2, 5, 3\), got "
+                                         r"\(2, 5, 2\)$"):
+        scan.selective_scan(**{**inputs, "z": torch.ones(2, 5, 2)})
+    with pytest.raises(ValueError, match="^A is on meta but the first input is on cpu; put all "
+                                         "inputs on one device$"):
+        scan.selective_scan(**{**inputs, "A": inputs["A"].to("meta")})
+    lin = linear_inputs(5, (2,), True)
+    with pytest.raises(ValueError, match="^b is on meta but the first input is on cpu"):
+        scan.linear_scan_ref(lin["a"], lin["b"].to("meta"))
+    with pytest.raises(ValueError, match=r"^h0 must have shape \(batch, \.\.\.\) = "
+                                         r"\(a\.shape\[0\], a\.shape\[2:\]\) = \(2, 2\), "
+                                         r"got \(2, 3\)$"):
+        scan.linear_scan_ref(lin["a"], lin["b"], torch.ones(2, 3))
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_tasks_split_the_work_as_documented(two_threads):
+    """Protects the cpu backend's split of the work: every (sequence, channel) exactly once,
+    per_thread = 2 tasks per thread when the batch is small (here 2 threads, one sequence:
+    4 tasks), and no task wider than max_width = 256 channels."""
+    def covered(tasks, batch, channels):
+        seen = np.zeros((batch, channels), dtype=int)
+        for i, _, c0, c1 in tasks:
+            seen[i, c0:c1] += 1
+        return (seen == 1).all()
+
+    assert len(scan.cpu._tasks(1, 64)) == 4 and covered(scan.cpu._tasks(1, 64), 1, 64)
+    for batch, channels in ((2, 600), (8, 514), (3, 5), (8, 1)):
+        tasks = scan.cpu._tasks(batch, channels)
+        assert covered(tasks, batch, channels)
+        assert max(c1 - c0 for _, _, c0, c1 in tasks) <= 256
+        assert len(tasks) >= min(4, batch * channels)
+        blocks = {blk for _, blk, _, _ in tasks}
+        assert blocks == set(range(len(blocks)))  # block ids 0.. index the partial sums
+
+
+@pytest.mark.skipif("cpu" not in scan.BACKENDS, reason="needs numba")
+def test_cpu_selective_scan_defaults():
+    """Protects selective_scan_cpu's defaults: no softplus, y alone."""
+    inputs, _ = selective_inputs(7, ("D",))
+    y = scan.cpu.selective_scan_cpu(*inputs.values())
+    assert isinstance(y, torch.Tensor)
+    torch.testing.assert_close(y, scan.selective_scan_ref(**inputs), rtol=TOL, atol=TOL)

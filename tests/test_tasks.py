@@ -41,6 +41,26 @@ def test_delayed_recall_defining_property():
     assert no_delay.shape == (5, 1)
 
 
+def test_delayed_recall_distractors_say_nothing_about_the_answer():
+    """Protects: the answer is uniform over the symbols and the distractors are drawn
+    independently of it, so no token after the first gives the answer away.
+
+    Over 16000 sequences of 8 symbols, each symbol is the answer, and each distractor position
+    (the last one included) equals the answer, in 1/8 of them, within 0.015 (6 standard
+    deviations). A generator whose last distractor repeats the answer, or that never draws
+    it, fails.
+    """
+    n, n_symbols = 16000, 8
+    inputs, targets = tasks.delayed_recall(n, 5, n_symbols=n_symbols, seed=3)
+    share = torch.bincount(targets, minlength=n_symbols + 1)[1:] / n
+    assert (share - 1 / n_symbols).abs().max() < 0.015
+    same = (inputs[:, 1:] == targets[:, None]).double().mean(dim=0)  # per position (delay,)
+    assert (same - 1 / n_symbols).abs().max() < 0.015, same
+    filler = torch.bincount(inputs[:, 1:].flatten(), minlength=n_symbols + 1)
+    assert filler[tasks.BLANK] == 0
+    assert (filler[1:] / filler.sum() - 1 / n_symbols).abs().max() < 0.01
+
+
 @pytest.mark.parametrize("task, args", [(tasks.adding_problem, (8, 6)),
                                         (tasks.delayed_recall, (8, 6))])
 def test_tasks_are_deterministic_and_accept_a_generator(task, args):
@@ -67,9 +87,14 @@ def test_numpy_integers_are_accepted(task, args):
     (lambda: tasks.adding_problem(0, 5), ValueError, "n must be an int >= 1"),
     (lambda: tasks.adding_problem(4, 1), ValueError, "length must be an int >= 2"),
     (lambda: tasks.delayed_recall(4, -1), ValueError, "delay must be an int >= 0"),
-    (lambda: tasks.delayed_recall(4, 3, n_symbols=1), ValueError, "n_symbols"),
+    (lambda: tasks.delayed_recall(4, 3, n_symbols=1), ValueError,
+     "^n_symbols must be an int >= 2, got 1$"),
+    (lambda: tasks.delayed_recall(0, 3), ValueError, "^n must be an int >= 1, got 0$"),
+    (lambda: tasks.delayed_recall(True, 3), ValueError, "^n must be an int >= 1, got True$"),
+    (lambda: tasks.delayed_recall(2.0, 3), ValueError, r"^n must be an int >= 1, got 2\.0$"),
     (lambda: tasks.delayed_recall(4, 3, distractors="yes"), TypeError, "distractors"),
-    (lambda: tasks.delayed_recall(4, 3, seed=1.5), TypeError, "seed must be an int"),
+    (lambda: tasks.delayed_recall(4, 3, seed=1.5), TypeError,
+     "^seed must be an int or a torch.Generator, got float$"),
     (lambda: tasks.adding_problem(4, 3, seed=-1), ValueError, "seed must be >= 0"),
 ])
 def test_bad_arguments_are_rejected(call, error, match):
@@ -99,3 +124,22 @@ def test_unseen_rejects_mismatched_shapes():
         tasks.unseen(torch.zeros(3, 4), torch.zeros(3), torch.zeros(2, 5))
     with pytest.raises(TypeError, match="torch tensors"):
         tasks.unseen([[1]], torch.zeros(1), torch.zeros(1, 1))
+def test_defaults_are_the_documented_ones():
+    """Protects the defaults that the chapters rely on: seed 0, and 8 symbols for
+    delayed_recall (the smallest count, 2, is allowed)."""
+    for got, want in ((tasks.adding_problem(6, 9), tasks.adding_problem(6, 9, seed=0)),
+                      (tasks.delayed_recall(6, 3), tasks.delayed_recall(6, 3, n_symbols=8,
+                                                                        seed=0))):
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a, b)
+    inputs, _ = tasks.delayed_recall(200, 3, n_symbols=2)
+    assert set(inputs.unique().tolist()) == {1, 2}
+
+
+def test_adding_problem_markers_cover_each_half():
+    """Protects where the markers fall: the first anywhere in [0, l/2), the second anywhere in
+    [l/2, l), every position possible (position 0 included)."""
+    inputs, _ = tasks.adding_problem(2000, 9, seed=2)
+    first = inputs[:, :4, 1].argmax(dim=1)
+    second = 4 + inputs[:, 4:, 1].argmax(dim=1)
+    assert set(first.tolist()) == {0, 1, 2, 3} and set(second.tolist()) == {4, 5, 6, 7, 8}

@@ -173,3 +173,182 @@ def test_accuracy_rejects_bad_arguments():
         train.accuracy(fresh_linear(), x, y, batch_size=0)
     with pytest.raises(ValueError, match="same number"):
         train.accuracy(fresh_linear(), x, y[:4])
+
+
+# --- what the mutation tests found untested (make mutants) ------------------------------------
+
+
+def _recording_steps(monkeypatch):
+    """Replace train._train_step by a wrapper that records each batch's inputs and loss."""
+    calls = []
+    step = train._train_step
+
+    def recording(model, optimizer, inputs, targets, loss, clip_grad):
+        value = step(model, optimizer, inputs, targets, loss, clip_grad)
+        calls.append((inputs.clone(), value))
+        return value
+
+    monkeypatch.setattr(train, "_train_step", recording)
+    return calls
+
+
+def test_fit_draws_its_batches_from_a_generator_seeded_with_seed(monkeypatch):
+    """Protects the batch order: ``batch_size`` indices per step, uniform with replacement,
+    from a torch.Generator of its own seeded with ``seed``, for exactly ``steps`` steps: the
+    model's own randomness (dropout, drawn from the global state) does not shift it."""
+    calls = _recording_steps(monkeypatch)
+    x, y = separable(64)
+    torch.manual_seed(123)  # the global state must not matter
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), fresh_linear())
+    train.fit(model, x, y, steps=5, batch_size=8, seed=7, progress=False)
+    g = torch.Generator().manual_seed(7)
+    assert len(calls) == 5
+    for inputs, _ in calls:
+        torch.testing.assert_close(inputs, x[torch.randint(64, (8,), generator=g)], rtol=0,
+                                   atol=0)
+
+
+def test_fit_records_the_mean_loss_since_the_previous_record(monkeypatch):
+    """Protects the history's ``loss``: the mean of the batch losses since the previous record
+    (every ``eval_every`` steps and at the end), not a sum, not the last one."""
+    calls = _recording_steps(monkeypatch)
+    x, y = separable(64)
+    history = train.fit(fresh_linear(), x, y, steps=7, batch_size=8, eval_every=3, lr=0.1,
+                        progress=False)
+    losses = [value for _, value in calls]
+    assert history["step"] == [3, 6, 7]
+    want = [np.mean(losses[0:3]), np.mean(losses[3:6]), losses[6]]
+    np.testing.assert_allclose(history["loss"], want, rtol=1e-12)
+
+
+def test_fit_defaults_are_the_documented_ones(capsys):
+    """Protects fit's defaults: batch_size 32, lr 1e-3, seed 0, eval_every 50, a progress
+    bar named "training" that is cleared when done (leave=False: no line is left)."""
+    x, y = separable(256)
+    runs = []
+    for kwargs in ({}, {"batch_size": 32, "lr": 1e-3, "seed": 0, "eval_every": 50}):
+        model = fresh_linear()
+        history = train.fit(model, x, y, steps=60, **kwargs)
+        runs.append((history, model.weight.detach().clone()))
+        err = capsys.readouterr().err
+        assert "training" in err and "XX" not in err and "\n" not in err
+    assert runs[0][0]["step"] == [50, 60] and runs[0][0]["loss"] == runs[1][0]["loss"]
+    assert torch.equal(runs[0][1], runs[1][1])
+    train.fit(fresh_linear(), x, y, steps=3, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_shows_the_mean_loss(capsys, monkeypatch):
+    """Protects the bar's postfix: the mean training loss since the previous record."""
+    calls = _recording_steps(monkeypatch)
+    x, y = separable(64)
+    train.fit(fresh_linear(), x, y, steps=4, batch_size=8, eval_every=4, lr=0.1)
+    mean = np.mean([value for _, value in calls])
+    assert f"loss={mean:.3f}" in capsys.readouterr().err
+
+
+def test_time_budget_counts_training_seconds_exactly(monkeypatch):
+    """Protects the time budget: training stops at the first step whose training time reaches
+    the budget (``>=``), and ``seconds`` is the training time so far. A fake clock that
+    advances 0.25 s per reading makes each step take exactly 0.25 s."""
+    now = [100.0]
+
+    def clock():
+        now[0] += 0.25
+        return now[0]
+
+    monkeypatch.setattr(train.time, "perf_counter", clock)
+    x, y = separable(64)
+    history = train.fit(fresh_linear(), x, y, steps=100, time_budget=0.75, eval_every=2,
+                        progress=False)
+    assert history["step"] == [2, 3]
+    assert history["seconds"] == [0.5, 0.75]
+
+
+def test_evaluate_scores_only_the_scored_positions_and_defaults_to_cross_entropy():
+    """Protects evaluate: per-position logits (b, l, c) are scored along the class axis, only
+    where the target is not IGNORE, and the default loss is cross-entropy."""
+    targets = torch.tensor([[1, 2, -100, 0], [0, -100, 2, 1]])  # (b, l) = (2, 4), 3 classes
+    logits = torch.full((2, 4, 3), -5.0)
+    right = {(0, 0): 1, (0, 1): 0, (0, 2): 2, (0, 3): 0, (1, 0): 0, (1, 1): 1, (1, 2): 2,
+             (1, 3): 2}  # right at (0, 0), (0, 3), (1, 0), (1, 2); wrong at (0, 1), (1, 3)
+    for (i, j), c in right.items():
+        logits[i, j, c] = 5.0
+
+    class Fixed(torch.nn.Module):
+        def forward(self, inputs):
+            return logits[inputs]
+
+    index = torch.arange(2)
+    loss, acc = train.evaluate(Fixed(), index, targets)
+    assert acc == pytest.approx(4 / 6) and train.accuracy(Fixed(), index, targets) == acc
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), targets.reshape(-1))
+    assert loss == pytest.approx(float(want), rel=1e-6)
+
+
+def test_compute_loss_checks_each_shape_condition():
+    """Protects compute_loss's checks: logits with the right rank but another batch size are
+    refused by name; mse squeezes only a trailing 1, also for per-position targets."""
+    with pytest.raises(ValueError, match=r"logits must have shape \(8, 'c'\) \(targets' "
+                                         r"shape plus classes\), got \(6, 3\)"):
+        train.compute_loss(torch.randn(6, 3), torch.zeros(8, dtype=torch.long))
+    out, targets = torch.randn(4, 5, 1), torch.randn(4, 5)
+    assert float(train.compute_loss(out, targets, "mse")) == pytest.approx(
+        float(((out.squeeze(-1) - targets) ** 2).mean()))
+
+
+def test_data_checks_name_their_arguments_and_accept_one_example():
+    """Protects the data checks of every entry point: each names its arguments, a 0-d input
+    is refused, one example (and 1-D inputs) are accepted."""
+    x, y = separable(16)
+    model = fresh_linear()
+    mismatch = r"^{} and {} must hold the same number n >= 1 of examples"
+    for call in (lambda: train.accuracy(model, x, y[:4]),
+                 lambda: train.evaluate(model, x, y[:4]),
+                 lambda: train.time_training_step(model, x, y[:4]),
+                 lambda: train.fit(model, x, y[:4], steps=1, progress=False)):
+        with pytest.raises(ValueError, match=mismatch.format("inputs", "targets")):
+            call()
+    with pytest.raises(ValueError, match=mismatch.format(r"eval_data\[0\]", r"eval_data\[1\]")):
+        train.fit(model, x, y, steps=1, progress=False, eval_data=(x, y[:4]))
+    with pytest.raises(TypeError, match="^targets must be a torch.Tensor, got list$"):
+        train.accuracy(model, x, [0, 1])
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got str$"):
+        train.fit("linear", x, y, steps=1, progress=False)
+    with pytest.raises(TypeError, match=r"^eval_data must be a pair \(inputs, targets\) or "
+                                        r"None, got tuple$"):
+        train.fit(model, x, y, steps=1, progress=False, eval_data=(x, y, y))
+    with pytest.raises(ValueError, match="same number n >= 1"):
+        train.accuracy(model, torch.tensor(1.0), y)
+    assert train.accuracy(model, x[:1], y[:1]) in (0.0, 1.0)
+    scale = torch.nn.Linear(1, 2)
+    one_d = torch.nn.Sequential(torch.nn.Unflatten(0, (-1, 1)), scale)  # (b,) -> (b, 2)
+    assert 0.0 <= train.accuracy(one_d, x[:, 0], y) <= 1.0
+
+
+def test_counts_of_one_and_required_numbers():
+    """Protects the argument checks' boundaries and messages: 1 is a positive int (one step,
+    batches of one), and a required number (lr) is not optional."""
+    x, y = separable(16)
+    history = train.fit(fresh_linear(), x, y, steps=1, batch_size=1, eval_every=1,
+                        progress=False)
+    assert history["step"] == [1]
+    with pytest.raises(ValueError, match="^lr must be a positive finite number, got None$"):
+        train.fit(fresh_linear(), x, y, steps=1, lr=None, progress=False)
+    with pytest.raises(ValueError, match="^batch_size must be a positive int, got 0$"):
+        train.accuracy(fresh_linear(), x, y, batch_size=0)
+
+
+def test_time_training_step_times_warmup_and_repeat_real_steps(monkeypatch):
+    """Protects time_training_step: ``warmup`` untimed then ``repeat`` timed training steps
+    (defaults 1 and 5), each a real step of the copy, and an unknown loss refused by name."""
+    calls = _recording_steps(monkeypatch)
+    x, y = separable(32)
+    timing = train.time_training_step(fresh_linear(), x, y)
+    assert len(timing.runs) == 5 and len(calls) == 6
+    calls.clear()
+    train.time_training_step(fresh_linear(), x, y, repeat=2, warmup=3)
+    assert len(calls) == 5 and all(torch.equal(inputs, x) for inputs, _ in calls)
+    with pytest.raises(ValueError, match=r"^loss must be one of \('cross_entropy', 'mse'\), "
+                                         r"got 'hinge'$"):
+        train.time_training_step(fresh_linear(), x, y, loss="hinge")

@@ -24,6 +24,26 @@ def test_loglog_slope_recovers_a_power_law(power):
     plt.close(fig)
 
 
+def test_loglog_slope_fits_only_the_points_from_fit_from():
+    """Protects: ``fit_from`` excludes the first points from the fit (and from the fitted line).
+
+    The data are flat for 3 points, then grow as x²: the fit from point 3 on gives exactly 2,
+    a fit over all points (``fit_from`` ignored) a much smaller slope.
+    """
+    x = np.geomspace(1, 1e3, 10)
+    y = np.where(np.arange(10) < 3, x[2] ** 2, x**2)
+    fig, ax = plt.subplots()
+    _, slope = viz.loglog_slope(ax, x, y, label="y", fit_from=3)
+    _, slope_all = viz.loglog_slope(ax, x, y, label="all")
+    assert slope == pytest.approx(2.0, abs=1e-9)
+    assert slope_all < 1.9
+    fitted = ax.lines[1].get_xdata()
+    assert fitted.min() == pytest.approx(x[3]) and fitted.max() == pytest.approx(x[-1])
+    with pytest.raises(ValueError, match="at least 2 fitted points"):
+        viz.loglog_slope(ax, x, y, label="y", fit_from=9)
+    plt.close(fig)
+
+
 def test_loglog_slope_rejects_bad_input():
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match=r"equal length, got shapes \(3,\) and \(2,\)"):
