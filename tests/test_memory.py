@@ -379,7 +379,8 @@ def test_linear_memory_is_seeded_and_scaled():
 def test_bench_memory_prints_both_models_at_each_length(capsys):
     """Protects ``python -m sseq.bench memory --quick``: a row per model and history length
     (64, 256, 1024, 4096), the time per token, and the bytes held: n·4 for the state of 64
-    float32 numbers whatever the history, 2·t·64·4 for the cache."""
+    float32 numbers whatever the history, 2·t·64·4 for the cache, and 2 layers · 3 past
+    inputs · 64 · 4 for the causal convolution's window (width 4) whatever the history."""
     import argparse
 
     memory.bench_main(argparse.Namespace(quick=True))
@@ -389,7 +390,8 @@ def test_bench_memory_prints_both_models_at_each_length(capsys):
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert [(r[0], int(r[1]), int(r[3])) for r in rows] == (
         [("state", t, 256) for t in (64, 256, 1024, 4096)]
-        + [("attention", t, 2 * t * 64 * 4) for t in (64, 256, 1024, 4096)])
+        + [("attention", t, 2 * t * 64 * 4) for t in (64, 256, 1024, 4096)]
+        + [("convolution", t, 2 * 3 * 64 * 4) for t in (64, 256, 1024, 4096)])
     assert all(float(r[2]) > 0 for r in rows)
 
 

@@ -276,9 +276,9 @@ def test_final_states_have_torchs_shape(name):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name, doc", [("lstm", r"\(h_0, c_0\), two tensors \(1, b, h\)"),
-                                       ("gru", r"a tensor \(1, b, h\)"),
-                                       ("rnn-tanh", r"a tensor \(1, b, h\)")])
+@pytest.mark.parametrize("name, doc", [("lstm", r"\(h_0, c_0\), two tensors \(1, b, n\)"),
+                                       ("gru", r"a tensor \(1, b, n\)"),
+                                       ("rnn-tanh", r"a tensor \(1, b, n\)")])
 def test_a_state_of_the_wrong_kind_is_described(name, doc):
     """Protects the message that says what a state must be, for each kind of layer."""
     ours, _ = make_pair(name)
