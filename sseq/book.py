@@ -57,7 +57,7 @@ def _as_plain(value, digits: int):
                     f"glue stores what the prose quotes, one number at a time")
 
 
-def glue(name: str, value, *, digits: int = 3):
+def glue(name: str, value, *, digits: int = 3) -> None:
     """Store ``value`` under ``name`` for the prose's ``{glue:text}`name:.2f``` roles.
 
     Args:
@@ -67,7 +67,8 @@ def glue(name: str, value, *, digits: int = 3):
         digits: significant digits of a float (1..6): as many as the claim needs.
 
     Returns:
-        The value as stored (the rounded float), so the notebook can keep using it.
+        None, so that a cell ending in ``glue(...)`` shows no stray ``Out[]`` number under it;
+        the stored value (the rounded float) is ``GLUED[name]``.
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"name must be an identifier such as 'ch01_slope', got {name!r}")
@@ -77,11 +78,10 @@ def glue(name: str, value, *, digits: int = 3):
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # plain Python: nothing to display
-        return stored
+        return
     if get_ipython() is not None:
         display({GLUE_PREFIX + "text/plain": repr(stored)}, raw=True,
                 metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
-    return stored
 
 
 def power_of_ten_above(x: float) -> float:

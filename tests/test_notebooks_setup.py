@@ -9,6 +9,7 @@ the way Colab runs it, is checked by ``make compat`` (tests/colab_sim.py).
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 
@@ -159,6 +160,35 @@ def test_stored_numbers_carry_only_the_precision_their_claim_needs(path):
                 assert not FULL_REPR.search(text), (
                     f"cell {i} prints {FULL_REPR.search(text).group()}: format it to the "
                     f"precision its claim needs")
+
+
+def cells_ending_in_glue(path) -> list[tuple[int, dict]]:
+    """The code cells whose last statement is a ``glue(...)`` call."""
+    found = []
+    for i, cell in enumerate(code_cells(path)):
+        try:
+            body = ast.parse(cell.source).body
+        except SyntaxError:  # IPython syntax (%pip): not a glue cell
+            continue
+        last = body[-1] if body else None
+        if (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+                and ast.unparse(last.value.func) in ("glue", "book.glue")):
+            found.append((i, cell))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_shows_a_stray_glued_number(path):
+    """A cell that ends by gluing a number shows the plots and prints above it, not a bare
+    ``Out[]`` value under it (sseq.book.glue returns None; a stored output made by an older
+    glue would still show one)."""
+    for i, cell in cells_ending_in_glue(path):
+        results = [o for o in cell.outputs if o.output_type == "execute_result"]
+        assert not results, f"cell {i} ends with glue(...) and shows Out[]: re-execute it"
+
+
+def test_cells_ending_in_glue_are_found():
+    assert sum(len(cells_ending_in_glue(p)) for p in NOTEBOOKS) >= 10
 
 
 @pytest.mark.parametrize(("text", "digits"), [
