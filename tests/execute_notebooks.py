@@ -12,6 +12,7 @@ can show the widgets.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -37,9 +38,38 @@ def tag_widget_cells(nb) -> None:
                 tags.append(IGNORE)
 
 
+class _Client(NotebookClient):
+    """nbclient, except that a lost ``execute_reply`` does not stall it forever.
+
+    With ipykernel 7 the kernel sometimes never sends a cell's reply on the shell channel
+    (seen after a widget cell: the outputs and the "idle" status arrive, then nothing): nbclient
+    then waits out its timeout and fails. Once the cell's outputs are complete and no reply has
+    come for ``GRACE_S``, the reply is made from the outputs (an error output means "error").
+    """
+
+    GRACE_S = 10.0
+
+    async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg,
+                                    task_poll_kernel_alive):
+        reply = asyncio.ensure_future(super()._async_poll_for_reply(
+            msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive))
+        await asyncio.wait([reply, task_poll_output_msg], return_when=asyncio.FIRST_COMPLETED)
+        if not reply.done() and task_poll_output_msg.done():
+            await asyncio.wait([reply], timeout=self.GRACE_S)
+        if reply.done():
+            return reply.result()
+        reply.cancel()
+        task_poll_kernel_alive.cancel()
+        self.log.warning("cell %s: no execute_reply; taking its outputs as the reply", msg_id)
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        content = ({"status": "error", "ename": errors[0].ename, "evalue": errors[0].evalue,
+                    "traceback": errors[0].traceback} if errors else {"status": "ok"})
+        return {"parent_header": {"msg_id": msg_id}, "content": content}
+
+
 def execute(path: Path, *, save: bool) -> float:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+    client = _Client(nb, timeout=600, kernel_name="python3", record_timing=False,
                             store_widget_state=True,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
