@@ -74,8 +74,8 @@ def solution_problems(page) -> list[str]:
             problems.append(f"solution {sol['id']} ({sol['title']}) has no button to open it")
             continue
         button.click()
-        try:  # the toggle's CSS transition takes a moment
-            page.wait_for_function(JS["solution_shown"], arg=i, timeout=2_000)
+        try:  # the toggle's CSS transition takes a moment (longer on a busy machine)
+            page.wait_for_function(JS["solution_shown"], arg=i, timeout=10_000)
         except PlaywrightTimeout:
             problems.append(f"solution {sol['id']} ({sol['title']}) does not open on click")
     return problems
