@@ -89,6 +89,17 @@ def test_per_token_cost_memory_is_linear_for_attention_and_constant_for_state():
         memory.per_token_cost("cnn", [1])
 
 
+def test_per_token_cost_leaves_the_global_random_state_alone():
+    """Protects the notebooks' reproducibility: measuring the cost draws its token from a
+    generator of its own, so the random numbers drawn after it (a later cell's data or
+    weights) are the same whether or not the measurement ran."""
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    for kind in memory.KINDS:
+        memory.per_token_cost(kind, [3], d_model=4, repeat=1, number=1)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_attention_recall_is_measured_by_attend_itself():
     """The batched, masked read-out of recall_attention is attend() at every query step."""
     g = torch.Generator().manual_seed(1)
