@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import matplotlib
 
@@ -218,8 +219,9 @@ def test_check_attend_passes_a_right_answer_and_catches_mistakes():
         return torch.softmax(K @ q / math.sqrt(q.shape[0]), dim=0) @ V
 
     assert ch01.check_attend(mine)
-    report = ch01.check_attend(memory.attend)  # the book's own: reported as such
-    assert not report and "calls sseq.memory.attend" in report.lines[0]
+    if "MUTANT_UNDER_TEST" not in os.environ:  # make mutants: attend is mutmut's trampoline,
+        report = ch01.check_attend(memory.attend)  # which calls the code of a mutant copy
+        assert not report and "calls sseq.memory.attend" in report.lines[0]  # the book's own
 
     def unscaled(q, K, V):
         return torch.softmax(K @ q, dim=0) @ V
