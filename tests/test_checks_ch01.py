@@ -131,19 +131,25 @@ def test_attend_report_names_every_case_and_its_hint_in_full():
     assert lines[-1] == "Exercise 1.1 (attend): 0 of 5 checks pass. Keep going."
 
 
-@pytest.mark.parametrize(("mistake", "case", "said"), [
-    (0, 0, "attention without the scale: divide the scores K q by sqrt(d)."),
-    (1, 0, "the scores divided by d: the scale is 1/sqrt(d), not 1/d."),
-    (2, 4, "a softmax that overflows: exp of a large score is inf; subtract the largest score "
-           "before exponentiating (torch.softmax does)."),
-    (3, 0, "the attention weights: they are only the first half: the output is the weights "
-           "times V."),
+def naive_softmax(q, K, V):  # a learner's overflowing softmax, in float64 until the end
+    e = torch.exp(K.double() @ q.double() / math.sqrt(q.shape[0]))
+    return ((e / e.sum()) @ V.double()).to(V.dtype)
+
+
+@pytest.mark.parametrize(("learner", "case", "said"), [
+    (lambda q, K, V: torch.softmax(K @ q, 0) @ V, 0,
+     "attention without the scale: divide the scores K q by sqrt(d)."),
+    (lambda q, K, V: torch.softmax(K @ q / q.shape[0], 0) @ V, 0,
+     "the scores divided by d: the scale is 1/sqrt(d), not 1/d."),
+    (naive_softmax, 4, "a softmax that overflows: exp of a large score is inf; subtract the "
+     "largest score before exponentiating (torch.softmax does)."),
+    (lambda q, K, V: torch.softmax(K @ q / math.sqrt(q.shape[0]), 0), 0,
+     "the attention weights: they are only the first half: the output is the weights times V."),
 ])
-def test_attend_mistakes_are_explained_in_full(mistake, case, said):
-    """Protects each recognised mistake of Exercise 1.1: the book's own wrong answer is caught
-    on the case that shows it, and named and explained in full."""
-    lines = str(ch01.check_attend(ch01.ATTEND_MISTAKES[mistake].answer,
-                                  verbose=False)).splitlines()
+def test_attend_mistakes_are_explained_in_full(learner, case, said):
+    """Protects each recognised mistake of Exercise 1.1: a learner's answer with that mistake
+    is caught on the case that shows it, and the mistake named and explained in full."""
+    lines = str(ch01.check_attend(learner, verbose=False)).splitlines()
     assert lines[case].startswith(f"✗ {ATTEND_LINES[case][0]}: ")
     assert lines[case].endswith(f" Hint: this is {said}")
 
@@ -216,3 +222,20 @@ def test_graded_attend_cases_draw_every_size_in_their_ranges():
         assert (K4 @ q4).abs().max() > 100 and K4.shape[0] == 6
     ranges = [(3, 9), (2, 8), (3, 9), (5, 12), (1, 4), (48, 96), (6, 12)]
     assert [(min(s), max(s)) for s in seen] == ranges
+
+
+def test_checkers_print_by_default_and_pass_the_seed_on(capsys):
+    """Protects the checkers' calling conventions: they print their report unless verbose=False,
+    and check_attend's seed selects the graded cases."""
+    ch01.check_attend(attend_right)
+    assert capsys.readouterr().out.endswith("Exercise 1.1 (attend): all 5 checks pass. "
+                                            "Well done!\n")
+    ch01.check_cache_bytes((64 * 4, 2 * 10_000 * 64 * 4))
+    assert "Exercise 1.2 (predict, then measure): correct." in capsys.readouterr().out
+    ch01.check_attend(attend_right, verbose=False)
+    ch01.check_cache_bytes((1, 2), verbose=False)
+    assert capsys.readouterr().out == ""
+    graded = ch01.check_attend(lambda q, K, V: torch.zeros(V.shape[1]), verbose=False, seed=3)
+    assert [line.split(":")[0] for line in graded.lines] == [
+        f"✗ {case.name}" for case in ch01._attend_cases(3)]
+    assert graded.lines[0].split(":")[0] != f"✗ {ATTEND_LINES[0][0]}"
