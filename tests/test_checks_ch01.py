@@ -194,7 +194,9 @@ def test_scalar_recall_reports_in_full(wrong, said):
     named and explained in full, the exercise's hint for any other answer, and the title."""
     lam, k = ch01.symbols()
     lines = str(ch01.check_scalar_recall(wrong(lam, k), verbose=False)).splitlines()
-    assert lines[0].startswith("✗ R²_k: differs from the expected result (at k = ")
+    # the first point of the domain λ in (0.05, 0.95), k in 1..11 that the checker draws
+    assert lines[0].startswith("✗ R²_k: differs from the expected result (at k = 7, "
+                               "lambda = 0.732 yours is ")
     assert lines[0].endswith(f". Hint: {said}")
     assert lines[1] == "Exercise 1.3 (derive): 0 of 1 checks pass. Keep going."
 
@@ -232,10 +234,30 @@ def test_checkers_print_by_default_and_pass_the_seed_on(capsys):
                                             "Well done!\n")
     ch01.check_cache_bytes((64 * 4, 2 * 10_000 * 64 * 4))
     assert "Exercise 1.2 (predict, then measure): correct." in capsys.readouterr().out
+    lam, k = ch01.symbols()
+    ch01.check_scalar_recall(lam ** (2 * k) * (1 - lam**2))
+    assert capsys.readouterr().out.endswith("Exercise 1.3 (derive): correct. Well done!\n")
     ch01.check_attend(attend_right, verbose=False)
     ch01.check_cache_bytes((1, 2), verbose=False)
+    ch01.check_scalar_recall(lam, verbose=False)
     assert capsys.readouterr().out == ""
     graded = ch01.check_attend(lambda q, K, V: torch.zeros(V.shape[1]), verbose=False, seed=3)
     assert [line.split(":")[0] for line in graded.lines] == [
         f"✗ {case.name}" for case in ch01._attend_cases(3)]
     assert graded.lines[0].split(":")[0] != f"✗ {ATTEND_LINES[0][0]}"
+
+
+@pytest.mark.parametrize("seed", [None, 5])
+def test_attend_cases_are_drawn_as_the_book_says(seed):
+    """Protects the cases themselves (the book prints the first ones): q, K and V drawn in turn
+    from the exercise's generator (the book's seed 2024, or mixed with a grading seed), the
+    large-score case's q and K scaled by 30."""
+    from sseq.exercises_cases import case_generator
+
+    g = case_generator(2024, seed)
+    for i, case in enumerate(ch01._attend_cases(seed)):
+        q, K, V = case.args
+        scale = 30.0 if i == 4 else 1.0
+        want = (scale * torch.randn(q.shape, generator=g),
+                scale * torch.randn(K.shape, generator=g), torch.randn(V.shape, generator=g))
+        assert all(torch.equal(a, b) for a, b in zip(case.args, want, strict=True)), case.name
