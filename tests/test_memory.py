@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import matplotlib
 
@@ -89,6 +90,17 @@ def test_per_token_cost_memory_is_linear_for_attention_and_constant_for_state():
         memory.per_token_cost("cnn", [1])
 
 
+def test_per_token_cost_leaves_the_global_random_state_alone():
+    """Protects the notebooks' reproducibility: measuring the cost draws its token from a
+    generator of its own, so the random numbers drawn after it (a later cell's data or
+    weights) are the same whether or not the measurement ran."""
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    for kind in memory.KINDS:
+        memory.per_token_cost(kind, [3], d_model=4, repeat=1, number=1)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_attention_recall_is_measured_by_attend_itself():
     """The batched, masked read-out of recall_attention is attend() at every query step."""
     g = torch.Generator().manual_seed(1)
@@ -101,6 +113,87 @@ def test_attention_recall_is_measured_by_attend_itself():
         assert abs(float(read - expected)) < 1e-12
     r2 = memory.recall_attention([0, 3, 9], length=300, d_model=64, queries=40, seed=1)
     assert r2.shape == (3,) and (r2 > 1 - 1e-9).all()  # sharp position codes: exact recall
+
+
+def test_attention_reads_are_attend_for_any_keys():
+    """Protects the batched read-out for keys that are not ±1 codes: the query is sharpness ·
+    k_{t-k} (a product, whatever the keys), attend() over the history up to t."""
+    g = torch.Generator().manual_seed(2)
+    u = torch.randn(30, generator=g, dtype=torch.float64)
+    keys = torch.randn(30, 5, generator=g, dtype=torch.float64) * 1.5
+    steps = torch.tensor([2, 11, 29])
+    reads = memory._attention_reads(u, keys, steps, 2, 0.8)
+    for t, read in zip(steps.tolist(), reads, strict=True):
+        expected = memory.attend(0.8 * keys[t - 2], keys[: t + 1], u[: t + 1, None])[0]
+        assert abs(float(read - expected)) < 1e-12
+
+
+def attention_recall_recipe(ks, length, d, sharpness, queries, seed):
+    """recall_attention written out step by step, attend() called at every query step; the R²
+    before clipping."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(length, generator=g, dtype=torch.float64)
+    keys = torch.randint(0, 2, (length, d), generator=g, dtype=torch.float64) * 2 - 1
+    kmax = max(ks)
+    steps = (kmax + torch.randperm(length - kmax, generator=g)[:queries]).tolist()
+    half, out = queries // 2, []
+    for k in ks:
+        read = np.array([float(memory.attend(sharpness * keys[t - k], keys[: t + 1],
+                                             u[: t + 1, None])[0]) for t in steps])
+        target = np.array([float(u[t - k]) for t in steps])
+        w = read[:half] @ target[:half] / (read[:half] @ read[:half])
+        out.append(1 - (target[half:] - w * read[half:]).var() / target[half:].var())
+    return np.array(out)
+
+
+def test_recall_attention_follows_its_recipe():
+    """Protects recall_attention against its protocol written out: white noise u and ±1 position
+    codes as keys from one generator seeded with ``seed``, ``queries`` random steps t >=
+    max(ks), the read-out of u_{t-k} fitted on the first half and scored on the second, R²
+    clipped to [0, 1]; and the global random state is left alone."""
+    ks = [0, 3, 7]
+    want = attention_recall_recipe(ks, length=80, d=8, sharpness=0.7, queries=30, seed=3)
+    before = torch.get_rng_state()
+    got = memory.recall_attention(ks, length=80, d_model=8, sharpness=0.7, queries=30, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    np.testing.assert_allclose(got, np.clip(want, 0, 1), rtol=1e-9, atol=1e-12)
+    assert 0 < got.max() < 1
+    want = attention_recall_recipe([0, 5, 9], length=60, d=8, sharpness=0.0, queries=20, seed=1)
+    got = memory.recall_attention([0, 5, 9], length=60, d_model=8, sharpness=0.0, queries=20,
+                                  seed=1)
+    assert want.min() < 0 and got.min() == 0.0  # a negative R² is clipped to 0
+    np.testing.assert_allclose(got, np.clip(want, 0, 1), rtol=1e-9, atol=1e-12)
+
+
+def test_recall_attention_defaults(monkeypatch):
+    """Protects the documented defaults that Chapter 1's plot uses: a history of 2000 tokens,
+    keys of d = 64, sharpness 4, 400 query steps, seed 0."""
+    seen, read = [], memory._attention_reads
+    monkeypatch.setattr(memory, "_attention_reads",
+                        lambda *args: seen.append(args) or read(*args))
+    memory.recall_attention([2])
+    u, keys, steps, k, sharpness = seen[0]
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(u, torch.randn(2000, generator=g, dtype=torch.float64))
+    assert keys.shape == (2000, 64) and steps.shape == (400,) and (k, sharpness) == (2, 4.0)
+
+
+def test_recall_attention_checks_its_sizes_by_name():
+    """Protects the messages of recall_attention's checks, and their bounds: exactly
+    length − max(ks) queries and exactly 4 queries are allowed."""
+    assert memory.recall_attention([5], length=25, d_model=8, queries=20).shape == (1,)
+    assert memory.recall_attention([0], length=25, d_model=8, queries=4).shape == (1,)
+    for kwargs, message in (
+            (dict(length=0), "length must be >= 1, got 0"),
+            (dict(queries=2.5), "queries must be an int, got float (2.5)"),
+            (dict(d_model=0), "d_model must be >= 1, got 0"),
+            (dict(length=25, queries=21), "need 4 <= queries <= length - max(ks) = 20, got "
+                                          "queries=21"),
+            (dict(length=25, queries=3), "need 4 <= queries <= length - max(ks) = 20, got "
+                                         "queries=3")):
+        with pytest.raises((TypeError, ValueError)) as info:
+            memory.recall_attention([5], **kwargs)
+        assert str(info.value) == message
 
 
 def test_attention_recall_can_fail():
@@ -207,8 +300,9 @@ def test_check_attend_passes_a_right_answer_and_catches_mistakes():
         return torch.softmax(K @ q / math.sqrt(q.shape[0]), dim=0) @ V
 
     assert ch01.check_attend(mine)
-    report = ch01.check_attend(memory.attend)  # the book's own: reported as such
-    assert not report and "calls sseq.memory.attend" in report.lines[0]
+    if "MUTANT_UNDER_TEST" not in os.environ:  # make mutants: attend is mutmut's trampoline,
+        report = ch01.check_attend(memory.attend)  # which calls the code of a mutant copy
+        assert not report and "calls sseq.memory.attend" in report.lines[0]  # the book's own
 
     def unscaled(q, K, V):
         return torch.softmax(K @ q, dim=0) @ V

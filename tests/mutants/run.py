@@ -45,8 +45,13 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # What some tests read besides sseq/ and tests/ (book/instructors.md's checker example).
 EXTRA = ["book"]
 
+# The test process crashed (the baseline run passed, so the mutant did it): -11 SIGSEGV, -9
+# SIGKILL, -6 SIGABRT (glibc stopping on a heap the mutant overwrote: a compiled kernel sent out
+# of bounds), -14 SIGALRM's default action (the mutant broke the program's own alarm handling in
+# sseq/exercises_guard.py, which the tests' outer timers then expose).
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",
-          152: "timeout", 255: "timeout", -11: "crashed", -9: "crashed", 37: "killed"}
+          152: "timeout", 255: "timeout", -11: "crashed", -9: "crashed", -6: "crashed",
+          -14: "crashed", 37: "killed"}
 NOT_KILLED = {0: "survived", 5: "no tests", 33: "no tests", None: "no tests"}
 
 
