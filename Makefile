@@ -35,26 +35,10 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-# What waits on the network or the disk, or uses one core, runs alongside the rest, its output
-# printed at the end: the dependency check and the Colab-like environment's install alongside
-# the unit tests; the book build (Sphinx, one core) and its browser tests alongside nbval.
-test: lint
-	@deps=$$(mktemp); env=$$(mktemp); book=$$(mktemp); \
-	$(BIN)/python tests/check_deps.py >$$deps 2>&1 & deps_pid=$$!; \
-	$(MAKE) --no-print-directory $(COMPAT)/.installed >$$env 2>&1 & env_pid=$$!; \
-	$(MAKE) --no-print-directory unit; status=$$?; \
-	wait $$env_pid; env_status=$$?; echo "--- make $(COMPAT) (run alongside the unit tests) ---"; \
-	cat $$env; \
-	if [ $$status -eq 0 ] && [ $$env_status -eq 0 ]; then \
-		$(MAKE) --no-print-directory book test-html >$$book 2>&1 & book_pid=$$!; \
-		$(MAKE) --no-print-directory notebooks compat; status=$$?; \
-		wait $$book_pid; book_status=$$?; \
-		echo "--- make book test-html (run alongside the notebooks) ---"; cat $$book; \
-	else status=1; book_status=1; fi; \
-	wait $$deps_pid; deps_status=$$?; echo "--- make deps (run alongside the tests) ---"; \
-	cat $$deps; rm -f $$deps $$env $$book; \
-	test $$status -eq 0 && test $$env_status -eq 0 && test $$book_status -eq 0 \
-		&& test $$deps_status -eq 0
+# Every check, arranged to keep two cores busy (tests/make_test.sh): the installs and the
+# dependency check alongside the unit tests, then nbval, make compat and the book all at once.
+test:
+	@MAKE="$(MAKE)" tests/make_test.sh
 
 # The built book in headless Chromium, as readers see it (tests/html; no network needed).
 # Needs Debian's chromium (apt-get install chromium; .ci/run installs it) or CHROMIUM=/path.
