@@ -15,7 +15,6 @@ import time
 
 import nbformat
 import pytest
-from nbconvert.preprocessors import TagRemovePreprocessor
 
 from sseq.assign import editions, gates
 from sseq.exercises import UNANSWERED
@@ -36,20 +35,6 @@ def _text(cell) -> str:
                    for o in cell.get("outputs", []))
 
 
-def half_answered(book, chapter: str, answered: set[str]) -> nbformat.NotebookNode:
-    """The student edition, but with the solution code of the ``answered`` exercises left in
-    as the learner's own cells (their worked explanations are stripped like the rest)."""
-    editions.check_tags(book, chapter)
-    nb = nbformat.from_dict(book)
-    for cell, role in zip(nb.cells, gates.roles(book), strict=True):
-        if cell.cell_type == "code" and "solution" in role.tags and role.label in answered:
-            cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != "solution"]
-    return editions._export(nb, chapter, "student", [
-        editions.StripGatedMarkdown(),
-        TagRemovePreprocessor(remove_cell_tags=("solution",), enabled=True),
-        editions.ClearStubOutputs(), editions.MarkEdition(), editions.CheckNoSolution()])
-
-
 @pytest.mark.timeout(900, method="thread")
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_grading_a_half_answered_student_edition(path, tmp_path):
@@ -58,7 +43,7 @@ def test_grading_a_half_answered_student_edition(path, tmp_path):
     assert len(labels) >= 2, "a chapter needs two exercises to be graded both ways"
     answered = set(labels[CHAPTERS.index(path) % 2::2])
     submission = tmp_path / f"{path.stem}.ipynb"
-    nbformat.write(half_answered(book, path.stem, answered), submission)
+    nbformat.write(editions.student_edition(book, path.stem, answered=answered), submission)
     start = time.perf_counter()
     [result] = grade_all([submission], chapters=ROOT / "chapters", seed=SEED,
                          executed=tmp_path / "ran", log=lambda s: None)
@@ -86,13 +71,13 @@ def test_grading_a_half_answered_student_edition(path, tmp_path):
         assert printed and all(map(_unanswered, printed)), [_text(c) for c in cells]
 
 
-def test_half_answered_keeps_exactly_the_chosen_solutions():
+def test_a_partly_answered_student_edition_keeps_exactly_the_chosen_solutions():
     """The edition this test grades holds the answered exercises' solution code and nothing
     else of the instructor's: no other solution, no worked explanation, no gate."""
     path = CHAPTERS[0]
     book = nbformat.read(path, as_version=4)
     labels = [e.label for e in gates.exercises(book)]
-    nb = half_answered(book, path.stem, {labels[0]})
+    nb = editions.student_edition(book, path.stem, answered={labels[0]})
     student = editions.student_edition(book, path.stem)
     solutions = {label: [c.source for c, r in zip(book.cells, gates.roles(book), strict=True)
                          if c.cell_type == "code" and "solution" in r.tags and r.label == label]
@@ -102,3 +87,10 @@ def test_half_answered_keeps_exactly_the_chosen_solutions():
     assert not any(s in sources for label in labels[1:] for s in solutions[label])
     assert len(nb.cells) == len(student.cells) + len(solutions[labels[0]])
     assert not any("{solution-" in c.source for c in nb.cells)
+
+
+def test_answered_must_name_exercises_of_the_chapter():
+    path = CHAPTERS[0]
+    book = nbformat.read(path, as_version=4)
+    with pytest.raises(ValueError, match=r"answered names no exercise of .*\['ex-nowhere'\]"):
+        editions.student_edition(book, path.stem, answered={"ex-nowhere"})

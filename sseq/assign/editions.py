@@ -109,9 +109,23 @@ def _export(nb, chapter: str, edition: str, preprocessors) -> nbformat.NotebookN
     return nbformat.reads(body, as_version=4)
 
 
-def student_edition(nb, chapter: str) -> nbformat.NotebookNode:
-    """The chapter without its solutions, stubs' outputs cleared."""
+def student_edition(nb, chapter: str, *, answered=()) -> nbformat.NotebookNode:
+    """The chapter without its solutions, stubs' outputs cleared.
+
+    ``answered``: labels of exercises whose solution *code* stays in, as the learner's own
+    cells after the stub (their worked explanations go like the rest): a partly answered
+    submission, to try a grading setup on.
+    """
     check_tags(nb, chapter)
+    answered = set(answered)
+    if answered:
+        unknown = answered - {e.label for e in gates.exercises(nb)}
+        if unknown:
+            raise ValueError(f"answered names no exercise of {chapter}: {sorted(unknown)}")
+        nb = nbformat.from_dict(nb)
+        for cell, role in zip(nb.cells, gates.roles(nb), strict=True):
+            if cell.cell_type == "code" and "solution" in role.tags and role.label in answered:
+                cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != "solution"]
     return _export(nb, chapter, "student", [
         StripGatedMarkdown(), TagRemovePreprocessor(remove_cell_tags=("solution",), enabled=True),
         ClearStubOutputs(), MarkEdition(), CheckNoSolution()])
