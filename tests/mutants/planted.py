@@ -7,14 +7,17 @@ against the test files that cover its module (tests/mutants/targets.toml, or the
 that import it). A bug is caught when a test fails or times out; the report names the first
 failing test and its message, so that a reader can check that it fails for the right reason.
 
-Usage: ``python tests/mutants/planted.py [--jobs N] [--only SUBSTRING] [--ids 3,17]``. Writes
-``_build/planted/REPORT.md`` (copy it to tests/mutants/PLANTED.md to record a run). Exit
-status 0 when every bug ran, whatever was caught.
+Usage: ``python tests/mutants/planted.py [--jobs N] [--only SUBSTRING] [--ids 3,17]``. Each
+bug's result is kept in ``_build/planted/results/<id>.json``, so runs of a few bugs add up;
+``_build/planted/REPORT.md`` is written from the latest result of every bug of planted.toml
+(copy it to tests/mutants/PLANTED.md to record a run). Exit status 0 when every bug ran,
+whatever was caught.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import queue
 import re
@@ -160,12 +163,27 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
     for t in threads:
         t.join()
-    results.sort(key=lambda r: r["id"])
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "REPORT.md").write_text(report(results))
-    print(f"Caught {sum(r['caught'] for r in results)} of {len(results)}. "
-          f"Report: {OUT / 'REPORT.md'}")
+    (OUT / "results").mkdir(parents=True, exist_ok=True)
+    for r in results:
+        (OUT / "results" / f"{r['id']}.json").write_text(json.dumps(r, indent=1))
+    print(f"Caught {sum(r['caught'] for r in results)} of {len(results)} this run.")
+    stored = latest(load())
+    (OUT / "REPORT.md").write_text(report(stored))
+    print(f"Report ({len(stored)} bugs with a result): {OUT / 'REPORT.md'}")
     return 0
+
+
+def latest(bugs: list[dict]) -> list[dict]:
+    """The stored result of each bug, where it was run with the bug as planted.toml has it now."""
+    found = []
+    for bug in bugs:
+        path = OUT / "results" / f"{bug['id']}.json"
+        if path.is_file():
+            result = json.loads(path.read_text())
+            if (result["file"], result["old"], result["new"]) == (bug["file"], bug["old"],
+                                                                  bug["new"]):
+                found.append(result)
+    return found
 
 
 if __name__ == "__main__":
