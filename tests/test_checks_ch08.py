@@ -420,3 +420,28 @@ def test_ceiling_linear_ratio_is_named_only_below_its_cap():
     assert lines[1].endswith(" Hint: this is the ratio of bits to the string's bits: bits "
                              "needed and bits held do not trade linearly: each missing bit "
                              "halves the strings that fit.")
+
+
+def test_mqar_reference_scores_only_tokens_that_ask_a_key():
+    """Protects the reference's reading of MQAR on an instructor's own sequences: past the
+    pairs, a token that is neither BLANK nor one of the keys (a distractor) is not a query and
+    gets IGNORE; every key seen again, however often, gets its value."""
+    #                       k1  v1  k2  v2  .  noise k1  .  k2  noise k2  .
+    inputs = torch.tensor([[3, 40, 5, 41, 0, 9, 3, 0, 5, 12, 5, 0]])
+    want = torch.full_like(inputs, -100)
+    want[0, 6], want[0, 8], want[0, 10] = 40, 41, 41
+    assert torch.equal(ch08.mqar_targets(inputs, 2), want)
+    assert torch.equal(ch08.mqar_targets(inputs, 2), mqar_loop(inputs, 2))
+
+
+@pytest.mark.parametrize(("prediction", "said"), [
+    (5504 - 6 * 64 * 3, "the scan state without the convolution's"),
+    (5504 - 2 * 10 * 32, "keys only"),
+    (6 * 64 * (8 + 3), "the Mamba layers only"),
+])
+def test_hybrid_state_mistakes_are_recognised_after_few_tokens(prediction, said):
+    """Protects Exercise 8.4's recognised miscounts at another t: after t = 10 tokens
+    (2 · 2 · 10 · 32 + 6 · 64 · 11 = 5504 numbers) each one is a large share of the total, so
+    each mistake's value must be exactly the miscount it names."""
+    report = ch08.check_hybrid_state(prediction, t=10, verbose=False)
+    assert not report and f"Hint: this is {said}: " in report.lines[0]
