@@ -1,6 +1,7 @@
 # How Networks Remember — build the book and test everything.
 #   make book   build the HTML book into _build/html
-#   make mutants  mutation testing of sseq's modules (slow; not part of make test)
+#   make mutants  mutation testing of sseq's modules; make planted: a set of planted bugs
+#                 (both slow; not part of make test)
 #   make test   lint, unit tests, every chapter re-run by nbval (twice: as stored, and with
 #               the numerical libraries on another CPU's code paths), the Colab-like
 #               environment, the dependency resolution, and the book build
@@ -29,7 +30,7 @@ endif
 endif
 
 .PHONY: book test lint unit notebooks notebooks-other-cpu compat deps execute timings lab \
-	clean distclean freeze mutants student instructor book-student
+	clean distclean freeze mutants planted student instructor book-student
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -67,6 +68,11 @@ MODULES     ?=
 MUTANT_JOBS ?= 1
 mutants: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python tests/mutants/run.py --jobs $(MUTANT_JOBS) $(MODULES)
+
+# Planted bugs: each realistic mistake of tests/mutants/planted.toml run alone against the tests
+# that cover its module; writes _build/planted/REPORT.md (caught or not, and by which test).
+planted: $(STAMP)
+	$(BIN)/python tests/mutants/planted.py --jobs $(MUTANT_JOBS)
 
 # Re-run every chapter and compare its text outputs with the stored ones (strict mode);
 # the summary prints each notebook's execution time. Two notebooks run at once, one thread

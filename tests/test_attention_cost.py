@@ -205,3 +205,135 @@ def test_benchmark_on_cuda_measures_each_row_with_the_allocator(monkeypatch):
         (m, n) for m in attention_bench.METHODS for n in (256, 512)]
     assert all(q == k == v == (1, 1, q[2], 64) and causal is True and bs == 256
                for _, q, k, v, causal, bs in seen)
+
+
+def _fake_measurements(monkeypatch):
+    """attention_cost and decode_cost replaced by clocks that report known figures: n / 100 ms
+    and n MiB for a whole sequence of n; 1 µs and 2 KiB per token of context."""
+    def fake_cost(lengths, *, methods, device, repeat):
+        return [{"method": methods[0], "n": n, "ms": n / 100, "peak_bytes": n * 2**20}
+                for n in lengths]
+
+    def fake_decode(contexts):
+        return {"context": list(contexts), "seconds": [1e-6 * c for c in contexts],
+                "cache_bytes": [2048 * c for c in contexts]}
+
+    monkeypatch.setattr(attention_bench, "attention_cost", fake_cost)
+    monkeypatch.setattr(attention_bench, "decode_cost", fake_decode)
+
+
+def test_benchmark_prints_each_table_under_its_heading_in_full(capsys, monkeypatch):
+    """Protects everything `python -m sseq.bench attention --quick` prints, with the
+    measurements faked: the three headings (the device named in the first), then each table
+    with its columns and units in order — method, n, ms, peak MiB for lengths 2^8 … 2^12 (the
+    three methods at each n); context, µs/token, cache KiB for contexts 2^8, 2^10, 2^12; the
+    published models' KiB per token and GiB at 4,096 and 32,768 tokens, then Mamba's state,
+    the same at any length."""
+    from sseq.bench import format_table
+
+    _fake_measurements(monkeypatch)
+    bench.main(["attention", "--quick"])
+    out = capsys.readouterr().out
+    methods = ["sseq (direct)", "torch (fused)", "flash (sseq, tiled)"]
+    assert methods == list(attention_bench.METHODS)
+    whole = [{"method": m, "n": 2**p, "ms": 2**p / 100, "peak MiB": float(2**p)}
+             for p in range(8, 13) for m in methods]
+    decode = [{"context": 2**p, "us/token": float(2**p), "cache KiB": 2.0 * 2**p}
+              for p in (8, 10, 12)]
+    gib = 2**30
+    models = [{"model": m.name, "KiB/token": m.kv_bytes_per_token() / 1024,
+               "GiB at 4,096 tokens": m.kv_cache_bytes(4096) / gib,
+               "GiB at 32,768 tokens": m.kv_cache_bytes(32768) / gib} for m in A.MODEL_SHAPES]
+    state = A.MAMBA_2_8B.state_bytes() / gib
+    models.append({"model": "Mamba 2.8B (state)", "KiB/token": 0.0, "GiB at 4,096 tokens": state,
+                   "GiB at 32,768 tokens": state})
+    assert out == (
+        "## Causal attention over n tokens, one head, d = 64, float32, on cpu\n"
+        f"{format_table(whole)}\n"
+        "\n## One generated token with a KV cache (one layer: d_model 256, 4 heads), CPU\n"
+        f"{format_table(decode)}\n"
+        "\n## KV cache of published models (bf16), against Mamba's fixed state\n"
+        f"{format_table(models)}\n")
+    assert out.splitlines()[1] == "| method              | n    | ms   | peak MiB |"
+    assert "| context | us/token | cache KiB |" in out.splitlines()
+
+
+def test_decode_table_converts_seconds_and_bytes_exactly(monkeypatch):
+    """Protects the decode table's units: seconds per token × 10⁶ is µs per token and bytes /
+    1024 KiB (to the last bit), one row per context, and decode_cost's lists must line up: a
+    context without a timing is an error, not a silently shorter table."""
+    from types import SimpleNamespace
+
+    from sseq import bench as sseq_bench
+
+    tables = []
+    _fake_measurements(monkeypatch)
+    monkeypatch.setattr(sseq_bench, "format_table", lambda rows: tables.append(rows) or "")
+    seconds = {256: 3.7e-5, 1024: 1.23e-4, 4096: 0.5e-3}
+    monkeypatch.setattr(attention_bench, "decode_cost", lambda contexts: {
+        "context": contexts, "seconds": [seconds[c] for c in contexts],
+        "cache_bytes": [3 * c for c in contexts]})
+    attention_bench.main(SimpleNamespace(device="cpu", quick=True))
+    assert tables[1] == [{"context": c, "us/token": 1e6 * seconds[c], "cache KiB": 3 * c / 1024}
+                         for c in (256, 1024, 4096)]
+    monkeypatch.setattr(attention_bench, "decode_cost", lambda contexts: {
+        "context": contexts, "seconds": [1e-6] * (len(contexts) - 1),
+        "cache_bytes": [1] * len(contexts)})
+    with pytest.raises(ValueError, match="zip"):
+        attention_bench.main(SimpleNamespace(device="cpu", quick=True))
+
+
+def test_whole_sequence_table_reports_what_attention_cost_measured(monkeypatch):
+    """Protects the first table against wrong figures: each row's ms is the time measured for
+    that method at that n and its peak MiB that measurement's bytes / 2^20, whatever the order
+    attention_cost returns them in; rows sorted by n, then in METHODS' order."""
+    from types import SimpleNamespace
+
+    figures = {}
+
+    def shuffled_cost(lengths, *, methods, device, repeat):
+        rows = []
+        for n in reversed(lengths):  # longest first
+            figures[methods[0], n] = (len(figures) + 0.25, 1000 * len(figures) + 7)
+            ms, peak = figures[methods[0], n]
+            rows.append({"method": methods[0], "n": n, "ms": ms, "peak_bytes": peak})
+        return rows
+
+    monkeypatch.setattr(attention_bench, "attention_cost", shuffled_cost)
+    rows = attention_bench._whole_sequence_table(SimpleNamespace(device="cpu", quick=False))
+    order = list(attention_bench.METHODS)
+    assert [(r["n"], r["method"]) for r in rows] == [
+        (2**p, m) for p in range(8, 16) for m in order if p <= 13 or m != "sseq (direct)"]
+    assert rows == [{"method": r["method"], "n": r["n"], "ms": figures[r["method"], r["n"]][0],
+                     "peak MiB": figures[r["method"], r["n"]][1] / 2**20} for r in rows]
+
+
+def test_benchmark_on_cuda_measures_fresh_seeded_inputs_without_autograd(monkeypatch):
+    """Protects the GPU rows' inputs: for each row, q, k and v drawn in turn from a generator
+    seeded 0 on the device (the same inputs on every run, whatever ran before), each (1, 1, n,
+    64), and the call made without building an autograd graph (faked without a GPU)."""
+    from types import SimpleNamespace
+
+    real_generator, real_randn, seen, devices = torch.Generator, torch.randn, [], []
+
+    def method(q, k, v, causal, block):
+        seen.append((q, k, v, torch.is_grad_enabled()))
+
+    monkeypatch.setattr(attention_bench, "METHODS",
+                        {name: method for name in attention_bench.METHODS})
+    monkeypatch.setattr(attention_bench, "attention_cost", lambda lengths, *, methods, device,
+                        repeat: [{"method": methods[0], "n": n, "ms": 1.0, "peak_bytes": 0}
+                                 for n in lengths[:2]])
+    monkeypatch.setattr(attention_bench, "_cuda_peak", lambda fn: fn() or 0)
+    monkeypatch.setattr(torch, "Generator", lambda device: devices.append(device)
+                        or real_generator())
+    monkeypatch.setattr(torch, "randn", lambda *shape, generator, device: devices.append(device)
+                        or real_randn(*shape, generator=generator))
+    torch.manual_seed(123)  # the global generator's state must not matter
+    attention_bench._whole_sequence_table(SimpleNamespace(device="cuda", quick=True))
+    assert set(devices) == {"cuda"} and len(seen) == 6
+    for q, k, v, grad in seen:
+        g = real_generator().manual_seed(0)
+        n = q.shape[2]
+        want = [real_randn(1, 1, n, 64, generator=g) for _ in range(3)]
+        assert not grad and all(torch.equal(a, b) for a, b in zip((q, k, v), want, strict=True))

@@ -59,13 +59,13 @@ def _mqar_cases(seed=None) -> list[Case]:
         return Case(name, (recall_tasks.mqar(n, length, pairs, vocab_size=vocab, seed=g)[0],
                            pairs), hint=hint)
 
-    p = pick(4, 2, 6)
+    p, q = pick(4, 2, 6), pick(8, 6, 10)  # each drawn once: the name states the case's size
     return [
         case(f"one sequence, {p} pairs", 1, 8 * p, p, 64,
              hint="the value goes at the query's own position: the model says it right after "
                   "reading the query."),
         case("one pair", 3, 8, 1, 8),
-        case(f"a batch, {pick(8, 6, 10)} pairs", 16, 64, pick(8, 6, 10), 64,
+        case(f"a batch, {q} pairs", 16, 64, q, 64,
              hint="score only the queries, past the 2 · n_pairs tokens of pairs; keys and "
                   "values there are not scored."),
         case("Zoology's sizes: 64 pairs in 256 tokens", 4, 256, 64, 8192,
@@ -116,15 +116,17 @@ def _ceiling_cases(seed=None) -> list[Case]:
     def pick(book, low, high):
         return book if r is None else r.randint(low, high)
 
+    # each size drawn once, so that a case's name states the sizes it is run with
+    short, n, long, longest = pick(4, 4, 6), pick(8, 5, 12), pick(100, 80, 120), pick(500, 300, 900)
     return [
         Case("a state of 16 bits, 2 letters", (16, 2, 26),
              hint="there are 26² = 676 strings and 2¹⁶ states: every string can get its own."),
-        Case(f"16 bits, {pick(4, 4, 6)} letters", (16, pick(4, 4, 6), 26),
+        Case(f"16 bits, {short} letters", (16, short, 26),
              hint="2¹⁶ states can tell apart at most 2¹⁶ of the 26^L strings."),
-        Case("64 bits, 16 letters from 8", (64, 16, pick(8, 5, 12))),
-        Case(f"256 bits, {pick(100, 80, 120)} letters", (256, pick(100, 80, 120), 26)),
-        Case(f"this chapter's Mamba state in bf16, {pick(500, 300, 900)} letters",
-             (2112 * 16, pick(500, 300, 900), 26),
+        Case(f"64 bits, 16 letters from {n}", (64, 16, n)),
+        Case(f"256 bits, {long} letters", (256, long, 26)),
+        Case(f"this chapter's Mamba state in bf16, {longest} letters",
+             (2112 * 16, longest, 26),
              hint="2^33792 overflows a float: work with log₂ (bits − L log₂ n), cap it at 0, "
                   "then take 2^that."),
         Case("more bits than strings need", (4096, 100, 26),
