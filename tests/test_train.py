@@ -352,3 +352,31 @@ def test_time_training_step_times_warmup_and_repeat_real_steps(monkeypatch):
     with pytest.raises(ValueError, match=r"^loss must be one of \('cross_entropy', 'mse'\), "
                                          r"got 'hinge'$"):
         train.time_training_step(fresh_linear(), x, y, loss="hinge")
+
+
+@pytest.mark.parametrize("clip_grad", [None, 0.05])
+def test_fit_takes_the_steps_of_a_hand_written_adam_loop(clip_grad):
+    """Protects each training step against an independent loop written out here: fresh
+    gradients each step (zeroed first: gradients that pile up from step to step still train
+    a little, so only the parameters can show it), cross-entropy on the drawn batch, the
+    clipped gradient norm, then one Adam update at ``lr``. After a few steps the parameters
+    must equal the loop's to float32 rounding."""
+    x, y = separable(64)
+    model, oracle = fresh_linear(), fresh_linear()
+    train.fit(model, x, y, steps=4, batch_size=8, lr=0.1, seed=3, progress=False,
+              clip_grad=clip_grad)
+    optimizer = torch.optim.Adam(oracle.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(4):
+        idx = torch.randint(64, (8,), generator=g)
+        for p in oracle.parameters():
+            p.grad = None
+        torch.nn.functional.cross_entropy(oracle(x[idx]), y[idx]).backward()
+        if clip_grad is not None:
+            grads = torch.cat([p.grad.flatten() for p in oracle.parameters()])
+            factor = min(1.0, clip_grad / (float(grads.norm()) + 1e-6))
+            for p in oracle.parameters():
+                p.grad *= factor
+        optimizer.step()
+    for got, want in zip(model.parameters(), oracle.parameters(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
