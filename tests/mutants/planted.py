@@ -60,7 +60,7 @@ def copy_tree(work: Path) -> None:
 
 def first_failure(output: str) -> str:
     """The first failing test and its first error line, from pytest's -x output."""
-    test = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.M)
+    test = re.search(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", output, re.M)  # ids may hold spaces
     error = re.search(r"^E\s+(.+)$", output, re.M)
     if "Timeout" in output and not test:
         return "a test timed out"
