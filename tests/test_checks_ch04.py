@@ -318,6 +318,10 @@ def test_zoh_checker_prints_by_default_passes_the_seed_on_and_uses_instructor_ca
     report = ch04.check_zoh_diagonal(zoh_right, verbose=False, cases=[mine])
     assert report and report.lines == ["✓ mine"]
     assert not ch04.check_zoh_diagonal(zoh_euler, verbose=False, cases=[mine])
+    square = Case("two channels of two modes", (torch.tensor(
+        [[-1 + 2j, -0.5], [-2j, -3 + 1j]], dtype=torch.complex128), torch.ones(2, 2,
+        dtype=torch.complex128), 0.1))  # (2, 2) is a batch of diagonals here, not a matrix
+    assert ch04.check_zoh_diagonal(zoh_right, verbose=False, cases=[square])
 
 
 # Exercise 4.2
@@ -384,7 +388,7 @@ def test_kernel_mistakes_are_explained_in_full_on_every_case(learner, failing, s
 
 def test_kernel_absolute_tolerance_and_both_forbidden_functions():
     """Protects Exercise 4.2's atol of 1e-10 (where the kernel is zero, an answer off by 5e-11
-    passes, by 3e-10 does not) and its guard: ssm.kernel_ref, not only ssm.kernel, is refused
+    passes, by 3e-10 does not) and its guard: ssm.kernel and ssm.kernel_ref are both refused
     on every case."""
     from sseq import ssm
     from sseq.exercises import Case
@@ -396,9 +400,13 @@ def test_kernel_absolute_tolerance_and_both_forbidden_functions():
         report = ch04.check_kernel(lambda *a, o=offset: kernel_right(*a) + o, verbose=False,
                                    cases=[zero])
         assert bool(report) is ok
-    lines = str(ch04.check_kernel(lambda *a: ssm.kernel_ref(*a), verbose=False)).splitlines()
-    assert lines[:5] == [f"✗ {name}: calls sseq.ssm.kernel_ref, the book's own implementation; "
-                         "write your own." for name in KERNEL_NAMES]
+    def calling(book):
+        return lambda *a: getattr(ssm, book)(*a, diagonal=True)
+
+    for book in ("kernel", "kernel_ref"):
+        lines = str(ch04.check_kernel(calling(book), verbose=False)).splitlines()
+        assert lines[:5] == [f"✗ {name}: calls sseq.ssm.{book}, the book's own implementation; "
+                             "write your own." for name in KERNEL_NAMES]
 
 
 def count_lines(fn, *args):  # line events of this file's Python while fn runs
@@ -487,6 +495,10 @@ def test_kernel_checker_prints_by_default_passes_the_seed_on_and_uses_instructor
     report = ch04.check_kernel(kernel_right, verbose=False, cases=[mine])
     assert report and report.lines == ["✓ mine"]
     assert not ch04.check_kernel(kernel_from_one, verbose=False, cases=[mine])
+    square = Case("two channels of two modes", (torch.tensor(
+        [[0.5 + 0.5j, -0.9], [0.1j, 0.7]], dtype=torch.complex128), torch.ones(2, 2,
+        dtype=torch.complex128), torch.tensor([[1, 2j], [-1, 0.5]], dtype=torch.complex128), 7))
+    assert ch04.check_kernel(kernel_right, verbose=False, cases=[square])  # diagonals, not A
 
 
 # Exercise 4.3
