@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib.pyplot as plt
 import pytest
@@ -257,3 +258,159 @@ def test_performer_is_linear_attention_with_random_features():
     torch.testing.assert_close(A.performer_attention(q, k, v, 64, 5, causal=True), expected)
     with pytest.raises(ValueError, match="stabilize must be"):
         A.positive_random_features(q, W, stabilize="max")
+
+
+# ----------------------------------------------------------------------------- sparse, in full
+def bigbird_oracle(n_blocks, n_global, n_window):
+    """Independent oracle: BigBird's fixed part, one (I, J) pair at a time."""
+    return torch.tensor([[I < n_global or J < n_global or abs(I - J) <= n_window // 2
+                          for J in range(n_blocks)] for I in range(n_blocks)])
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: A.sliding_window_mask(0, 2), "l must be an int >= 1, got 0"),
+    (lambda: A.sliding_window_mask(4.0, 2), "l must be an int >= 1, got 4.0"),
+    (lambda: A.sliding_window_mask(4, 0), "window must be an int >= 1, got 0"),
+    (lambda: A.sliding_window_mask(4, True), "window must be an int >= 1, got True"),
+    (lambda: A.bigbird_layout(0, 1, 1, 0), "n_blocks must be an int >= 1, got 0"),
+    (lambda: A.bigbird_layout(4, -1, 1, 0), "n_global must be an int >= 0, got -1"),
+    (lambda: A.bigbird_layout(4, 1, -1, 0), "n_random must be an int >= 0, got -1"),
+    (lambda: A.bigbird_layout(4, 1, 1, 0, n_window=0), "n_window must be an int >= 1, got 0"),
+    (lambda: A.bigbird_mask(16, 0, 1, 1, 0), "block must be an int >= 1, got 0"),
+    (lambda: A.bigbird_mask(0, 4, 1, 1, 0), "l must be an int >= 1, got 0"),
+    (lambda: A.window_layout(0, 2, 4), "n_blocks must be an int >= 1, got 0"),
+    (lambda: A.window_layout(4, 0, 4), "window must be an int >= 1, got 0"),
+    (lambda: A.window_layout(4, 2, 0), "block_size must be an int >= 1, got 0"),
+])
+def test_sparse_patterns_name_the_bad_size_in_full(call, message):
+    """Protects the size checks of every sparse pattern: the argument, its minimum (0 allowed
+    for global and random blocks, 1 for the rest) and the value given (no floats or bools)."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        call()
+
+
+def test_smallest_sparse_patterns_are_accepted():
+    """Protects the minimums themselves: one token, a window of 1, no global or random blocks."""
+    assert torch.equal(A.sliding_window_mask(1, 1), torch.ones(1, 1, dtype=torch.bool))
+    assert torch.equal(A.sliding_window_mask(3, 1, causal=False), torch.eye(3, dtype=torch.bool))
+    assert torch.equal(A.bigbird_layout(5, 0, 0, seed=0, n_window=1),
+                       torch.eye(5, dtype=torch.bool))
+    assert torch.equal(A.window_layout(1, 1, 1), torch.ones(1, 1, dtype=torch.bool))
+    assert torch.equal(A.bigbird_mask(4, 1, 0, 0, seed=0), bigbird_oracle(4, 0, 3))
+
+
+@pytest.mark.parametrize(("n_global", "n_window"), [(0, 1), (1, 3), (2, 5), (0, 7)])
+def test_bigbird_layout_window_globals_and_random_rows(n_global, n_window):
+    """Protects BigBird's layout for any window (n_window blocks centred on the query block)
+    and any number of global blocks, with exactly n_random random blocks added to each
+    non-global row among the blocks it did not see, drawn by the seed; the bigbird_mask
+    passes n_window on."""
+    n, n_random = 12, 2
+    fixed = bigbird_oracle(n, n_global, n_window)
+    layout = A.bigbird_layout(n, n_global, n_random, seed=5, n_window=n_window)
+    assert torch.equal(layout & fixed, fixed)
+    extra = (layout & ~fixed).sum(1)
+    assert extra[:n_global].tolist() == [0] * n_global
+    free = (~fixed).sum(1)[n_global:]
+    assert extra[n_global:].tolist() == torch.clamp(free, max=n_random).tolist()
+    mask = A.bigbird_mask(3 * n, 3, n_global, n_random, seed=5, n_window=n_window)
+    assert torch.equal(mask, A.expand_layout(layout, 3))
+
+
+def test_bigbird_random_blocks_are_uniform_and_fewer_when_none_are_left():
+    """Protects the random draw: each block a row does not see yet is equally likely (over
+    seeds), and a row asking for more random blocks than remain gets all of them."""
+    counts = torch.zeros(8)
+    for seed in range(280):
+        counts += A.bigbird_layout(8, 0, 1, seed=seed, n_window=1)[0].float()
+    counts[0] -= 280                          # row 0 always sees itself
+    assert counts[0] == 0 and counts.sum() == 280
+    # 7 free blocks, 280 draws: each count is 40 ± 6 (binomial); 18..62 is 3.7 sigma out
+    assert counts[1:].min() > 18 and counts[1:].max() < 62
+    assert A.bigbird_layout(6, 1, 10, seed=0).all()
+
+
+def test_block_sparse_rejects_bad_sizes_in_full():
+    """Protects block_sparse_attention's checks: block_size and window named with their
+    minimum, the lengths shown, the layout's expected and given dtype and shape."""
+    q, k, v = qkv(l_q=16, l_k=16)
+    cases = [
+        (dict(layout=torch.ones(4, 4, dtype=torch.bool), block_size=0),
+         "block_size must be an int >= 1, got 0"),
+        (dict(layout=torch.ones(4, 4, dtype=torch.bool), block_size=4, window=0),
+         "window must be an int >= 1, got 0"),
+        (dict(layout=torch.ones(4, 4), block_size=4),
+         "layout must be a bool tensor of shape (l / block_size,) * 2 = (4, 4), got "
+         "torch.float32 (4, 4)"),
+        (dict(layout=[[True]], block_size=16),
+         "layout must be a bool tensor of shape (l / block_size,) * 2 = (1, 1), got list ()"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            A.block_sparse_attention(q, k, v, **kwargs)
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "q and k must have one length l, a multiple of block_size = 4; got l_q = 16, "
+            "l_k = 12") + "$"):
+        A.block_sparse_attention(q, k[:, :, :12], v[:, :, :12],
+                                 torch.ones(4, 4, dtype=torch.bool), 4)
+
+
+def test_block_sparse_gathers_narrow_rows_and_attends_wide_rows_densely(monkeypatch):
+    """Protects the split that keeps memory linear: query blocks that see more than half of
+    all blocks (BigBird's global ones) go to the dense path, every other one is gathered."""
+    import sseq.attention.sparse as S
+
+    seen = {}
+
+    def spying(name):
+        original = getattr(S, name)
+
+        def spy(*args, **kwargs):
+            seen[name] = args[4].tolist()      # the query blocks (rows) sent to this path
+            return original(*args, **kwargs)
+        return spy
+
+    for name in ("_gathered_blocks", "_dense_blocks"):
+        monkeypatch.setattr(S, name, spying(name))
+    q, k, v = qkv(l_q=32, l_k=32)
+    layout = torch.eye(8, dtype=torch.bool)
+    layout[2, :5] = True                       # 5 of 8 blocks: wide
+    layout[5, :3] = True                       # 4 of 8 (with itself), exactly half: gathered
+    out = A.block_sparse_attention(q, k, v, layout, 4)
+    assert seen == {"_gathered_blocks": [0, 1, 3, 4, 5, 6, 7], "_dense_blocks": [2]}
+    torch.testing.assert_close(out, A.scaled_dot_product_attention(
+        q, k, v, mask=A.expand_layout(layout, 4)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3])
+def test_block_sparse_query_blocks_that_see_nothing_get_zeros(n_blocks):
+    """Protects empty rows of the layout (and the one-block sequence): zeros, like the masked
+    direct form, never NaN, on both paths."""
+    q, k, v = qkv(l_q=4 * n_blocks, l_k=4 * n_blocks)
+    layout = torch.zeros(n_blocks, n_blocks, dtype=torch.bool)
+    out = A.block_sparse_attention(q, k, v, layout, 4)
+    assert torch.equal(out, torch.zeros_like(out))
+    layout[-1] = True                           # one row that sees everything (dense)
+    out = A.block_sparse_attention(q, k, v, layout, 4, causal=True)
+    torch.testing.assert_close(out, A.scaled_dot_product_attention(
+        q, k, v, mask=A.expand_layout(layout, 4), causal=True), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["gathered", "dense"])
+@pytest.mark.parametrize(("causal", "window", "scale"), [(True, None, None), (False, 3, None),
+                                                         (True, 5, 0.3), (False, None, 2.0)])
+def test_block_sparse_limits_and_scale_on_both_paths(path, causal, window, scale):
+    """Protects the token-level limits (causal, window) and the scale inside the computed
+    blocks, on the gathered path (narrow rows) and the dense one (wide rows), with GQA, against
+    the masked direct form."""
+    q, k, v = qkv(l_q=24, l_k=24, h=4, h_kv=2, d_v=3)
+    layout = A.bigbird_layout(6, 0, 1, seed=2)
+    if path == "dense":
+        layout[:] = True
+    out = A.block_sparse_attention(q, k, v, layout, 4, causal=causal, window=window,
+                                   scale=scale)
+    mask = A.expand_layout(layout, 4)
+    if window is not None:
+        mask = mask & A.sliding_window_mask(24, window, causal=causal)
+    expected = A.scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, scale=scale)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
