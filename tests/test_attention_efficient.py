@@ -414,3 +414,25 @@ def test_block_sparse_limits_and_scale_on_both_paths(path, causal, window, scale
         mask = mask & A.sliding_window_mask(24, window, causal=causal)
     expected = A.scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, scale=scale)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_window_layout_is_causal_by_default():
+    """Protects window_layout's default (causal, like sliding_window_mask's): no block above
+    the diagonal unless causal=False is asked."""
+    layout = A.window_layout(6, 5, 4)
+    assert torch.equal(layout, A.window_layout(6, 5, 4, causal=True))
+    assert not layout.triu(1).any() and A.window_layout(6, 5, 4, causal=False).triu(1).any()
+
+
+def test_gathered_rows_with_some_empty_queries_get_zeros_only_there():
+    """Protects the per-query handling of empty rows on the gathered path: a causal query
+    block that sees only a future key block gets zeros, while the other blocks are exact."""
+    q, k, v = qkv(l_q=16, l_k=16)
+    layout = torch.zeros(4, 4, dtype=torch.bool)
+    layout[0, 1] = True                         # only the future: every query of block 0 empty
+    layout[1, 0] = layout[2, 2] = layout[3, 1] = True
+    out = A.block_sparse_attention(q, k, v, layout, 4, causal=True)
+    expected = A.scaled_dot_product_attention(q, k, v, mask=A.expand_layout(layout, 4),
+                                              causal=True)
+    assert torch.equal(out[:, :, :4], torch.zeros_like(out[:, :, :4]))
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
