@@ -436,3 +436,145 @@ def test_gathered_rows_with_some_empty_queries_get_zeros_only_there():
                                               causal=True)
     assert torch.equal(out[:, :, :4], torch.zeros_like(out[:, :, :4]))
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Performer in full
+def projection_oracle(m, d, seed, orthogonal=True):
+    """Independent oracle: the documented draw, with numpy's QR (made unique by R's positive
+    diagonal): ceil(m / d) Gaussian d x d blocks, their orthonormal rows, then m lengths of
+    Gaussian vectors, all from the generator seeded with the offset seed."""
+    import numpy as np
+
+    from sseq.attention.performer import _SEED_OFFSET
+
+    g = torch.Generator().manual_seed(_SEED_OFFSET + seed)
+    if not orthogonal:
+        return torch.randn(m, d, generator=g, dtype=torch.float64).numpy()
+    rows = []
+    for _ in range(-(-m // d)):
+        Q, R = np.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64).numpy())
+        rows.append((Q * np.sign(np.diag(R))).T)
+    lengths = np.linalg.norm(torch.randn(m, d, generator=g, dtype=torch.float64).numpy(), axis=1)
+    return np.concatenate(rows)[:m] * lengths[:, None]
+
+
+@pytest.mark.parametrize(("m", "d", "seed"), [(20, 8, 0), (5, 8, 3), (16, 4, 1), (1, 1, 2)])
+@pytest.mark.parametrize("orthogonal", [True, False])
+def test_gaussian_projection_is_its_documented_draw(m, d, seed, orthogonal):
+    """Protects the projection of a seed: groups of d orthonormal Haar rows (QR of Gaussian
+    blocks, as many as m needs), each scaled to an independent Gaussian length, or plain
+    Gaussian rows; float64 by default, any dtype asked; the seed offset from q's seeds."""
+    W = A.gaussian_projection(m, d, seed, orthogonal=orthogonal)
+    assert W.dtype == torch.float64 and W.shape == (m, d)
+    torch.testing.assert_close(W.numpy(), projection_oracle(m, d, seed, orthogonal),
+                               rtol=1e-10, atol=1e-12)
+    W32 = A.gaussian_projection(m, d, seed, orthogonal=orthogonal, dtype=torch.float32)
+    assert W32.dtype == torch.float32 and torch.equal(W32, W.float())
+    plain = torch.randn(m, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    assert not torch.allclose(W, plain)           # not the normals of a q seeded alike
+
+
+@pytest.mark.parametrize("bad", [0, -3, True, 2.0, "8"])
+def test_gaussian_projection_needs_a_positive_int_count(bad):
+    """Protects the count check: a positive int (no bool or float), the value shown."""
+    with pytest.raises(ValueError, match="^" + re.escape(
+            f"n_features must be a positive int, got {bad!r}") + "$"):
+        A.gaussian_projection(bad, 8, seed=0)
+
+
+def features_oracle(x, W, stabilize=None):
+    """Independent oracle: φ(x) = exp(W x − |x|²/2) / √m row by row in numpy, the stabilizer
+    a constant subtracted from the exponents (per row, or per (batch, head) for "all")."""
+    import numpy as np
+
+    x, W = x.detach().numpy(), W.numpy()
+    e = np.einsum("...ld,md->...lm", x, W) - 0.5 * (x**2).sum(-1, keepdims=True)
+    if stabilize == "row":
+        e = e - e.max(axis=-1, keepdims=True)
+    elif stabilize == "all":
+        e = e - e.max(axis=(-2, -1), keepdims=True)
+    return np.exp(e) / np.sqrt(W.shape[0])
+
+
+@pytest.mark.parametrize("stabilize", [None, "row", "all"])
+def test_positive_random_features_are_their_closed_form(stabilize):
+    """Protects φ(x) = exp(Wx − |x|²/2)/√m and both stabilizers (the largest exponent of each
+    row, or of all rows of a batch and head), and that the stabilizer is a constant for
+    autograd (its gradient is that of φ times a fixed factor)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    W = A.gaussian_projection(6, 4, seed=2)
+    phi = A.positive_random_features(x, W, stabilize=stabilize)
+    torch.testing.assert_close(phi.detach().numpy(), features_oracle(x, W, stabilize),
+                               rtol=1e-12, atol=0)
+    factor = (phi / A.positive_random_features(x, W)).detach()   # the constant taken out
+    grad = torch.randn_like(phi)
+    torch.testing.assert_close(torch.autograd.grad(phi, x, grad)[0],
+                               torch.autograd.grad(A.positive_random_features(x, W), x,
+                                                   grad * factor)[0])
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "stabilize must be None, 'row' or 'all', got 'col'") + "$"):
+        A.positive_random_features(x, W, stabilize="col")
+
+
+@pytest.mark.parametrize("orthogonal", [True, False])
+def test_softmax_kernel_estimate_is_a_dot_product_of_features(orthogonal):
+    """Protects the kernel estimate: φ(q_i)·φ(k_j) with the seed's projection of either kind,
+    unscaled inputs, in q's dtype."""
+    g = torch.Generator().manual_seed(2)
+    q, k = torch.randn(4, 3, generator=g), torch.randn(5, 3, generator=g)
+    est = A.softmax_kernel_estimate(q, k, 7, seed=4, orthogonal=orthogonal)
+    assert est.dtype == torch.float32
+    W = torch.from_numpy(projection_oracle(7, 3, 4, orthogonal))
+    expected = features_oracle(q.double(), W) @ features_oracle(k.double(), W).T
+    torch.testing.assert_close(est.double().numpy(), expected, rtol=1e-5, atol=0)
+
+
+def performer_oracle(q, k, v, m, seed, orthogonal, causal):
+    """Independent oracle: Σ_j φ(q_i)·φ(k_j) v_j / Σ_j φ(q_i)·φ(k_j) one query at a time, with
+    q and k scaled by d^(-1/4), K/V heads repeated for their query heads, and the causal limit
+    j ≤ i + (l_k − l_q)."""
+    import numpy as np
+
+    d = q.shape[-1]
+    W = torch.from_numpy(projection_oracle(m, d, seed, orthogonal))
+    rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1).numpy()
+    fq, fk = features_oracle(q / d**0.25, W), features_oracle(k / d**0.25, W)
+    l_q, l_k = q.shape[2], k.shape[2]
+    y = np.zeros((*q.shape[:3], v.shape[-1]))
+    for i in range(l_q):
+        last = i + l_k - l_q + 1 if causal else l_k
+        sim = np.einsum("bhm,bhjm->bhj", fq[:, :, i], fk[:, :, :last])
+        y[:, :, i] = np.einsum("bhj,bhjv->bhv", sim, v[:, :, :last]) / sim.sum(-1)[..., None]
+    return y
+
+
+@pytest.mark.parametrize(("causal", "l_q", "orthogonal"), [(False, 6, True), (True, 6, False),
+                                                           (True, 3, True), (False, 2, False)])
+def test_performer_attention_equals_an_independent_loop(causal, l_q, orthogonal):
+    """Protects FAVOR+ as documented: features of q and k scaled by d^(-1/4), the seed's
+    projection of the kind asked, grouped K/V heads, the causal limit at the bottom right."""
+    q, k, v = qkv(h=4, h_kv=2, l_q=l_q, l_k=6, d=4, d_v=3, scale=0.7)
+    out = A.performer_attention(q, k, v, 9, seed=6, causal=causal, orthogonal=orthogonal)
+    torch.testing.assert_close(out.numpy(), performer_oracle(q, k, v, 9, 6, orthogonal, causal),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_performer_error_is_the_mean_and_spread_over_seeds():
+    """Protects performer_error's table: for each m, the mean over seeds of ‖ŷ − y‖/‖y‖ and its
+    standard deviation (0 for a single seed), with causal and orthogonal passed on."""
+    q, k, v = qkv(h=1, h_kv=1, l_q=5, l_k=5, d=4, d_v=2, scale=0.5)
+    for causal, orthogonal in ((False, True), (True, False)):
+        table = A.performer_error(q, k, v, [3, 8], seeds=[0, 5, 9], causal=causal,
+                                  orthogonal=orthogonal)
+        exact = A.scaled_dot_product_attention(q, k, v, causal=causal).numpy()
+        assert table["n_features"] == [3, 8]
+        for i, m in enumerate((3, 8)):
+            errors = torch.tensor([
+                float(((performer_oracle(q, k, v, m, s, orthogonal, causal) - exact) ** 2).sum()
+                      ** 0.5 / (exact**2).sum() ** 0.5) for s in (0, 5, 9)])
+            assert table["error"][i] == pytest.approx(errors.mean().item(), rel=1e-9)
+            assert table["spread"][i] == pytest.approx(errors.std().item(), rel=1e-9)
+    one = A.performer_error(q, k, v, [4], seeds=[1])
+    assert one["spread"] == [0.0] and len(one["error"]) == 1
