@@ -578,3 +578,161 @@ def test_performer_error_is_the_mean_and_spread_over_seeds():
             assert table["spread"][i] == pytest.approx(errors.std().item(), rel=1e-9)
     one = A.performer_error(q, k, v, [4], seeds=[1])
     assert one["spread"] == [0.0] and len(one["error"]) == 1
+
+
+# ----------------------------------------------------------------------------- probes in full
+def test_pattern_mask_defaults_and_arguments_reach_each_pattern():
+    """Protects pattern_mask: each name builds its pattern two-sided, with the documented
+    defaults (window 32; blocks of 16, 1 global, 2 random, seed 0) and the arguments passed on."""
+    assert torch.equal(A.pattern_mask("full", 5), torch.ones(5, 5, dtype=torch.bool))
+    assert torch.equal(A.pattern_mask("sliding window", 80),
+                       A.sliding_window_mask(80, 32, causal=False))
+    assert torch.equal(A.pattern_mask("sliding window", 20, window=3),
+                       A.sliding_window_mask(20, 3, causal=False))
+    assert torch.equal(A.pattern_mask("BigBird", 128), A.bigbird_mask(128, 16, 1, 2, 0))
+    assert torch.equal(A.pattern_mask("BigBird", 96, block=8, n_global=2, n_random=1, seed=3),
+                       A.bigbird_mask(96, 8, 2, 1, 3))
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "pattern must be one of ('full', 'sliding window', 'BigBird'), got 'bigbird'") + "$"):
+        A.pattern_mask("bigbird", 8)
+
+
+def reach_oracle(mask, layers):
+    """Independent oracle: reachable sets by breadth-first steps over python sets."""
+    l = mask.shape[0]
+    hops = [set(torch.nonzero(mask[i]).flatten().tolist()) for i in range(l)]
+    fractions, reached = [], [set(h) for h in hops]
+    for _ in range(layers):
+        fractions.append(sum(len(r) for r in reached) / l**2)
+        reached = [r | {j for m in r for j in hops[m]} for r in reached]
+    return fractions
+
+
+def test_reach_equals_breadth_first_search():
+    """Protects reach: the fraction of pairs joined by at most L hops, for L = 1..layers, on a
+    random mask (not symmetric; each i sees itself, as documented), and a causal window's
+    documented share."""
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.rand(12, 12, generator=g) < 0.12) | torch.eye(12, dtype=torch.bool)
+    assert A.reach(mask, 4) == pytest.approx(reach_oracle(mask, 4), abs=1e-7)
+    assert A.reach(mask, 1) == pytest.approx([mask.float().mean().item()])
+    causal = A.sliding_window_mask(10, 2)
+    assert A.reach(causal, 9)[-1] == pytest.approx((10 + 1) / 20)
+
+
+@pytest.mark.parametrize(("mask", "got"), [
+    (torch.ones(3, 4, dtype=torch.bool), "torch.bool (3, 4)"),
+    (torch.ones(2, 3, 3, dtype=torch.bool), "torch.bool (2, 3, 3)"),
+    (torch.ones(3), "torch.float32 (3,)"),
+    (torch.ones(3, 3), "torch.float32 (3, 3)"),
+    ([[True]], "list ()"),
+])
+def test_reach_names_a_bad_mask_in_full(mask, got):
+    """Protects reach's mask check: a square bool (l, l) tensor, the dtype and shape shown."""
+    with pytest.raises(ValueError, match="^" + re.escape(
+            f"mask must be a square bool tensor (l, l), got {got}") + "$"):
+        A.reach(mask, 2)
+
+
+def probe_oracle(mask, distances, d=64, n_classes=16, trials=4, seed=0):
+    """Independent oracle: the documented probe (random unit keys, one-hot random labels, the
+    query 4√d times the key δ back, softmax attention with scale 1 under the mask) with its
+    draws from the seeded generator, the attention written in numpy, float64."""
+    import numpy as np
+
+    l = mask.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    acc = []
+    for delta in distances:
+        hits = total = 0
+        for _ in range(trials):
+            K = torch.randn(l, d, generator=g).double().numpy()
+            K /= np.linalg.norm(K, axis=1, keepdims=True)
+            labels = torch.randint(n_classes, (l,), generator=g).numpy()
+            for i in range(delta, l):
+                s = 4 * np.sqrt(d) * K[i - delta] @ K.T
+                s = np.where(mask[i].numpy(), s, -np.inf)
+                w = np.exp(s - s.max())
+                w /= w.sum()
+                votes = np.bincount(labels, weights=w, minlength=n_classes)
+                hits += int(votes.argmax() == labels[i - delta])
+                total += 1
+        acc.append(hits / total)
+    return acc
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"d": 8, "n_classes": 3, "trials": 2, "seed": 5}])
+def test_retrieval_probe_equals_an_independent_probe(kwargs):
+    """Protects the retrieval probe's numbers: its defaults (d 64, 16 classes, 4 trials,
+    seed 0), the sharpened query, the scale 1, the mask row of each query, and the accuracy
+    over every position i >= δ, against a numpy reimplementation."""
+    mask = A.pattern_mask("sliding window", 24, window=4)
+    distances = [0, 2, 3, 5]
+    got = A.retrieval_probe(mask, distances, **kwargs)
+    assert got["distance"] == distances
+    assert got["accuracy"] == pytest.approx(probe_oracle(mask, distances, **kwargs), abs=1e-12)
+
+
+@pytest.mark.parametrize("bad", [8, -1, 9])
+def test_retrieval_probe_distances_must_fit_the_sequence(bad):
+    """Protects the distance check: 0 <= δ < l, the range and the distance shown."""
+    with pytest.raises(ValueError, match="^" + re.escape(
+            f"distances must be in [0, l) = [0, 8), got {bad}") + "$"):
+        A.retrieval_probe(A.pattern_mask("full", 8), [0, bad])
+
+
+def test_sparsity_plot_draws_the_mask_and_its_reach():
+    """Protects the sparsity figure: the left image is the pattern's mask (its defaults: BigBird,
+    l 256, window 16, blocks of 16, 1 global, 2 random, seed 0), the right one the pairs reached
+    after `layers` layers, in the book's colours, titled and labelled."""
+    from sseq.viz import PALETTE
+
+    fig, axes = plt.subplots(1, 2)
+    _, fractions = A.plot_sparsity(axes)
+    mask = A.bigbird_mask(256, 16, 1, 2, 0)
+    assert fractions == pytest.approx(A.reach(mask, 2))
+    left, right = (ax.get_images()[0] for ax in axes)
+    assert (left.get_array() == mask.float().numpy()).all()
+    reached = (mask.float() @ mask.float()) > 0
+    assert (right.get_array() == reached.float().numpy()).all()
+    assert axes[0].get_title() == "BigBird: who sees whom (1 layer)"
+    assert axes[1].get_title() == f"reach after 2 layer(s): {fractions[-1]:.0%} of pairs"
+    for ax, colour in zip(axes, ("state", "accent"), strict=True):
+        assert ax.get_xlabel() == "key position j" and ax.get_ylabel() == "query position i"
+        image = ax.get_images()[0]
+        assert image.cmap(1.0)[:3] == pytest.approx(matplotlib_rgb(PALETTE[colour]))
+        assert image.cmap(0.0)[:3] == (1.0, 1.0, 1.0) and image.get_clim() == (0, 1)
+        assert image.get_interpolation() == "nearest"
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2)
+    _, fractions = A.plot_sparsity(axes, "BigBird", l=64, window=3, block=8, n_global=2,
+                                   n_random=1, layers=3, seed=4)
+    assert fractions == pytest.approx(A.reach(A.bigbird_mask(64, 8, 2, 1, 4), 3))
+    plt.close(fig)
+
+
+def matplotlib_rgb(colour):
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(colour)
+
+
+def test_sparsity_explorer_widgets_and_their_update(monkeypatch):
+    """Protects the explorer's controls (pattern menu, window, global and random blocks,
+    layers: their ranges and starting values) and that each change redraws with those values
+    at the explorer's length."""
+    import sseq.attention.probes as P
+
+    calls = []
+    monkeypatch.setattr(P, "plot_sparsity", lambda axes, pattern, **kw: calls.append(
+        (pattern, kw)))
+    explorer = A.sparsity_explorer(l=48)
+    pattern, window, n_global, n_random, layers = explorer.children[:5]
+    assert list(pattern.options) == ["full", "sliding window", "BigBird"]
+    assert pattern.value == "BigBird"
+    assert [(w.value, w.min, w.max) for w in (window, n_global, n_random, layers)] == [
+        (16, 1, 64), (1, 0, 4), (2, 0, 6), (2, 1, 6)]
+    calls.clear()
+    window.value = 5
+    assert calls == [("BigBird", dict(l=48, window=5, n_global=1, n_random=2, layers=2))]
+    plt.close("all")
