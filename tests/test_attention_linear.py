@@ -289,10 +289,11 @@ def test_retention_as_selective_scan_refuses_gamma_one_anywhere():
 
 
 def test_state_sizes_defaults_are_mambas():
-    """Protects state_sizes' defaults (N = 16, expand 2, as in Mamba) and each formula with
-    numbers where d_model / n_heads is not d_model // n_heads squared by accident."""
+    """Protects state_sizes' defaults (N = 16, expand 2, as in Mamba), each formula, and that
+    the sizes are ints (the head size d_model // n_heads an int)."""
     sizes = A.state_sizes(10, d_model=48, n_heads=3)
     assert sizes == {"attention (KV cache)": 2 * 10 * 48,
                      "linear attention / retention": 3 * 16 * 16,
                      "Mamba (selective SSM)": 2 * 48 * 16}
     assert A.state_sizes(1, 48, 4, d_state=4, expand=3)["Mamba (selective SSM)"] == 3 * 48 * 4
+    assert all(type(n) is int for n in sizes.values())     # counts of numbers, not floats
