@@ -565,15 +565,15 @@ def test_performer_error_is_the_mean_and_spread_over_seeds():
     """Protects performer_error's table: for each m, the mean over seeds of ‖ŷ − y‖/‖y‖ and its
     standard deviation (0 for a single seed), with causal and orthogonal passed on."""
     q, k, v = qkv(h=1, h_kv=1, l_q=5, l_k=5, d=4, d_v=2, scale=0.5)
-    for causal, orthogonal in ((False, True), (True, False)):
-        table = A.performer_error(q, k, v, [3, 8], seeds=[0, 5, 9], causal=causal,
+    for causal, orthogonal, seeds in ((False, True, [0, 5, 9]), (True, False, [2, 7])):
+        table = A.performer_error(q, k, v, [3, 8], seeds=seeds, causal=causal,
                                   orthogonal=orthogonal)
         exact = A.scaled_dot_product_attention(q, k, v, causal=causal).numpy()
         assert table["n_features"] == [3, 8]
         for i, m in enumerate((3, 8)):
             errors = torch.tensor([
                 float(((performer_oracle(q, k, v, m, s, orthogonal, causal) - exact) ** 2).sum()
-                      ** 0.5 / (exact**2).sum() ** 0.5) for s in (0, 5, 9)])
+                      ** 0.5 / (exact**2).sum() ** 0.5) for s in seeds])
             assert table["error"][i] == pytest.approx(errors.mean().item(), rel=1e-9)
             assert table["spread"][i] == pytest.approx(errors.std().item(), rel=1e-9)
     one = A.performer_error(q, k, v, [4], seeds=[1])
