@@ -297,3 +297,14 @@ def test_state_sizes_defaults_are_mambas():
                      "Mamba (selective SSM)": 2 * 48 * 16}
     assert A.state_sizes(1, 48, 4, d_state=4, expand=3)["Mamba (selective SSM)"] == 3 * 48 * 4
     assert all(type(n) is int for n in sizes.values())     # counts of numbers, not floats
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_retention_as_selective_scan_keeps_the_inputs_dtype(dtype):
+    """Protects the scan's A made in q's dtype: float32 and bfloat16 inputs give outputs of
+    their own dtype, close to the float64 retention (to the dtype's precision)."""
+    q, k, v = qkv(l=8)
+    y = A.retention_as_selective_scan(q.to(dtype), k.to(dtype), v.to(dtype), 0.8)
+    assert y.dtype == dtype
+    tol = 1e-4 if dtype == torch.float32 else 0.1
+    torch.testing.assert_close(y.double(), A.retention(q, k, v, 0.8), rtol=tol, atol=tol)
