@@ -540,7 +540,8 @@ def performer_oracle(q, k, v, m, seed, orthogonal, causal):
     W = torch.from_numpy(projection_oracle(m, d, seed, orthogonal))
     rep = q.shape[1] // k.shape[1]
     k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1).numpy()
-    fq, fk = features_oracle(q / d**0.25, W), features_oracle(k / d**0.25, W)
+    # the stabilizers are constant factors (per query row; for all keys) that cancel below
+    fq, fk = features_oracle(q / d**0.25, W, "row"), features_oracle(k / d**0.25, W, "all")
     l_q, l_k = q.shape[2], k.shape[2]
     y = np.zeros((*q.shape[:3], v.shape[-1]))
     for i in range(l_q):
@@ -736,3 +737,49 @@ def test_sparsity_explorer_widgets_and_their_update(monkeypatch):
     window.value = 5
     assert calls == [("BigBird", dict(l=48, window=5, n_global=1, n_random=2, layers=2))]
     plt.close("all")
+
+
+def test_performer_defaults_are_orthogonal_and_not_causal():
+    """Protects the documented defaults: orthogonal features (FAVOR+) for the kernel estimate,
+    the attention and the error table; no causal limit for the attention and the table."""
+    q, k, v = qkv(h=1, h_kv=1, l_q=4, l_k=4, d=4, d_v=2, scale=0.5)
+    assert torch.equal(A.softmax_kernel_estimate(q[0, 0], k[0, 0], 5, seed=1),
+                       A.softmax_kernel_estimate(q[0, 0], k[0, 0], 5, seed=1, orthogonal=True))
+    assert torch.equal(A.performer_attention(q, k, v, 5, seed=1),
+                       A.performer_attention(q, k, v, 5, 1, causal=False, orthogonal=True))
+    assert A.performer_error(q, k, v, [5], [1]) == A.performer_error(
+        q, k, v, [5], [1], orthogonal=True, causal=False)
+
+
+def test_features_and_kernel_estimate_on_batched_inputs():
+    """Protects the (..., l, d) layout: a kernel estimate per batch entry with l_q != l_k, the
+    "all" stabilizer over each entry's own rows, and a float64 projection used by float32 x."""
+    g = torch.Generator().manual_seed(3)
+    q, k = torch.randn(3, 4, 2, generator=g), torch.randn(3, 5, 2, generator=g)
+    est = A.softmax_kernel_estimate(q, k, 6, seed=2)
+    assert est.shape == (3, 4, 5)
+    for i in range(3):
+        torch.testing.assert_close(est[i], A.softmax_kernel_estimate(q[i], k[i], 6, seed=2))
+    W = A.gaussian_projection(6, 2, seed=2)                      # float64
+    phi = A.positive_random_features(q, W, stabilize="all")
+    assert phi.dtype == torch.float32
+    torch.testing.assert_close(phi.double().numpy(), features_oracle(q.double(), W, "all"),
+                               rtol=1e-5, atol=0)
+
+
+def test_performer_is_stable_where_unstabilized_features_underflow():
+    """Protects the stabilizers of the Performer's features in float32: exp(Wx − |x|²/2)
+    underflows to 0 (then 0/0 = NaN) for a query of large norm unless its row's largest
+    exponent is taken out, and for keys far from the origin unless the largest exponent of
+    all keys is; with both, the result matches the float64 oracle."""
+    q, k, v = qkv(h=2, h_kv=2, l_q=6, l_k=6, d=8, d_v=3, dtype=torch.float32, scale=12.0)
+    g = torch.Generator().manual_seed(9)
+    far = 40.0 * torch.nn.functional.normalize(torch.randn(8, generator=g), dim=0)
+    W = A.gaussian_projection(16, 8, seed=0, dtype=torch.float32)
+    for qs, ks in ((q, k), (q / 24, far + k / 24)):    # large queries; keys far away
+        out = A.performer_attention(qs, ks, v, 16, seed=0)
+        assert torch.isfinite(out).all()
+        expected = performer_oracle(qs.double(), ks.double(), v.double(), 16, 0, True, False)
+        torch.testing.assert_close(out.double().numpy(), expected, rtol=1e-3, atol=1e-4)
+        raw = [A.positive_random_features(x / 8**0.25, W) for x in (qs, ks)]
+        assert (raw[0] == 0).all(-1).any() or (raw[1] == 0).all()   # unstabilized: 0/0
