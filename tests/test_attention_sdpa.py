@@ -600,3 +600,12 @@ def test_sdpa_builds_its_causal_mask_on_the_inputs_device():
     q, k = torch.zeros(1, 2, 3, 4, device="meta"), torch.zeros(1, 1, 5, 4, device="meta")
     y = A.scaled_dot_product_attention(q, k, k, causal=True)
     assert y.device.type == "meta" and y.shape == (1, 2, 3, 4)
+
+
+def test_rope_rotates_on_the_inputs_device():
+    """Protects RoPE's positions and frequencies moved to x's device (CPU ones on a GPU's x
+    fail): run on PyTorch's "meta" device, which checks devices like a GPU does."""
+    x = torch.zeros(2, 5, 8, device="meta")
+    for positions in ([0, 1, 2, 3, 4], torch.arange(5, device="meta")):
+        y = A.rope(x, positions)
+        assert y.device.type == "meta" and y.shape == x.shape and y.dtype == x.dtype
