@@ -720,13 +720,24 @@ def matplotlib_rgb(colour):
 
 def test_sparsity_explorer_widgets_and_their_update(monkeypatch):
     """Protects the explorer's controls (pattern menu, window, global and random blocks,
-    layers: their ranges and starting values) and that each change redraws with those values
-    at the explorer's length."""
+    layers: their ranges and starting values) and that each change redraws, on a 9.6 x 4.4
+    figure of two panels side by side, with those values at the explorer's length (256 by
+    default)."""
     import sseq.attention.probes as P
 
     calls = []
-    monkeypatch.setattr(P, "plot_sparsity", lambda axes, pattern, **kw: calls.append(
-        (pattern, kw)))
+
+    figures = []
+
+    def record(axes, pattern, **kw):  # (ipywidgets shows, not raises, errors in here)
+        calls.append((pattern, kw))
+        figures.append((len(axes), axes[0].get_subplotspec().get_geometry()[:2],
+                        tuple(axes[0].figure.get_size_inches())))
+
+    monkeypatch.setattr(P, "plot_sparsity", record)
+    A.sparsity_explorer()
+    assert calls[-1][1]["l"] == 256                  # the default length
+    assert figures[-1] == (2, (1, 2), pytest.approx((9.6, 4.4)))
     explorer = A.sparsity_explorer(l=48)
     pattern, window, n_global, n_random, layers = explorer.children[:5]
     assert list(pattern.options) == ["full", "sliding window", "BigBird"]
