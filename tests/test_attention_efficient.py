@@ -586,6 +586,7 @@ def test_pattern_mask_defaults_and_arguments_reach_each_pattern():
     """Protects pattern_mask: each name builds its pattern two-sided, with the documented
     defaults (window 32; blocks of 16, 1 global, 2 random, seed 0) and the arguments passed on."""
     assert torch.equal(A.pattern_mask("full", 5), torch.ones(5, 5, dtype=torch.bool))
+    assert A.pattern_mask("full", 5).dtype == torch.bool
     assert torch.equal(A.pattern_mask("sliding window", 80),
                        A.sliding_window_mask(80, 32, causal=False))
     assert torch.equal(A.pattern_mask("sliding window", 20, window=3),
@@ -704,12 +705,28 @@ def test_sparsity_plot_draws_the_mask_and_its_reach():
         assert image.cmap(1.0)[:3] == pytest.approx(matplotlib_rgb(PALETTE[colour]))
         assert image.cmap(0.0)[:3] == (1.0, 1.0, 1.0) and image.get_clim() == (0, 1)
         assert image.get_interpolation() == "nearest"
+        assert not any(line.get_visible() for line in ax.get_xgridlines())   # no grid
     plt.close(fig)
     fig, axes = plt.subplots(1, 2)
     _, fractions = A.plot_sparsity(axes, "BigBird", l=64, window=3, block=8, n_global=2,
                                    n_random=1, layers=3, seed=4)
-    assert fractions == pytest.approx(A.reach(A.bigbird_mask(64, 8, 2, 1, 4), 3))
+    mask = A.bigbird_mask(64, 8, 2, 1, 4)
+    assert fractions == pytest.approx(A.reach(mask, 3))
+    assert (axes[0].get_images()[0].get_array() == mask.float().numpy()).all()
     plt.close(fig)
+    fig, axes = plt.subplots(1, 2)                    # a window: each layer reaches further
+    _, fractions = A.plot_sparsity(axes, "sliding window", l=40, window=3, layers=3)
+    reached = A.sliding_window_mask(40, 7, causal=False)       # 3 hops of up to 2 tokens
+    assert (axes[1].get_images()[0].get_array() == reached.float().numpy()).all()
+    assert fractions[1] < fractions[2]
+    assert axes[1].get_title() == f"reach after 3 layer(s): {fractions[2]:.0%} of pairs"
+    plt.close(fig)
+    for kwargs, window in (({}, 16), ({"window": 5}, 5)):      # the window reaches the mask
+        fig, axes = plt.subplots(1, 2)
+        A.plot_sparsity(axes, "sliding window", l=40, **kwargs)
+        expected = A.sliding_window_mask(40, window, causal=False).float().numpy()
+        assert (axes[0].get_images()[0].get_array() == expected).all()
+        plt.close(fig)
 
 
 def matplotlib_rgb(colour):
