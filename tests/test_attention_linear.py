@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -195,3 +197,114 @@ def test_linear_attention_state_is_what_retention_keeps():
     torch.testing.assert_close(S, k.transpose(-2, -1) @ v)
     y = A.retention(q, k, v, 1.0, "recurrent")
     torch.testing.assert_close(y[:, :, -1], (q[:, :, -1, None, :] @ S).squeeze(-2))
+
+
+# ----------------------------------------------------------------------------- retention in full
+@pytest.mark.parametrize(("gamma", "message"), [
+    (torch.full((2,), 0.9), "gamma must be a float, a (h,) = (3,) tensor (one decay per head) "
+                            "or a (b, h, l) = (2, 3, 20) tensor (one per head and step), got "
+                            "shape (2,)"),
+    (torch.full((2, 3), 0.9), "gamma must be a float, a (h,) = (3,) tensor (one decay per head) "
+                              "or a (b, h, l) = (2, 3, 20) tensor (one per head and step), got "
+                              "shape (2, 3)"),
+    (torch.full((2, 3, 19), 0.9), "gamma must be a float, a (h,) = (3,) tensor (one decay per "
+                                  "head) or a (b, h, l) = (2, 3, 20) tensor (one per head and "
+                                  "step), got shape (2, 3, 19)"),
+    (torch.full((1, 2, 3, 20), 0.9), "gamma must be a float, a (h,) = (3,) tensor (one decay "
+                                     "per head) or a (b, h, l) = (2, 3, 20) tensor (one per "
+                                     "head and step), got shape (1, 2, 3, 20)"),
+    (torch.tensor([0.5, 1.25, 0.0]), "gamma must be in (0, 1], got values from 0 to 1.25"),
+    (-0.5, "gamma must be in (0, 1], got values from -0.5 to -0.5"),
+])
+def test_retention_names_a_bad_gamma_in_full(gamma, message):
+    """Protects the decay check of every form and of the selective-scan form: the three
+    accepted shapes named with their sizes, the given shape, and the range of bad values."""
+    for call in (lambda: A.retention(*qkv(), gamma, "recurrent"),
+                 lambda: A.retention_as_selective_scan(*qkv(), gamma)):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            call()
+
+
+def test_gamma_of_exactly_one_is_accepted_and_one_per_head_is_per_head():
+    """Protects the closed upper end γ = 1 (no decay) and that an (h,) gamma decays head i by
+    γ_i: each head alone equals retention with that head's float."""
+    q, k, v = qkv(l=6)
+    gamma = torch.tensor([1.0, 0.5, 0.8], dtype=torch.float64)
+    y = A.retention(q, k, v, gamma)
+    for i, g in enumerate(gamma.tolist()):
+        torch.testing.assert_close(y[:, i], A.retention(q[:, i:i + 1], k[:, i:i + 1],
+                                                        v[:, i:i + 1], g)[:, 0])
+
+
+@pytest.mark.parametrize("chunk_size", [True, 2.0, -1])
+def test_retention_chunk_size_must_be_a_positive_int(chunk_size):
+    """Protects the chunk-size check: no bool, no float, no negative, the value shown."""
+    with pytest.raises(ValueError, match="^" + re.escape(
+            f"chunk_size must be a positive int, got {chunk_size!r}") + "$"):
+        A.retention(*qkv(), 0.9, "chunkwise", chunk_size=chunk_size)
+
+
+def test_retention_chunks_are_64_tokens_by_default(monkeypatch):
+    """Protects the default chunk of the chunkwise form (64 tokens: 130 tokens make chunks of
+    64, 64 and 2) and that the chunkwise form gives the parallel form's numbers."""
+    import sseq.attention.retnet as R
+
+    lengths = []
+    parallel = R._parallel
+
+    def spy(q, k, v, log_g):
+        lengths.append(q.shape[2])
+        return parallel(q, k, v, log_g)
+
+    q, k, v = qkv(b=1, h=1, l=130, d=2, d_v=2)
+    expected = A.retention(q, k, v, 0.97)
+    monkeypatch.setattr(R, "_parallel", spy)
+    torch.testing.assert_close(A.retention(q, k, v, 0.97, "chunkwise"), expected)
+    assert lengths == [64, 64, 2]
+
+
+def test_retention_needs_one_head_count_and_length_for_q_k_v():
+    """Protects retention's shape check (no grouped K/V heads here), both shapes shown."""
+    q, k, v = qkv()
+    message = ("q, k and v must have the same heads and length (h, l), got q (2, 3, 20, 4), "
+               "k (2, 1, 20, 4)")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        A.retention(q, k[:, :1], v[:, :1], 0.9)
+    with pytest.raises(ValueError, match=f"^{re.escape('form must be one of')}"):
+        A.retention(q, k, v, 0.9, "Parallel")
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "form must be one of ('parallel', 'recurrent', 'chunkwise'), got 'dual'") + "$"):
+        A.retention(q, k, v, 0.9, "dual")
+
+
+def test_retention_as_selective_scan_refuses_gamma_one_anywhere():
+    """Protects the selective-scan form's check: a single γ = 1 (Δ = 0) among others is
+    refused with the reason."""
+    q, k, v = qkv()
+    gamma = torch.full((2, 3, 20), 0.9, dtype=torch.float64)
+    gamma[1, 2, 7] = 1.0
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "gamma must be < 1 here: γ = 1 would need the step Δ = −log γ = 0") + "$"):
+        A.retention_as_selective_scan(q, k, v, gamma)
+
+
+def test_state_sizes_defaults_are_mambas():
+    """Protects state_sizes' defaults (N = 16, expand 2, as in Mamba), each formula, and that
+    the sizes are ints (the head size d_model // n_heads an int)."""
+    sizes = A.state_sizes(10, d_model=48, n_heads=3)
+    assert sizes == {"attention (KV cache)": 2 * 10 * 48,
+                     "linear attention / retention": 3 * 16 * 16,
+                     "Mamba (selective SSM)": 2 * 48 * 16}
+    assert A.state_sizes(1, 48, 4, d_state=4, expand=3)["Mamba (selective SSM)"] == 3 * 48 * 4
+    assert all(type(n) is int for n in sizes.values())     # counts of numbers, not floats
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_retention_as_selective_scan_keeps_the_inputs_dtype(dtype):
+    """Protects the scan's A made in q's dtype: float32 and bfloat16 inputs give outputs of
+    their own dtype, close to the float64 retention (to the dtype's precision)."""
+    q, k, v = qkv(l=8)
+    y = A.retention_as_selective_scan(q.to(dtype), k.to(dtype), v.to(dtype), 0.8)
+    assert y.dtype == dtype
+    tol = 1e-4 if dtype == torch.float32 else 0.1
+    torch.testing.assert_close(y.double(), A.retention(q, k, v, 0.8), rtol=tol, atol=tol)

@@ -388,3 +388,224 @@ def test_mha_rejects_bad_input_by_shape(x, got):
     with pytest.raises(ValueError, match=re.escape(
             f"x must have shape (b, l, d_model) = (b, l, 16), got {got}")):
         layer(x)
+
+
+# ----------------------------------------------------------------------------- input checks in full
+def z(*shape, dtype=torch.float32, device="cpu"):
+    return torch.zeros(shape, dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize(("args", "error", "message"), [
+    (([1.0], z(1, 2, 3, 8), z(1, 2, 3, 8)), TypeError,
+     "q must be a torch.Tensor of shape (b, h, l_q, d), got list"),
+    ((z(1, 2, 3, 8), (1.0,), z(1, 2, 3, 8)), TypeError,
+     "k must be a torch.Tensor of shape (b, h_kv, l_k, d), got tuple"),
+    ((z(1, 2, 3, 8), z(1, 2, 3, 8), 1.0), TypeError,
+     "v must be a torch.Tensor of shape (b, h_kv, l_k, d_v), got float"),
+    ((z(1, 2, 3, 8), z(1, 2, 3, 8, dtype=torch.int32), z(1, 2, 3, 8)), TypeError,
+     "k must be a floating-point tensor, got dtype torch.int32"),
+    ((z(1, 2, 3, 8), z(1, 2, 3, 8), z(1, 2, 3, 8, dtype=torch.bool)), TypeError,
+     "v must be a floating-point tensor, got dtype torch.bool"),
+    ((z(2, 3, 8), z(1, 2, 3, 8), z(1, 2, 3, 8)), ValueError,
+     "q must have shape (b, h, l_q, d) (rank 4), got shape (2, 3, 8) (rank 3)"),
+    ((z(1, 2, 3, 8), z(1, 1, 2, 3, 8), z(1, 2, 3, 8)), ValueError,
+     "k must have shape (b, h_kv, l_k, d) (rank 4), got shape (1, 1, 2, 3, 8) (rank 5)"),
+    ((z(1, 2, 3, 8), z(1, 2, 3, 8), z(2, 3, 8)), ValueError,
+     "v must have shape (b, h_kv, l_k, d_v) (rank 4), got shape (2, 3, 8) (rank 3)"),
+    ((z(1, 4, 3, 8), z(2, 1, 3, 8), z(3, 1, 3, 8)), ValueError,
+     "q, k and v must have the same batch size b, got 1, 2 and 3"),
+    ((z(1, 4, 3, 8), z(1, 2, 3, 8), z(1, 1, 3, 8)), ValueError,
+     "k and v must have the same heads and length (h_kv, l_k), got k (1, 2, 3, 8) and "
+     "v (1, 1, 3, 8)"),
+    ((z(1, 4, 3, 8), z(1, 2, 3, 8), z(1, 2, 5, 8)), ValueError,
+     "k and v must have the same heads and length (h_kv, l_k), got k (1, 2, 3, 8) and "
+     "v (1, 2, 5, 8)"),
+    ((z(1, 4, 3, 8), z(1, 0, 3, 8), z(1, 0, 3, 8)), ValueError,
+     "the number of K/V heads must divide the query heads: q has h = 4 heads, k and v have "
+     "h_kv = 0"),
+    ((z(1, 4, 5, 8), z(1, 3, 2, 8), z(1, 3, 2, 8)), ValueError,
+     "the number of K/V heads must divide the query heads: q has h = 4 heads, k and v have "
+     "h_kv = 3"),
+    ((z(1, 2, 3, 8), z(1, 2, 3, 4), z(1, 2, 3, 8)), ValueError,
+     "q and k must have the same head size d, got q (1, 2, 3, 8) and k (1, 2, 3, 4)"),
+    ((z(1, 2, 3, 8), z(1, 2, 3, 8, device="meta"), z(1, 2, 3, 8, device="meta")), ValueError,
+     "q, k and v must be on one device, got cpu, meta and meta"),
+    ((z(1, 2, 3, 8), z(1, 2, 3, 8), z(1, 2, 3, 8, device="meta")), ValueError,
+     "q, k and v must be on one device, got cpu, cpu and meta"),
+])
+def test_sdpa_names_the_bad_argument_in_full(args, error, message):
+    """Protects every input check of q, k, v (used by all of chapter 6's attention functions):
+    the argument named, the expected layout and the given shape, dtype or device in full."""
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        A.scaled_dot_product_attention(*args)
+
+
+def test_check_qkv_can_require_d_v_equal_to_d():
+    """Protects check_qkv's same_d_v option (for methods whose state is d x d): off by
+    default, and when on it accepts d_v = d and rejects any other d_v, naming both."""
+    from sseq.attention.sdpa import check_qkv
+
+    q, k = z(1, 2, 3, 8), z(1, 2, 3, 8)
+    check_qkv(q, k, z(1, 2, 3, 5))
+    check_qkv(q, k, z(1, 2, 3, 8), same_d_v=True)
+    with pytest.raises(ValueError, match=re.escape(
+            "v must have the head size d = 8 of q and k here, got v (1, 2, 3, 5)")):
+        check_qkv(q, k, z(1, 2, 3, 5), same_d_v=True)
+
+
+@pytest.mark.parametrize(("mask", "l_q", "message"), [
+    ([[True]], 6, "mask must be a torch.Tensor (bool or float), got list"),
+    (torch.ones(1, 1, 1, 6, 6, dtype=torch.bool), 6,
+     "mask must broadcast to the scores' shape (b, h, l_q, l_k) = (2, 4, 6, 6), got shape "
+     "(1, 1, 1, 6, 6)"),
+    (torch.ones(6, 6, dtype=torch.bool), 1,   # broadcastable both ways, but not *to* scores
+     "mask must broadcast to the scores' shape (b, h, l_q, l_k) = (2, 4, 1, 6), got shape "
+     "(6, 6)"),
+    (torch.zeros(3, 1, 1, 6), 6,
+     "mask must broadcast to the scores' shape (b, h, l_q, l_k) = (2, 4, 6, 6), got shape "
+     "(3, 1, 1, 6)"),
+])
+def test_sdpa_rejects_masks_that_do_not_broadcast_to_the_scores(mask, l_q, message):
+    """Protects the mask check: a mask must broadcast to (b, h, l_q, l_k) itself, rank <= 4
+    (a mask that would enlarge the output, e.g. more query rows than l_q, is refused)."""
+    with pytest.raises((TypeError, ValueError), match=f"^{re.escape(message)}$"):
+        A.scaled_dot_product_attention(*qkv(l_q=l_q), mask=mask)
+
+
+def test_causal_mask_is_made_on_the_device_asked():
+    """Protects causal_mask's device argument (the mask is built where the scores are)."""
+    m = A.causal_mask(3, 5, device="meta")
+    assert m.device.type == "meta" and m.dtype == torch.bool and m.shape == (3, 5)
+
+
+def saturation_oracle(ds, n_keys=64, n_queries=256, scaled=True, seed=0):
+    """Independent oracle for softmax_saturation: the documented draws (q, k, v for each d
+    from one generator), then max weight, entropy and the gradient of Σ_i (A v)_i with
+    respect to the scores in closed form, ∂/∂s_ij = A_ij (v_j − Σ_k A_ik v_k), in numpy."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(seed)
+    out = {"d": [], "max_weight": [], "entropy": [], "grad_norm": []}
+    for d in ds:
+        q = torch.randn(n_queries, d, generator=g, dtype=torch.float64).numpy()
+        k = torch.randn(n_keys, d, generator=g, dtype=torch.float64).numpy()
+        v = torch.randn(n_keys, 1, generator=g, dtype=torch.float64).numpy()[:, 0]
+        s = q @ k.T / (np.sqrt(d) if scaled else 1.0)
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        w = e / e.sum(axis=1, keepdims=True)
+        logw = np.log(np.where(w > 0, w, 1.0))
+        grad = w * (v[None, :] - (w @ v)[:, None])
+        out["d"].append(d)
+        out["max_weight"].append(w.max(axis=1).mean())
+        out["entropy"].append(-(w * logw).sum(axis=1).mean())
+        out["grad_norm"].append(np.sqrt((grad**2).sum(axis=1)).mean())
+    return out
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"scaled": False},
+                                    {"n_keys": 5, "n_queries": 3, "seed": 4}])
+def test_softmax_saturation_equals_an_independent_computation(kwargs):
+    """Protects every number of the saturation table (chapter 6's plot of why 1/√d): the
+    defaults (64 keys, 256 queries, seed 0), the draws, the max weight, the entropy in nats
+    and the gradient norm, against numpy and the closed-form softmax gradient."""
+    ds = [2, 16, 128]
+    got, expected = A.softmax_saturation(ds, **kwargs), saturation_oracle(ds, **kwargs)
+    assert got["d"] == ds and all(type(d) is int for d in got["d"])
+    for key in ("max_weight", "entropy", "grad_norm"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-12), key
+
+
+# ----------------------------------------------------------------------------- positions in full
+@pytest.mark.parametrize("bad", [0, 1, 7, -2, 2.0, True, "8"])
+def test_positions_accept_only_even_int_sizes(bad):
+    """Protects the size check of all three position functions: an even int >= 2, nothing
+    else (not 0, not a float or a bool), with the value shown."""
+    message = f"must be an even int >= 2 (coordinates come in pairs), got {bad!r}"
+    with pytest.raises(ValueError, match="^d " + re.escape(message) + "$"):
+        A.sinusoidal_positions(4, bad)
+    with pytest.raises(ValueError, match="^d " + re.escape(message) + "$"):
+        A.rope_frequencies(bad)
+    if isinstance(bad, int) and not isinstance(bad, bool) and bad > 0:
+        with pytest.raises(ValueError, match=r"^x\.shape\[-1\] " + re.escape(message) + "$"):
+            A.rope(torch.zeros(3, bad), torch.arange(3))
+
+
+def test_the_smallest_width_is_one_pair():
+    """Protects d = 2 (one coordinate pair, the smallest width) against the closed forms."""
+    t = torch.arange(5, dtype=torch.float64)
+    expected = torch.stack([torch.sin(t), torch.cos(t)], dim=-1).float()
+    torch.testing.assert_close(A.sinusoidal_positions(5, 2), expected, rtol=0, atol=1e-7)
+    assert A.rope_frequencies(2).tolist() == [1.0]
+    x = torch.tensor([[1.0, 0.0]] * 5, dtype=torch.float64)
+    torch.testing.assert_close(A.rope(x, torch.arange(5)),
+                               torch.stack([torch.cos(t), torch.sin(t)], dim=-1))
+
+
+def test_position_frequencies_and_their_base():
+    """Protects θ_i = base^(−2i/d) in float64 for every base, the default base 10000, and
+    that the base reaches the sinusoids and the rotation."""
+    for base in (10000.0, 100.0, 7.5):
+        theta = torch.tensor([base ** (-2 * i / 6) for i in range(3)], dtype=torch.float64)
+        got = A.rope_frequencies(6, base=base)
+        assert got.dtype == torch.float64
+        torch.testing.assert_close(got, theta, rtol=1e-15, atol=0)
+        t = torch.arange(9, dtype=torch.float64)[:, None]
+        P = torch.stack([torch.sin(t * theta), torch.cos(t * theta)], dim=-1).flatten(-2)
+        torch.testing.assert_close(A.sinusoidal_positions(9, 6, base=base), P.float(),
+                                   rtol=0, atol=1e-6)
+        x = torch.randn(2, 9, 6, dtype=torch.float64)
+        torch.testing.assert_close(A.rope(x, torch.arange(9), base=base),
+                                   rope_complex(x, torch.arange(9), base=base))
+    torch.testing.assert_close(A.rope_frequencies(6), A.rope_frequencies(6, base=10000.0),
+                               rtol=0, atol=0)
+    assert A.sinusoidal_positions(3, 4).dtype == torch.float32
+
+
+def test_rope_keeps_the_dtype_and_takes_positions_as_a_list():
+    """Protects RoPE's output dtype (the angles are computed in float64, then cast to x's
+    dtype: a float32 x stays float32) and positions given as a list or as floats."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 8, generator=g)
+    y = A.rope(x, [3, 0, 1, 10])
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), rope_complex(x.double(), torch.tensor([3, 0, 1, 10])),
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(A.rope(x, torch.tensor([3.0, 0.0, 1.0, 10.0])), y)
+    big = torch.tensor([123456789.0] * 4)   # float64 angles: exact enough far out
+    torch.testing.assert_close(A.rope(x.double(), big),
+                               rope_complex(x.double(), big), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(("x", "got"), [([[1.0, 2.0]], "list ()"),
+                                         (torch.zeros(3, 4, dtype=torch.int64), "Tensor (3, 4)"),
+                                         (torch.zeros(4), "Tensor (4,)")])
+def test_rope_rejects_what_is_not_a_float_tensor_of_tokens(x, got):
+    """Protects RoPE's input check: a floating-point tensor (..., l, d), named in full."""
+    with pytest.raises(TypeError, match="^" + re.escape(
+            f"x must be a floating-point tensor of shape (..., l, d), got {got}") + "$"):
+        A.rope(x, torch.arange(3))
+
+
+def test_rope_positions_must_be_one_per_token():
+    """Protects the positions check: shape (l,), the expected and the given shape shown."""
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "positions must have shape (l,) = (3,), one per token of x (2, 3, 4), got (3, 1)")
+            + "$"):
+        A.rope(torch.zeros(2, 3, 4), torch.zeros(3, 1))
+
+
+def test_sdpa_builds_its_causal_mask_on_the_inputs_device():
+    """Protects the causal mask made where q is (a CPU mask on a GPU's scores fails): run on
+    PyTorch's "meta" device, which checks devices like a GPU without computing anything."""
+    q, k = torch.zeros(1, 2, 3, 4, device="meta"), torch.zeros(1, 1, 5, 4, device="meta")
+    y = A.scaled_dot_product_attention(q, k, k, causal=True)
+    assert y.device.type == "meta" and y.shape == (1, 2, 3, 4)
+
+
+def test_rope_rotates_on_the_inputs_device():
+    """Protects RoPE's positions and frequencies moved to x's device (CPU ones on a GPU's x
+    fail): run on PyTorch's "meta" device, which checks devices like a GPU does."""
+    x = torch.zeros(2, 5, 8, device="meta")
+    for positions in ([0, 1, 2, 3, 4], torch.arange(5, device="meta")):
+        y = A.rope(x, positions)
+        assert y.device.type == "meta" and y.shape == x.shape and y.dtype == x.dtype
