@@ -544,3 +544,32 @@ def test_bad_inputs_say_what_they_got():
         block.step(torch.randn(2, 8), (torch.zeros(2, 16, 3), torch.zeros(2, 16, 4)))
     with pytest.raises(ValueError, match=r"^d must be a positive int, got 0$"):
         RMSNorm(0)
+
+
+def test_argument_boundaries_are_accepted():
+    """The edges of the valid ranges build: d_inner = 1, dt_min = dt_max, dt_init_floor = 0."""
+    assert Mamba(8, d_state=2, expand=0.125).d_inner == 1
+    dt = F.softplus(Mamba(8, dt_min=0.01, dt_max=0.01).dt_proj.bias).detach()
+    torch.testing.assert_close(dt, torch.full((16,), 0.01))
+    dt = F.softplus(Mamba(8, dt_min=1e-6, dt_max=1e-5, dt_init_floor=0).dt_proj.bias).detach()
+    assert dt.min() >= 1e-6 * (1 - 1e-4) and dt.max() <= 1e-5 * (1 + 1e-4)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(expand=True), "expand must be a positive number with expand · d_model >= 1, got True"),
+    (dict(dt_rank=0), r"dt_rank \(or 'auto'\) must be a positive int, got 0"),
+    (dict(dt_min=0, dt_max=0.1), r"need 0 < dt_min <= dt_max, got dt_min=0, dt_max=0.1"),
+])
+def test_bad_arguments_say_what_they_got(kwargs, message):
+    """Each refusal names the argument, the rule and the value given (bools are no numbers)."""
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        Mamba(8, **kwargs)
+
+
+@pytest.mark.parametrize(("d_model", "rank"), [(16, 1), (17, 2), (33, 3), (64, 4)])
+def test_auto_dt_rank_is_the_ceiling_of_d_model_over_16(d_model, rank):
+    """dt_rank="auto" is ⌈d_model / 16⌉, and dt_proj starts U(±1/√dt_rank) (its bound reached)."""
+    block = Mamba(d_model, d_state=2, expand=4)
+    assert block.dt_rank == rank and block.dt_proj.weight.shape == (4 * d_model, rank)
+    w = block.dt_proj.weight.abs()
+    assert 0.9 * rank**-0.5 < w.max() <= rank**-0.5
