@@ -571,5 +571,5 @@ def test_auto_dt_rank_is_the_ceiling_of_d_model_over_16(d_model, rank):
     """dt_rank="auto" is ⌈d_model / 16⌉, and dt_proj starts U(±1/√dt_rank) (its bound reached)."""
     block = Mamba(d_model, d_state=2, expand=4)
     assert block.dt_rank == rank and block.dt_proj.weight.shape == (4 * d_model, rank)
-    w = block.dt_proj.weight.abs()
-    assert 0.9 * rank**-0.5 < w.max() <= rank**-0.5
+    w, bound = block.dt_proj.weight, rank**-0.5
+    assert -bound <= w.min() < -0.9 * bound and 0.9 * bound < w.max() <= bound
