@@ -214,7 +214,8 @@ def test_time_forms_times_each_form_on_its_own_seeded_inputs(monkeypatch):
         (_, args), *others = calls[3 * i:3 * i + 3]
         x, a, B, C = args
         assert x.shape == (2, l, 3, 4) and a.shape == (2, l, 3)
-        assert B.shape == C.shape == (2, l, 3, 5) and x.dtype == torch.float64
+        assert B.shape == C.shape == (2, l, 3, 5)
+        assert x.dtype == a.dtype == B.dtype == C.dtype == torch.float64
         assert -0.1 <= a.min() < -0.05 and a.max() <= 0 and not torch.equal(B, C)
         assert all(s is t for o in others for s, t in zip(o[1][:4], args, strict=True))
         assert calls[3 * i + 2][1][4] == 4  # chunk_size
@@ -235,3 +236,12 @@ def test_time_forms_times_each_form_on_its_own_seeded_inputs(monkeypatch):
     assert Q == 64 and timed == [3, 3, 3]
     g = torch.Generator().manual_seed(0)  # seed 0 by default: x is the generator's first draw
     assert torch.equal(x, torch.randn(1, 8, 4, 16, generator=g))
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_form_refuses_a_wrong_initial_state(form):
+    """The three forms check the initial state alike: a wrong shape is named, not broadcast."""
+    x, a, B, C, h0 = inputs(5)
+    with pytest.raises(ValueError, match=r"initial_state must be None or a tensor of shape "
+                                         r"\(b, h, p, n\) = \(2, 3, 4, 5\), got \(2, 3, 4, 1\)"):
+        FORMS[form](x, a, B, C, h0[..., :1])
