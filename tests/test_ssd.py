@@ -245,3 +245,13 @@ def test_every_form_refuses_a_wrong_initial_state(form):
     with pytest.raises(ValueError, match=r"initial_state must be None or a tensor of shape "
                                          r"\(b, h, p, n\) = \(2, 3, 4, 5\), got \(2, 3, 4, 1\)"):
         FORMS[form](x, a, B, C, h0[..., :1])
+
+
+def test_chunks_of_one_step_are_the_recurrence():
+    """chunk_size = 1 is allowed: every chunk one step, the scan across chunks is the whole
+    recurrence (the oracle's outputs and final state)."""
+    x, a, B, C, h0 = inputs(6)
+    y, final = ssd.ssd(x, a, B, C, 1, h0)
+    want_y, want_final = oracle(x, a, B, C, h0)
+    torch.testing.assert_close(y, want_y, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(final, want_final, rtol=TOL, atol=TOL)
