@@ -255,3 +255,25 @@ def test_chunks_of_one_step_are_the_recurrence():
     want_y, want_final = oracle(x, a, B, C, h0)
     torch.testing.assert_close(y, want_y, rtol=TOL, atol=TOL)
     torch.testing.assert_close(final, want_final, rtol=TOL, atol=TOL)
+
+
+def test_segsum_builds_its_masks_on_the_input_device():
+    """segsum's masks live on a's device (here the shape-only "meta" device, standing in for a
+    GPU): the quadratic form runs there and keeps its shapes."""
+    a = torch.zeros(2, 5, device="meta")
+    S = ssd.segsum(a)
+    assert S.device.type == "meta" and S.shape == (2, 5, 5)
+    x, B = torch.zeros(1, 6, 2, 3, device="meta"), torch.zeros(1, 6, 2, 4, device="meta")
+    y, final = ssd.ssd_quadratic(x, torch.zeros(1, 6, 2, device="meta"), B, B)
+    assert y.shape == (1, 6, 2, 3) and final.shape == (1, 2, 3, 4) and y.device.type == "meta"
+
+
+@pytest.mark.parametrize("name", ["x", "a", "B", "C"])
+def test_a_non_float_argument_is_named(name):
+    """Each of x, a, B, C refused when not floating-point, by its own name and its dtype."""
+    x, a, B, C, h0 = inputs(5, dtype=torch.float32)
+    args = dict(x=x, a=a, B=B, C=C)
+    args[name] = args[name].long()
+    with pytest.raises(TypeError, match=f"^{name} must be a floating-point torch.Tensor, got "
+                                        f"torch.int64$"):
+        ssd.ssd_sequential(args["x"], args["a"], args["B"], args["C"], h0)
