@@ -277,3 +277,18 @@ def test_a_non_float_argument_is_named(name):
     with pytest.raises(TypeError, match=f"^{name} must be a floating-point torch.Tensor, got "
                                         f"torch.int64$"):
         ssd.ssd_sequential(args["x"], args["a"], args["B"], args["C"], h0)
+
+
+@pytest.mark.parametrize(("change", "error", "message"), [
+    (dict(x=[[1.0]]), TypeError, r"^x must be a floating-point torch.Tensor, got list$"),
+    (dict(x=torch.zeros(2, 0, 3, 4)), ValueError,
+     r"^x must have shape \(b, l, h, p\) with l >= 1, got \(2, 0, 3, 4\)$"),
+    (dict(C=torch.zeros(2, 5, 2, 5)), ValueError,
+     r"^C must have shape \(b, l, h, n\) = \(2, 5, 3\) \+ \(n,\), got \(2, 5, 2, 5\)$"),
+])
+def test_bad_inputs_show_what_was_given(change, error, message):
+    """The refusals show the type or the shape given: a list, an empty sequence, C's heads."""
+    x, a, B, C, h0 = inputs(5, dtype=torch.float32)
+    args = dict(x=x, a=a, B=B, C=C) | change
+    with pytest.raises(error, match=message):
+        ssd.ssd_sequential(args["x"], args["a"], args["B"], args["C"], h0)
