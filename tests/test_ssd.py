@@ -285,10 +285,13 @@ def test_a_non_float_argument_is_named(name):
      r"^x must have shape \(b, l, h, p\) with l >= 1, got \(2, 0, 3, 4\)$"),
     (dict(C=torch.zeros(2, 5, 2, 5)), ValueError,
      r"^C must have shape \(b, l, h, n\) = \(2, 5, 3\) \+ \(n,\), got \(2, 5, 2, 5\)$"),
+    (dict(h0=[0.0]), ValueError, r"^initial_state must be None or a tensor of shape "
+                                 r"\(b, h, p, n\) = \(2, 3, 4, 5\), got \(\)$"),
 ])
 def test_bad_inputs_show_what_was_given(change, error, message):
-    """The refusals show the type or the shape given: a list, an empty sequence, C's heads."""
+    """The refusals show the type or the shape given: a list, an empty sequence, C's heads,
+    an initial state that is no tensor (no shape: "()")."""
     x, a, B, C, h0 = inputs(5, dtype=torch.float32)
-    args = dict(x=x, a=a, B=B, C=C) | change
+    args = dict(x=x, a=a, B=B, C=C, h0=h0) | change
     with pytest.raises(error, match=message):
-        ssd.ssd_sequential(args["x"], args["a"], args["B"], args["C"], h0)
+        ssd.ssd_sequential(args["x"], args["a"], args["B"], args["C"], args["h0"])
