@@ -144,3 +144,14 @@ def test_unknown_rule_is_named_in_the_message():
     """The refusal lists the rules and shows what was given."""
     with pytest.raises(ValueError, match=r"^rule must be one of \('euler', 'zoh'\), got 'rk4'$"):
         selective.selective_scan_rule(**inputs(), rule="rk4")
+
+
+def test_b_factor_has_finite_gradients_at_zero():
+    """b_factor's gradient is finite where ΔA = 0 (the 0/0 branch is never differentiated)
+    and is d/dx (e^x − 1)/x = (x e^x − e^x + 1)/x² elsewhere."""
+    x = torch.tensor([0.0, -0.5, -2.0], dtype=torch.float64, requires_grad=True)
+    selective.b_factor(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    for i, v in ((1, -0.5), (2, -2.0)):
+        want = (v * math.exp(v) - math.exp(v) + 1) / v**2
+        assert x.grad[i].item() == pytest.approx(want, rel=1e-12)
