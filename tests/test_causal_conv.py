@@ -144,3 +144,13 @@ def test_integer_like_sizes_are_accepted():
     """Sizes may be any integral number (a numpy int, from a config array), read as int."""
     assert causal_conv.receptive_field(np.int64(3), np.int64(2)) == 5
     assert type(causal_conv.receptive_field(np.int64(3), np.int64(2))) is int
+
+
+def test_conv_weights_defaults_and_the_caches_width():
+    """conv_weights(d) is w = 4, 2 layers, seed 0; a cache keeps the width it was built with."""
+    default = causal_conv.conv_weights(3)
+    explicit = causal_conv.conv_weights(3, width=4, layers=2, seed=0)
+    assert len(default) == 2 and default[0][0].shape == (4, 3, 3)
+    assert all(torch.equal(F, G) and torch.equal(b, c)
+               for (F, b), (G, c) in zip(default, explicit, strict=True))
+    assert causal_conv.ConvCache(3, width=5).width == 5
