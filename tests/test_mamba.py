@@ -314,6 +314,8 @@ def test_block_is_a_pre_norm_residual_and_steps_like_it_runs():
     (dict(d_model=8, d_state=2.5), ValueError, "d_state must be a positive int"),
     (dict(d_model=8, d_conv=0), ValueError, "d_conv must be a positive int"),
     (dict(d_model=8, expand=0), ValueError, "expand must be a positive number"),
+    (dict(d_model=8, expand=0.1), ValueError, "expand · d_model >= 1, got 0.1"),
+    (dict(d_model=8, expand="2"), ValueError, "expand must be a positive number"),
     (dict(d_model=8, dt_rank="big"), ValueError, "dt_rank"),
     (dict(d_model=8, dt_min=0.1, dt_max=0.01), ValueError, "dt_min <= dt_max"),
     (dict(d_model=8, dt_init_floor=-1.0), ValueError, "dt_init_floor must be >= 0"),
@@ -373,3 +375,201 @@ def test_on_a_gpu_auto_runs_the_triton_kernel_and_steps_agree():
     y = block(u)
     torch.testing.assert_close(y, ref(u), rtol=1e-3, atol=1e-4)
     torch.testing.assert_close(step_all(block, u)[0], y, rtol=1e-3, atol=1e-4)
+
+
+# --- defaults, dtypes, devices, messages (gaps found by mutation testing) -----------------------
+
+
+def test_s6_defaults_are_mambas_without_the_gate():
+    """S6 takes Mamba's defaults (N = 16, width 4, Δ in [0.001, 0.1], conv bias on, linear
+    biases off, backend "auto") and passes every argument on to Mamba."""
+    got = {k: tuple(v.shape) for k, v in S6(16).state_dict().items()}
+    assert got == {"A_log": (32, 16), "D": (32,), "in_proj.weight": (32, 16),
+                   "conv1d.weight": (32, 1, 4), "conv1d.bias": (32,),
+                   "x_proj.weight": (33, 32), "dt_proj.weight": (32, 1), "dt_proj.bias": (32,),
+                   "out_proj.weight": (16, 32)}
+    dt = F.softplus(S6(64).dt_proj.bias)  # 128 channels drawn log-uniformly in [0.001, 0.1]
+    assert 0.001 * (1 - 1e-5) <= dt.min() < 0.002 and 0.05 < dt.max() <= 0.1 * (1 + 1e-5)
+    s6 = S6(8, d_state=2, conv_bias=True, bias=True, backend="reference")
+    assert s6.backend == "reference" and s6.conv1d.bias is not None
+    assert s6.in_proj.bias is not None and s6.out_proj.bias is not None
+    assert S6(8, conv_bias=False).conv1d.bias is None
+
+
+def test_default_dt_range_and_floor():
+    """Mamba(d_model) draws Δ in [0.001, 0.1] with a floor of 1e-4 that a wider range reaches."""
+    dt = F.softplus(Mamba(64).dt_proj.bias)
+    assert 0.001 * (1 - 1e-5) <= dt.min() < 0.002 and 0.05 < dt.max() <= 0.1 * (1 + 1e-5)
+    torch.manual_seed(0)
+    dt = F.softplus(Mamba(64, dt_min=1e-6, dt_max=1e-2).dt_proj.bias).detach()
+    assert dt.min().item() == pytest.approx(1e-4, rel=1e-4) and (dt > 1.5e-4).any()
+
+
+def test_the_block_passes_its_backend_to_the_scan(monkeypatch):
+    """forward runs the scan backend the block was built with (not the scan's default)."""
+    seen = []
+    original = scan.selective_scan
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("backend"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scan, "selective_scan", spy)
+    for backend in BACKENDS:
+        Mamba(8, d_state=2, backend=backend)(torch.randn(1, 3, 8))
+    assert seen == BACKENDS
+
+
+def test_step_without_a_convolution_bias_equals_forward():
+    """conv_bias=False: the step skips the bias and still equals forward and the oracle."""
+    block = Mamba(8, d_state=4, conv_bias=False).double()
+    u = torch.randn(2, 7, 8, dtype=torch.float64)
+    want, _ = oracle({k: v.detach() for k, v in block.state_dict().items()}, u, d_state=4,
+                     dt_rank=1)
+    torch.testing.assert_close(block(u), want, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(step_all(block, u)[0], want, rtol=TOL, atol=TOL)
+
+
+def test_initial_state_takes_the_models_dtype_and_device():
+    """Zeros of shapes (b, d, d_conv − 1) and (b, d, n), on the parameters' device, the conv
+    window in their dtype and the SSM state in at least float32; explicit arguments win."""
+    block = Mamba(8, d_state=4, d_conv=3).double()
+    state = block.initial_state(3)
+    assert state.conv.shape == (3, 16, 2) and state.ssm.shape == (3, 16, 4)
+    assert state.conv.dtype == state.ssm.dtype == torch.float64
+    assert not state.conv.any() and not state.ssm.any()
+    half = Mamba(8, d_state=4).half().initial_state(2)
+    assert (half.conv.dtype, half.ssm.dtype) == (torch.float16, torch.float32)
+    meta = Mamba(8, d_state=4).to("meta").initial_state(2)
+    assert meta.conv.device.type == meta.ssm.device.type == "meta"
+    cpu = Mamba(8, d_state=4).to("meta").initial_state(2, device="cpu", dtype=torch.float64)
+    assert cpu.conv.device.type == "cpu" and cpu.ssm.dtype == torch.float64
+
+
+def test_a_half_precision_block_keeps_a_in_float32():
+    """A = −exp(A_log) is computed in float32 in a float16 model: a decay rate beyond float16's
+    range (65504) still gives exp(Δ·A) ≈ 0.5, not exp(−inf) = 0, in forward and step."""
+    torch.manual_seed(0)
+    block = Mamba(8, d_state=2, d_conv=2, backend="reference")
+    with torch.no_grad():
+        block.A_log.fill_(math.log(7e4))  # A = −70000 > float16's max
+        block.dt_proj.weight.zero_()
+        block.dt_proj.bias.fill_(inverse_softplus(torch.tensor(1e-5)).item())  # Δ·A = −0.7
+    half = copy.deepcopy(block).half()
+    u = torch.randn(2, 6, 8)
+    sd = {k: v.detach().float() for k, v in half.state_dict().items()}
+    want, h = oracle(sd, u.half().float(), d_state=2, dt_rank=1)
+    y, state = half(u.half(), return_state=True)
+    assert y.dtype == torch.float16 and state.ssm.dtype == torch.float32
+    # h is of order Δ·B·u ≈ 1e-6: compare it relative to its size
+    torch.testing.assert_close(state.ssm.double(), h, rtol=2e-2, atol=1e-3 * h.abs().max())
+    torch.testing.assert_close(y.double(), want, rtol=2e-2, atol=2e-3)
+
+
+def test_a_half_precision_step_returns_half_outputs():
+    """step in a float16 model: the float32 state's readout is cast back before out_proj, and
+    the steps agree with forward to float16's precision."""
+    block = Mamba(8, d_state=4).half()
+    u = torch.randn(2, 5, 8).half()
+    ys, state = step_all(block, u)
+    assert ys.dtype == torch.float16 and state.ssm.dtype == torch.float32
+    torch.testing.assert_close(ys.float(), block(u).float(), rtol=2e-2, atol=2e-3)
+
+
+def test_s4d_real_A_log_is_float32_even_under_a_float64_default():
+    """A_log = log(1, …, N) is float32 (as mamba_ssm's), whatever torch's default dtype."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        A_log = Mamba(4, d_state=3).A_log
+    finally:
+        torch.set_default_dtype(previous)
+    assert A_log.dtype == torch.float32
+    assert torch.equal(A_log, torch.log(torch.tensor([1.0, 2.0, 3.0])).repeat(8, 1))
+
+
+def test_reinitialisation_draws_embeddings_and_out_proj_as_gpt2():
+    """Embeddings ~ N(0, initializer_range²) (0.02 by default); out_proj.weight redrawn from
+    nn.Linear's U(±1/√fan_in) and divided by √(n_residuals_per_layer · n_layer)."""
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(1000, 64)
+    reinit_weights(emb, n_layer=2)
+    assert emb.weight.std().item() == pytest.approx(0.02, rel=0.03)
+    reinit_weights(emb, n_layer=2, initializer_range=0.5)
+    assert emb.weight.std().item() == pytest.approx(0.5, rel=0.03)
+    block = Mamba(32, d_state=2, expand=32)  # out_proj: 1024 → 32, fan_in 1024
+    for n_layer, per_layer in ((1, None), (4, None), (3, 2)):  # None: the default, 1
+        extra = {} if per_layer is None else {"n_residuals_per_layer": per_layer}
+        reinit_weights(block, n_layer=n_layer, **extra)
+        w = block.out_proj.weight
+        bound = 1 / math.sqrt(1024) / math.sqrt(n_layer * (per_layer or 1))
+        assert 0.999 * bound < w.abs().max() <= bound
+        assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    before = block.out_proj.weight.clone()
+    reinit_weights(block, n_layer=4, rescale_prenorm_residual=False)
+    assert torch.equal(block.out_proj.weight, before)
+
+
+def test_rmsnorm_keeps_a_half_precision_input_in_its_precision():
+    """A bfloat16 norm returns bfloat16 (normalised in float32, as torch.nn.RMSNorm's values)."""
+    x = torch.randn(3, 8)
+    norm = RMSNorm(8).to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2, 8))
+    y = norm(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    ref = torch.nn.RMSNorm(8, eps=1e-5).double()
+    ref.load_state_dict(norm.state_dict())
+    torch.testing.assert_close(y.double(), ref(x.bfloat16().double()), rtol=2e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("eps", [None, 0.5])
+def test_block_norm_uses_its_eps(eps):
+    """Block(d, mixer) normalises with eps = 1e-5 (or the one given): visible on small inputs."""
+    block = Block(4, torch.nn.Identity()) if eps is None else Block(4, torch.nn.Identity(), eps)
+    u = 1e-3 * torch.randn(2, 3, 4)  # mean(u²) ≈ 1e-6: eps = 1e-5 dominates it
+    ref = torch.nn.RMSNorm(4, eps=1e-5 if eps is None else eps)
+    torch.testing.assert_close(block(u), u + ref(u), rtol=1e-5, atol=1e-9)
+
+
+def test_bad_inputs_say_what_they_got():
+    """The messages name what was given: the Python type, or the tensor's dtype."""
+    block = Mamba(8, d_state=4)
+    with pytest.raises(TypeError, match=r"u must be a floating-point torch.Tensor, got list$"):
+        block([[1.0] * 8])
+    with pytest.raises(TypeError, match=r"torch.Tensor, got torch.int64$"):
+        block(torch.ones(2, 5, 8, dtype=torch.int64))
+    with pytest.raises(TypeError, match=r"state must be a MambaState \(see initial_state\), "
+                                        r"got tuple$"):
+        block.step(torch.randn(2, 8), (torch.zeros(2, 16, 3), torch.zeros(2, 16, 4)))
+    with pytest.raises(ValueError, match=r"^d must be a positive int, got 0$"):
+        RMSNorm(0)
+
+
+def test_argument_boundaries_are_accepted():
+    """The edges of the valid ranges build: d_inner = 1, dt_min = dt_max, dt_init_floor = 0."""
+    assert Mamba(8, d_state=2, expand=0.125).d_inner == 1
+    dt = F.softplus(Mamba(8, dt_min=0.01, dt_max=0.01).dt_proj.bias).detach()
+    torch.testing.assert_close(dt, torch.full((16,), 0.01))
+    dt = F.softplus(Mamba(8, dt_min=1e-6, dt_max=1e-5, dt_init_floor=0).dt_proj.bias).detach()
+    assert dt.min() >= 1e-6 * (1 - 1e-4) and dt.max() <= 1e-5 * (1 + 1e-4)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(expand=True), "expand must be a positive number with expand · d_model >= 1, got True"),
+    (dict(dt_rank=0), r"dt_rank \(or 'auto'\) must be a positive int, got 0"),
+    (dict(dt_min=0, dt_max=0.1), r"need 0 < dt_min <= dt_max, got dt_min=0, dt_max=0.1"),
+])
+def test_bad_arguments_say_what_they_got(kwargs, message):
+    """Each refusal names the argument, the rule and the value given (bools are no numbers)."""
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        Mamba(8, **kwargs)
+
+
+@pytest.mark.parametrize(("d_model", "rank"), [(16, 1), (17, 2), (33, 3), (64, 4)])
+def test_auto_dt_rank_is_the_ceiling_of_d_model_over_16(d_model, rank):
+    """dt_rank="auto" is ⌈d_model / 16⌉, and dt_proj starts U(±1/√dt_rank) (its bound reached)."""
+    block = Mamba(d_model, d_state=2, expand=4)
+    assert block.dt_rank == rank and block.dt_proj.weight.shape == (4 * d_model, rank)
+    w, bound = block.dt_proj.weight, rank**-0.5
+    assert -bound <= w.min() < -0.9 * bound and 0.9 * bound < w.max() <= bound

@@ -107,3 +107,80 @@ def test_render_tokens():
     assert tasks.render_tokens([0, 1, 26, 27], 26) == "·az?"
     with pytest.raises(ValueError, match="n_symbols must be <= 26"):
         tasks.render_tokens([1], 27)
+
+
+# --- wiring, defaults and messages (gaps found by mutation testing) -----------------------------
+
+
+def _shapes(module):
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def test_make_model_passes_its_sizes_to_every_mixer():
+    """n_layer blocks, each mixer built with d_model, d_state, expand and its gate; the
+    defaults are d_model 32, 2 layers, N = 16, expand 2, seed 0."""
+    for kind, gate in (("s4d", False), ("s4d_gate", True), ("s6", False), ("mamba", True)):
+        model = mixers.make_model(kind, 7, d_model=8, n_layer=3, d_state=4, expand=3)
+        assert len(model.layers) == 3
+        mixer = model.layers[2].mixer
+        assert mixer.gate is gate
+        ref = (mixers.S4DMixer(8, 4, expand=3, gate=gate) if kind.startswith("s4d")
+               else Mamba(8, 4, expand=3, gate=gate))
+        assert _shapes(mixer) == _shapes(ref)
+    a = mixers.make_model("mamba", 5)
+    b = mixers.make_model("mamba", 5, d_model=32, n_layer=2, d_state=16, expand=2, seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_s4d_mixer_defaults_and_options():
+    """S4DMixer(d) has N = 16, a width-4 convolution, expand 2, the gate and no linear biases;
+    init is passed on to its S4D layer."""
+    got = _shapes(mixers.S4DMixer(8))
+    assert got == _shapes(mixers.S4DMixer(8, 16, 4, 2, gate=True, init="lin"))
+    assert got["in_proj.weight"] == (32, 8) and got["conv1d.weight"] == (16, 1, 4)
+    assert "in_proj.bias" not in got and "out_proj.bias" not in got
+    assert mixers.S4DMixer(8, 4, init="inv").ssm.config.init == "inv"
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_s4d_mixer_forward_is_its_wiring(gate):
+    """in_proj → causal depthwise conv (a float64 loop) → SiLU → S4D → × SiLU(z) → out_proj."""
+    torch.manual_seed(0)
+    mixer = mixers.S4DMixer(4, 4, d_conv=3, expand=1, gate=gate).double()
+    u = torch.randn(2, 6, 4, dtype=torch.float64)
+    xz = u @ mixer.in_proj.weight.T
+    x, z = xz.chunk(2, dim=-1) if gate else (xz, None)
+    w, bias = mixer.conv1d.weight[:, 0], mixer.conv1d.bias  # (d, 3): tap k sees x_{t−2+k}
+    conv = torch.zeros_like(x)
+    for t in range(6):
+        for k in range(3):
+            if t - 2 + k >= 0:
+                conv[:, t] += w[:, k] * x[:, t - 2 + k]
+    y = mixer.ssm(torch.nn.functional.silu(conv + bias))
+    if gate:
+        y = y * torch.nn.functional.silu(z)
+    torch.testing.assert_close(mixer(u), y @ mixer.out_proj.weight.T, rtol=1e-10, atol=1e-12)
+
+
+def test_token_model_has_no_readout_bias_and_refusals_show_what_was_given():
+    """lm_head has no bias; bad tokens are refused showing their dtype (or type) and shape."""
+    model = mixers.make_model("s6", 6, d_model=8, d_state=4)
+    assert "lm_head.bias" not in model.state_dict()
+    with pytest.raises(TypeError, match=r"^tokens must be an int64 tensor \(b, l\), got "
+                                        r"torch.float32 of shape \(2, 5\)$"):
+        model(torch.randn(2, 5))
+    with pytest.raises(TypeError, match=r"got list of shape \(\)$"):
+        model([[1, 2]])
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got True"):
+        mixers.make_model("s6", 6, seed=True)
+
+
+def test_lstm_hidden_solves_the_parameter_count():
+    """The LSTM's hidden size is the integer h whose count 4h(v + h) + 8h + (h + 1)v is nearest
+    the target (here 735 and 852 for h = 10, 11 around 800), and at least 1."""
+    def count(v, h):
+        return mixers.count_parameters(torch.nn.LSTM(v, h)) + (h + 1) * v
+
+    assert count(5, 10) == 735 and count(5, 11) == 852
+    assert mixers._lstm_hidden(5, 800) == 11 and mixers._lstm_hidden(5, 735) == 10
+    assert mixers._lstm_hidden(5, 10) == 1
