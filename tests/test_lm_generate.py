@@ -193,3 +193,25 @@ def test_argument_messages_show_what_was_given():
             generate(model, torch.tensor([1]), 1, seed=bad)
     with pytest.raises(ValueError, match=r"^prompt must hold at least one token$"):
         generate(model, "", 1, tokenizer=shakespeare().tokenizer)
+
+
+def test_sampling_defaults_to_temperature_one_and_all_tokens():
+    """Without temperature or top_k, sample_next draws from softmax(z) itself: the very draws of
+    temperature=1 (the same seed), and not those of temperature 2."""
+    z = torch.randn(2000, 5, generator=torch.Generator().manual_seed(0))
+
+    def draws(**kwargs):
+        return sample_next(z, generator=torch.Generator().manual_seed(1), **kwargs)
+
+    assert torch.equal(draws(), draws(temperature=1.0, top_k=None))
+    assert not torch.equal(draws(), draws(temperature=2.0))
+
+
+def test_a_single_possible_token_is_always_drawn():
+    """A one-token vocabulary, or a distribution with one token left (top_k=1), is a certain
+    draw at any temperature: one draw per row, never an error."""
+    g = torch.Generator().manual_seed(0)
+    for temperature in (0.5, 1.0, 3.0):
+        assert sample_next(torch.zeros(4, 1), temperature, generator=g).tolist() == [0] * 4
+        logits = torch.tensor([[0.0, 5.0, 1.0]]).expand(4, 3)
+        assert sample_next(logits, temperature, 1, g).tolist() == [1] * 4
