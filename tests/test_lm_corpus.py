@@ -117,6 +117,7 @@ def test_tokenizer_identity_repr_and_refusals_in_full():
     assert tok == C.CharTokenizer("ab") and hash(tok) == hash(C.CharTokenizer("ab"))
     assert tok != C.CharTokenizer("abc") and tok != "ab"
     assert len({tok, C.CharTokenizer("ab"), C.CharTokenizer("abc")}) == 2
+    assert hash(tok) != hash(C.CharTokenizer("abc"))  # vocabularies spread over the hash
     with pytest.raises(ValueError, match=r"^chars must be a non-empty str, got ''$"):
         C.CharTokenizer("")
     with pytest.raises(ValueError, match=r"^chars must be a non-empty str, got \['a'\]$"):
