@@ -238,3 +238,14 @@ def test_tiny_models_at_the_edges_of_what_they_accept():
     with pytest.raises(RuntimeError, match=r"^the model is not fitted: call fit\(train_ids\) "
                                            r"first$"):
         KneserNey(2, 3).distribution([[0]])
+
+
+def test_refitting_forgets_the_previous_text():
+    """fit() starts from empty tables: a model fitted on one text and then another gives the
+    probabilities of a model fitted on the second only."""
+    a, b = [0, 1, 2, 0, 1, 2, 2, 1], [2, 2, 0, 1, 1, 0, 2, 0, 0]
+    refit = KneserNey(3, 3).fit(a).fit(b)
+    fresh = KneserNey(3, 3).fit(b)
+    for order in (1, 2, 3):
+        np.testing.assert_array_equal(refit.log_prob(a, order), fresh.log_prob(a, order))
+    np.testing.assert_allclose(fresh.log_prob(a, 3), Oracle(b, 3, 3).log_prob(a, 3), rtol=1e-12)
