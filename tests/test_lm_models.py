@@ -300,3 +300,17 @@ def test_gpt_refusals_name_the_argument_and_show_the_value():
     with pytest.raises(ValueError, match=r"^idx must be integer token ids of shape \(b, l\), got "
                                          r"list \(\)$"):
         model([[1, 2]])
+
+
+def test_gpt_one_layer_cache_reads_like_recomputation_past_its_window():
+    """The cached reading of a one-layer GPT (a single KV cache) equals re-reading the last
+    ``context`` tokens for every position, before and after the position table runs out."""
+    torch.manual_seed(1)
+    model = GPT(V, 6, 1, 2, 8).eval()
+    idx = _ids(2, 11, seed=3)
+    with torch.no_grad():
+        cached = _read_step_by_step(model, idx, prompt=2)
+        for t in range(1, 11):
+            window = idx[:, max(0, t - 5): t + 1]
+            torch.testing.assert_close(cached[:, t - 1], model(window)[:, -1],
+                                       rtol=1e-5, atol=1e-6)
