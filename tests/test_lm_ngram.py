@@ -148,7 +148,8 @@ def test_distribution_matches_the_oracle_for_every_history_length(small):
     """Every next-token probability after contexts of 0 to 6 tokens (seen and unseen, shorter
     and longer than n − 1) is the oracle's, for each order; log_prob of texts shorter than the
     order too (their targets have short histories)."""
-    train, held, model, oracle = small
+    train, held, _, oracle = small
+    model = KneserNey(5, 65).fit(train)  # fitted here, so that mutation testing links fit to it
     contexts = [held[10:10 + ell] for ell in range(7)] + [np.array([64, 64, 63, 1])]
     for order in range(6):
         for context in contexts:
@@ -249,3 +250,25 @@ def test_refitting_forgets_the_previous_text():
     for order in (1, 2, 3):
         np.testing.assert_array_equal(refit.log_prob(a, order), fresh.log_prob(a, order))
     np.testing.assert_allclose(fresh.log_prob(a, 3), Oracle(b, 3, 3).log_prob(a, 3), rtol=1e-12)
+
+
+def test_the_largest_order_keeps_exact_integer_codes():
+    """Order 60 over a binary vocabulary: codes up to 2⁶⁰ are exact int64 (a float code would
+    merge 60-grams that differ in their last tokens); every probability is the oracle's."""
+    bits = torch.randint(2, (400,), generator=torch.Generator().manual_seed(0)).numpy()
+    model = KneserNey(60, 2).fit(bits[:300])
+    oracle = Oracle(bits[:300], 2, 60)
+    for text in (bits[:80], bits[320:]):  # seen (long contexts found) and unseen
+        np.testing.assert_allclose(model.log_prob(text, 60), oracle.log_prob(text, 60),
+                                   rtol=1e-12)
+
+
+def test_sampler_state_after_a_prompt_shorter_than_the_history(small):
+    """A prompt shorter than n − 1 tokens is kept whole: cached sampling from a 1- or 2-token
+    prompt with an order-5 model draws what re-reading the text draws."""
+    _, _, model, _ = small
+    for prompt in (torch.tensor([[20]]), torch.tensor([[46, 43], [1, 0]])):
+        for seed in range(3):
+            fast = generate(model.sampler(5), prompt, 12, seed=seed)
+            slow = generate(model.sampler(5), prompt, 12, seed=seed, cache=False)
+            assert torch.equal(fast, slow)
