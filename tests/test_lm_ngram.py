@@ -186,8 +186,12 @@ def test_lookup_finds_present_keys_only_even_in_an_empty_table():
 
     idx, found = _lookup(np.array([2, 5, 9]), np.array([5, 9, 10, 0, 3]))
     assert found.tolist() == [True, True, False, False, False] and idx[:2].tolist() == [1, 2]
+    assert found.dtype == bool
     idx, found = _lookup(np.array([], dtype=np.int64), np.array([[1, 2]]))
     assert found.shape == (1, 2) and not found.any() and idx.tolist() == [[0, 0]]
+    assert found.dtype == bool
+    idx, found = _lookup(np.array([4]), np.array([3, 4, 5]))  # a table of one key
+    assert found.tolist() == [False, True, False] and idx.tolist() == [0, 0, 0]
 
 
 def test_tiny_models_at_the_edges_of_what_they_accept():
@@ -217,6 +221,18 @@ def test_tiny_models_at_the_edges_of_what_they_accept():
     np.testing.assert_allclose(model.distribution(np.array([[1, 0]]), 1)[0],
                                [oracle.prob(w, (), 1) for w in range(3)], rtol=1e-12)
     assert model.sampler().order == 2 and model.sampler(1).order == 1
+    unigram = KneserNey(1, 3).fit([1, 1, 1, 2])  # order 1: one table, of two tokens
+    np.testing.assert_allclose(unigram.log_prob([0, 1, 2, 0]),
+                               Oracle([1, 1, 1, 2], 3, 1).log_prob([0, 1, 2, 0], 1), rtol=1e-12)
+    np.testing.assert_allclose(KneserNey(1, 3).fit([2, 2]).distribution([[0]])[0],
+                               [0.125, 0.125, 0.75], rtol=1e-12)
+    # c(2) = 2 of 2 tokens, D = 0.75 (no singletons to estimate it): p(2) = (2 − 0.75) / 2 +
+    # γ / 3 with γ = 0.75 / 2, so p(2) = 0.625 + 0.125 and p(0) = p(1) = 0.125
+    with pytest.raises(ValueError, match=r"^ids must lie in \[0, vocab_size\) = \[0, 3\), got "
+                                         r"values from 0 to 5$"):
+        KneserNey(2, 3).fit([0, 5, 1])
+    with pytest.raises(TypeError, match=r"^ids must hold integer token ids, got dtype float64$"):
+        KneserNey(2, 3).fit([0.0, 1.0, 2.0])
     with pytest.raises(ValueError, match=r"^ids must hold more than order = 2 tokens, got 2$"):
         KneserNey(2, 3).fit([0, 1])
     with pytest.raises(ValueError, match=r"^ids must hold at least 2 tokens \(one target\), "
