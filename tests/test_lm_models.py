@@ -314,3 +314,17 @@ def test_gpt_one_layer_cache_reads_like_recomputation_past_its_window():
             window = idx[:, max(0, t - 5): t + 1]
             torch.testing.assert_close(cached[:, t - 1], model(window)[:, -1],
                                        rtol=1e-5, atol=1e-6)
+
+
+def test_gpt_mlp_is_linear_gelu_linear_without_dropout_by_default():
+    """The feed-forward layer on its own: Linear(d, 4d) → GELU → Linear(4d, d), no biases, and
+    no dropout unless asked (deterministic in training mode)."""
+    from sseq.lm.gpt import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(8).double().train()
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    h = x @ mlp.fc.weight.T
+    expected = (0.5 * h * (1 + torch.erf(h / 2**0.5))) @ mlp.proj.weight.T  # exact GELU
+    torch.testing.assert_close(mlp(x), expected, rtol=1e-12, atol=1e-14)
+    assert mlp.fc.bias is None and mlp.proj.bias is None and mlp.dropout.p == 0.0
