@@ -328,3 +328,11 @@ def test_gpt_mlp_is_linear_gelu_linear_without_dropout_by_default():
     expected = (0.5 * h * (1 + torch.erf(h / 2**0.5))) @ mlp.proj.weight.T  # exact GELU
     torch.testing.assert_close(mlp(x), expected, rtol=1e-12, atol=1e-14)
     assert mlp.fc.bias is None and mlp.proj.bias is None and mlp.dropout.p == 0.0
+
+
+def test_gpt_block_on_its_own_uses_the_fused_attention_by_default():
+    """Block(config) without ``fused`` takes PyTorch's fused attention, as GPT does by default."""
+    from sseq.lm.gpt import Block, GPTConfig
+
+    assert Block(GPTConfig(V, 8, 1, 2, 8)).attn.fused is True
+    assert Block(GPTConfig(V, 8, 1, 2, 8), fused=False).attn.fused is False
