@@ -107,3 +107,67 @@ def test_train_val_split_checks():
         C.train_val_split(torch.arange(10), 1.5)
     with pytest.raises(ValueError, match="ids must be a 1-d tensor"):
         C.train_val_split(torch.zeros(2, 2))
+
+
+def test_tokenizer_identity_repr_and_refusals_in_full():
+    """Two tokenizers are equal (and hash alike) exactly when their vocabularies are; the
+    refusals name the argument and show what was given."""
+    tok = C.CharTokenizer("ba")
+    assert repr(tok) == "CharTokenizer(vocab_size=2)" and tok.vocab_size == 2
+    assert tok == C.CharTokenizer("ab") and hash(tok) == hash(C.CharTokenizer("ab"))
+    assert tok != C.CharTokenizer("abc") and tok != "ab"
+    assert len({tok, C.CharTokenizer("ab"), C.CharTokenizer("abc")}) == 2
+    assert hash(tok) != hash(C.CharTokenizer("abc"))  # vocabularies spread over the hash
+    with pytest.raises(ValueError, match=r"^chars must be a non-empty str, got ''$"):
+        C.CharTokenizer("")
+    with pytest.raises(ValueError, match=r"^chars must be a non-empty str, got \['a'\]$"):
+        C.CharTokenizer(["a"])
+    with pytest.raises(ValueError, match=r"^chars must be distinct, got 4 characters of which 2 "
+                                         r"differ$"):
+        C.CharTokenizer("abab")
+    with pytest.raises(TypeError, match=r"^text must be a str, got bytes$"):
+        tok.encode(b"ab")
+    with pytest.raises(ValueError, match=r"^text has a character outside the vocabulary: 'c' at "
+                                         r"position 2; the vocabulary is 'ab'$"):
+        tok.encode("abcc")
+    with pytest.raises(ValueError, match=r"^ids must lie in \[0, vocab_size\) = \[0, 2\), got "
+                                         r"values from -1 to 1$"):
+        tok.decode([1, -1])
+    with pytest.raises(ValueError, match=r"^ids must be a 1-d sequence of ints, got shape \(2,\) "
+                                         r"and dtype torch.float32$"):
+        tok.decode([0.0, 1.0])
+    with pytest.raises(ValueError, match=r"^ids must be a 1-d sequence of ints, got shape \(1,\) "
+                                         r"and dtype torch.complex64$"):
+        tok.decode(torch.zeros(1, dtype=torch.complex64))
+    assert tok.decode([0, 1, 1]) == "abb" and tok.decode(torch.tensor([1])) == "b"
+    assert tok.encode("").shape == (0,) and tok.encode("").dtype == torch.int64
+
+
+def test_splits_and_windows_at_their_edges():
+    """The edges of each cut: split fractions just inside (0, 1), the train split by name,
+    a batch window reaching the last token, an evaluation of exactly one window."""
+    train, val = C.train_val_split(torch.arange(10), 0.99)
+    assert len(train) == 9 and val.tolist() == [9]
+    for bad in (0, 1, 0.0, -0.5):
+        with pytest.raises(ValueError, match=rf"^fraction must be in \(0, 1\), got {bad}$"):
+            C.train_val_split(torch.arange(10), bad)
+    with pytest.raises(ValueError, match=r"^ids must be a 1-d tensor, got list \(\)$"):
+        C.train_val_split([1, 2, 3])
+    with pytest.raises(ValueError, match=r"^ids must be a 1-d tensor, got Tensor \(2, 2\)$"):
+        C.train_val_split(torch.zeros(2, 2))
+    corpus = C.Corpus("toy", C.CharTokenizer("ab"), torch.tensor([0, 1]), torch.tensor([1]))
+    assert corpus.split("train") is corpus.train and corpus.split("val") is corpus.val
+    with pytest.raises(ValueError, match=r"^split must be 'train' or 'val', got 'Train'$"):
+        corpus.split("Train")
+    # 12 tokens, windows of 8 (+1 target): the starts 0..3 are all drawn, and only they
+    x, y = C.get_batch(torch.arange(12), 400, 8, torch.Generator().manual_seed(0))
+    assert sorted(set(x[:, 0].tolist())) == [0, 1, 2, 3] and y[:, -1].max().item() == 11
+    with pytest.raises(ValueError, match=r"^context must be shorter than the data: context = 12, "
+                                         r"len\(data\) = 12$"):
+        C.get_batch(torch.arange(12), 2, 12, torch.Generator())
+    x, y = C.eval_windows(torch.arange(17), 16)  # exactly one window and its 16 targets
+    assert x.tolist() == [list(range(16))] and y.tolist() == [list(range(1, 17))]
+    x, y = C.eval_windows(torch.arange(32), 8)   # 31 targets: 3 full windows, 7 left over
+    assert x.shape == (3, 8) and y[-1, -1].item() == 24
+    with pytest.raises(ValueError, match=r"^data must hold more than context = 4 tokens, got 4$"):
+        C.eval_windows(torch.arange(4), 4)

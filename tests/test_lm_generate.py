@@ -107,3 +107,111 @@ def test_argument_checks():
     with pytest.raises(ValueError, match="prompt must be a str or integer token ids"):
         generate(model, torch.zeros(3), 1)
     assert math.isfinite(sample_next(torch.zeros(1, 3), 1.0).item())
+
+
+def _greedy_oracle(model, prompt, n_new):
+    """Greedy decoding written as its definition: re-read the text (its last ``context``
+    tokens) with the model in evaluation mode, append the arg-max, n_new times."""
+    text = prompt.clone()
+    window = getattr(model, "context", None) or text.shape[1] + n_new
+    with torch.no_grad():
+        for _ in range(n_new):
+            text = torch.cat([text, model(text[:, -window:])[:, -1].argmax(-1, keepdim=True)], 1)
+    return text
+
+
+@pytest.mark.parametrize("family", ["gpt", "lstm"])
+def test_generation_reads_with_dropout_off_and_restores_either_mode(family):
+    """Generation switches off dropout (the model's evaluation mode) and puts the model back in
+    the mode it was in, training or evaluation: with dropout 0.5 a model left in training mode
+    would draw from a randomly thinned network, and the greedy text would change."""
+    torch.manual_seed(0)
+    model = GPT(V, 8, 2, 2, 16, dropout=0.5) if family == "gpt" else LSTMLM(V, 16, 2, 0.5)
+    prompt = torch.randint(V, (2, 3), generator=torch.Generator().manual_seed(2))
+    expected = _greedy_oracle(model.eval(), prompt, 12)
+    for cache in (True, False):
+        model.train()
+        assert torch.equal(generate(model, prompt, 12, temperature=0, cache=cache), expected)
+        assert model.training
+        model.eval()
+        assert torch.equal(generate(model, prompt, 12, temperature=0, cache=cache), expected)
+        assert not model.training
+
+
+def test_a_one_token_prompt_is_enough():
+    """A single token (the smallest prompt the docstring allows) starts a text."""
+    model = _models()["lstm"]
+    out = generate(model, torch.tensor([7]), 3, temperature=0)
+    assert out.shape == (4,) and out[0].item() == 7
+    assert torch.equal(out, _greedy_oracle(model, torch.tensor([[7]]), 3)[0])
+
+
+def test_a_text_prompt_uses_the_models_own_tokenizer():
+    """A model loaded from a checkpoint carries its tokenizer (model.tokenizer): a text prompt
+    then needs no tokenizer argument and the text comes back decoded with it."""
+    model = _models()["lstm"]
+    tok = shakespeare().tokenizer
+    expected = generate(model, "ROMEO:", 8, seed=5, tokenizer=tok)
+    model.tokenizer = tok
+    assert generate(model, "ROMEO:", 8, seed=5) == expected
+    ids = generate(model, tok.encode("ROMEO:"), 8, seed=5)  # ids in, ids out
+    assert isinstance(ids, torch.Tensor) and tok.decode(ids) == expected
+
+
+def test_argument_messages_show_what_was_given():
+    """Each refusal names the argument and shows the value or shape it was given."""
+    model = _models()["lstm"]
+    with pytest.raises(ValueError, match=r"^logits must have shape \(b, v\), got \(3,\)$"):
+        sample_next(torch.zeros(3))
+    with pytest.raises(ValueError, match=r"^logits must have shape \(b, v\), got \(\)$"):
+        sample_next([[0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"^temperature must be a number >= 0, got True$"):
+        sample_next(torch.zeros(1, 3), temperature=True)
+    with pytest.raises(ValueError, match=r"^temperature must be a number >= 0, got nan$"):
+        sample_next(torch.zeros(1, 3), temperature=float("nan"))
+    with pytest.raises(ValueError, match=r"^top_k must be a positive int or None, got 2\.0$"):
+        top_k_logits(torch.zeros(1, 3), 2.0)
+    with pytest.raises(ValueError, match=r"^top_k must be a positive int or None, got True$"):
+        top_k_logits(torch.zeros(1, 3), True)
+    with pytest.raises(ValueError, match=r"^a text prompt needs a tokenizer: pass tokenizer="
+                                         r"\.\.\. \(e\.g\. sseq\.lm\.shakespeare\(\)\.tokenizer"
+                                         r"\) or token ids$"):
+        generate(model, "hello", 3)
+    with pytest.raises(ValueError, match=r"^prompt must be a str or integer token ids \(l,\) "
+                                         r"or \(b, l\), got Tensor \(3,\)$"):
+        generate(model, torch.zeros(3), 1)
+    with pytest.raises(ValueError, match=r"^prompt must be a str or integer token ids \(l,\) "
+                                         r"or \(b, l\), got Tensor \(1, 1, 2\)$"):
+        generate(model, torch.zeros(1, 1, 2, dtype=torch.long), 1)
+    with pytest.raises(ValueError, match=r"^prompt must be a str or integer token ids \(l,\) "
+                                         r"or \(b, l\), got list \(\)$"):
+        generate(model, [1, 2], 1)
+    for bad in (True, 2.0):
+        with pytest.raises(ValueError, match=rf"^n_new must be an int >= 0, got {bad}$"):
+            generate(model, torch.tensor([1]), bad)
+        with pytest.raises(ValueError, match=rf"^seed must be an int >= 0, got {bad}$"):
+            generate(model, torch.tensor([1]), 1, seed=bad)
+    with pytest.raises(ValueError, match=r"^prompt must hold at least one token$"):
+        generate(model, "", 1, tokenizer=shakespeare().tokenizer)
+
+
+def test_sampling_defaults_to_temperature_one_and_all_tokens():
+    """Without temperature or top_k, sample_next draws from softmax(z) itself: the very draws of
+    temperature=1 (the same seed), and not those of temperature 2."""
+    z = torch.randn(2000, 5, generator=torch.Generator().manual_seed(0))
+
+    def draws(**kwargs):
+        return sample_next(z, generator=torch.Generator().manual_seed(1), **kwargs)
+
+    assert torch.equal(draws(), draws(temperature=1.0, top_k=None))
+    assert not torch.equal(draws(), draws(temperature=2.0))
+
+
+def test_a_single_possible_token_is_always_drawn():
+    """A one-token vocabulary, or a distribution with one token left (top_k=1), is a certain
+    draw at any temperature: one draw per row, never an error."""
+    g = torch.Generator().manual_seed(0)
+    for temperature in (0.5, 1.0, 3.0):
+        assert sample_next(torch.zeros(4, 1), temperature, generator=g).tolist() == [0] * 4
+        logits = torch.tensor([[0.0, 5.0, 1.0]]).expand(4, 3)
+        assert sample_next(logits, temperature, 1, g).tolist() == [1] * 4

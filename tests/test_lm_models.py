@@ -239,3 +239,100 @@ def test_mamba_lm_uses_the_reference_initialisation():
     expected = (1 / (3 * mixer.d_inner)) ** 0.5 / 2
     assert mixer.out_proj.weight.std().item() == pytest.approx(expected, rel=0.1)
     torch.testing.assert_close(mixer.A_log[0].exp(), torch.arange(1.0, 17.0))  # S4D-Real
+
+
+def test_gpt_initialisation_scales_every_matrix_as_gpt2_does():
+    """N(0, 0.02) for the token and position tables and every linear layer; the two layers that
+    write into the residual stream (attention's W_o and the MLP's proj) 0.02 / √(2 n_layers)."""
+    torch.manual_seed(0)
+    model = GPT(V, 64, 2, 4, 64)
+    assert model.token_embedding.weight.std().item() == pytest.approx(0.02, rel=0.15)
+    assert model.position_embedding.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    for block in model.blocks:
+        for layer in (block.attn.W_q, block.attn.W_k, block.attn.W_v, block.mlp.fc):
+            assert layer.weight.std().item() == pytest.approx(0.02, rel=0.1)
+            assert layer.weight.mean().abs().item() < 0.002
+        for layer in (block.attn.W_o, block.mlp.proj):
+            assert layer.weight.std().item() == pytest.approx(0.01, rel=0.1)  # 0.02 / √4
+
+
+def test_gpt_dropout_acts_in_training_only_and_fused_is_passed_on():
+    """With dropout the training-mode forward pass is random (embeddings and residual branches
+    thinned) and the evaluation-mode pass is not; fused picks the attention path of each layer;
+    the config and its repr show every setting."""
+    torch.manual_seed(0)
+    model = GPT(V, 8, 2, 2, 16, dropout=0.3)
+    idx = _ids(2, 8)
+    assert not torch.equal(model(idx), model(idx))
+    model.eval()
+    assert torch.equal(model(idx), model(idx))
+    dropouts = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts == [0.3] * len(dropouts) and len(dropouts) == 1 + 2 * 2
+    assert [b.attn.fused for b in GPT(V, 8, 2, 2, 16, fused=False).blocks] == [False, False]
+    assert [b.attn.fused for b in model.blocks] == [True, True]
+    assert model.extra_repr() == ("vocab_size=11, context=8, n_layers=2, n_heads=2, "
+                                  "d_model=16, dropout=0.3")
+    assert model.config.vocab_size == 11 and model.context == 8
+
+
+def test_gpt_refusals_name_the_argument_and_show_the_value():
+    for i, name in enumerate(("vocab_size", "context", "n_layers", "n_heads", "d_model")):
+        for bad in (0, True, 2.0):
+            args = [V, 8, 1, 2, 8]
+            args[i] = bad
+            with pytest.raises(ValueError, match=rf"^{name} must be a positive int, got {bad}$"):
+                GPT(*args)
+    with pytest.raises(ValueError, match=r"^n_heads must divide d_model: d_model = 30, "
+                                         r"n_heads = 4$"):
+        GPT(V, 8, 1, 4, 30)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=rf"^dropout must be in \[0, 1\), got {bad}$"):
+            GPT(V, 8, 1, 2, 8, dropout=bad)
+    model = GPT(V, 8, 1, 2, 8)
+    with pytest.raises(ValueError, match=r"^positions must be below context = 8, got 9 tokens$"):
+        model(_ids(1, 9))
+    with pytest.raises(ValueError, match=r"^idx must be integer token ids of shape \(b, l\), got "
+                                         r"Tensor \(2, 3\)$"):
+        model(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"^idx must be integer token ids of shape \(b, l\), got "
+                                         r"Tensor \(3,\)$"):
+        model(torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^idx must be integer token ids of shape \(b, l\), got "
+                                         r"list \(\)$"):
+        model([[1, 2]])
+
+
+def test_gpt_one_layer_cache_reads_like_recomputation_past_its_window():
+    """The cached reading of a one-layer GPT (a single KV cache) equals re-reading the last
+    ``context`` tokens for every position, before and after the position table runs out."""
+    torch.manual_seed(1)
+    model = GPT(V, 6, 1, 2, 8).eval()
+    idx = _ids(2, 11, seed=3)
+    with torch.no_grad():
+        cached = _read_step_by_step(model, idx, prompt=2)
+        for t in range(1, 11):
+            window = idx[:, max(0, t - 5): t + 1]
+            torch.testing.assert_close(cached[:, t - 1], model(window)[:, -1],
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_gpt_mlp_is_linear_gelu_linear_without_dropout_by_default():
+    """The feed-forward layer on its own: Linear(d, 4d) → GELU → Linear(4d, d), no biases, and
+    no dropout unless asked (deterministic in training mode)."""
+    from sseq.lm.gpt import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(8).double().train()
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    h = x @ mlp.fc.weight.T
+    expected = (0.5 * h * (1 + torch.erf(h / 2**0.5))) @ mlp.proj.weight.T  # exact GELU
+    torch.testing.assert_close(mlp(x), expected, rtol=1e-12, atol=1e-14)
+    assert mlp.fc.bias is None and mlp.proj.bias is None and mlp.dropout.p == 0.0
+
+
+def test_gpt_block_on_its_own_uses_the_fused_attention_by_default():
+    """Block(config) without ``fused`` takes PyTorch's fused attention, as GPT does by default."""
+    from sseq.lm.gpt import Block, GPTConfig
+
+    assert Block(GPTConfig(V, 8, 1, 2, 8)).attn.fused is True
+    assert Block(GPTConfig(V, 8, 1, 2, 8), fused=False).attn.fused is False

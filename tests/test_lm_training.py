@@ -4,6 +4,7 @@ evaluation over windows, and a deterministic training loop."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -132,3 +133,177 @@ def test_train_config_checks():
         TrainConfig(seed=-1)
     with pytest.raises(ValueError, match=r"logits must have shape \(b, l, v\)"):
         lm_loss(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long))
+
+
+class Bigram(nn.Module):
+    """A tiny model with a matrix (decayed) and a bias (not decayed) that records the mode of
+    every forward pass: (training?, batch size)."""
+
+    context = None
+
+    def __init__(self, v=4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(v, 3)
+        self.out = nn.Linear(3, v)
+        self.modes = []
+
+    def forward(self, idx):
+        self.modes.append((self.training, len(idx)))
+        return self.out(self.embedding(idx))
+
+
+def _random_corpus(n=400, seed=0):
+    ids = torch.randint(4, (n,), generator=torch.Generator().manual_seed(seed))
+    return Corpus("random", CharTokenizer("abcd"), ids[: n - 120], ids[n - 120:])
+
+
+def test_training_steps_equal_a_hand_written_adamw_loop():
+    """Three steps of train_lm are, parameter for parameter, the loop written out by hand:
+    the same windows, cross-entropy, global-norm clipping to grad_clip, AdamW with decay on
+    the matrices only, the scheduled learning rate; and the records average the losses since
+    the previous record."""
+    corpus = _random_corpus()
+    config = TrainConfig(steps=3, batch_size=2, context=4, lr=0.05, min_lr=0.01, warmup=1,
+                         weight_decay=0.3, beta1=0.8, beta2=0.95, grad_clip=0.05,
+                         eval_every=2, eval_windows=5, seed=4)
+    model = Bigram()
+    history = train_lm(model, config, corpus=corpus, progress=False)
+
+    ref = Bigram()
+    params = dict(ref.named_parameters())
+    decayed = [params["embedding.weight"], params["out.weight"]]
+    plain = [params["out.bias"]]
+    opt = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.3},
+                             {"params": plain, "weight_decay": 0.0}], betas=(0.8, 0.95))
+    g = torch.Generator().manual_seed(4)
+    losses, rates = [], []
+    for step in range(3):
+        rate = 0.05 * (step + 1) / 2 if step < 1 else \
+            0.01 + 0.5 * (1 + math.cos(math.pi * (step - 1) / 2)) * 0.04
+        start = torch.randint(280 - 4, (2,), generator=g)
+        window = torch.stack([corpus.train[s: s + 5] for s in start.tolist()])
+        logits = ref(window[:, :-1])
+        loss = -torch.log_softmax(logits, -1).gather(-1, window[:, 1:, None]).mean()
+        for p in ref.parameters():
+            p.grad = None
+        loss.backward()
+        norm = torch.sqrt(sum((p.grad ** 2).sum() for p in ref.parameters()))
+        for p in ref.parameters():
+            p.grad *= min(1.0, 0.05 / (norm.item() + 1e-6))
+        for group in opt.param_groups:
+            group["lr"] = rate
+        opt.step()
+        losses.append(loss.item())
+        rates.append(rate)
+    for (name, p), q in zip(model.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    assert history["step"] == [2, 3] and history["tokens"] == [16, 24]
+    assert history["train_loss"] == pytest.approx([(losses[0] + losses[1]) / 2, losses[2]],
+                                                  rel=1e-5)
+    assert history["lr"] == pytest.approx([rates[1], rates[2]], rel=1e-12)
+    assert history["val_loss"][-1] == pytest.approx(
+        evaluate(ref, context=4, corpus=corpus, max_windows=5), rel=1e-5)
+    assert all(math.isnan(f) for f in history["flops"])  # no flops_per_step given
+
+
+def test_training_runs_in_training_mode_and_ends_in_evaluation_mode():
+    """Every training step reads with dropout on (training mode), even after an on_record
+    callback that switched the model to evaluation; evaluation reads in evaluation mode; the
+    model is returned in evaluation mode; on_record sees each record as it is appended."""
+    corpus = _random_corpus()
+    config = TrainConfig(steps=4, batch_size=2, context=4, warmup=1, eval_every=2,
+                         eval_windows=3)
+    model = Bigram().eval()
+    seen = []
+
+    def on_record(m, record):
+        seen.append(dict(record))
+        m.eval()
+
+    history = train_lm(model, config, corpus=corpus, on_record=on_record, progress=False)
+    assert not model.training
+    train_modes = [mode for mode, b in model.modes if b == 2]  # the training batches
+    eval_modes = [mode for mode, b in model.modes if b == 3]   # the 3 validation windows
+    assert train_modes == [True] * 4 and eval_modes == [False] * 2
+    assert [r["step"] for r in seen] == [2, 4] and seen[-1]["val_loss"] == history["val_loss"][-1]
+    assert list(seen[0]) == ["step", "train_loss", "val_loss", "lr", "tokens", "flops",
+                             "seconds", "cpu_seconds"]
+
+
+def test_a_time_budget_stops_training_and_times_accumulate():
+    """time_budget=0 stops after the first step, with a record; the seconds and CPU seconds
+    recorded are cumulative training times, below the wall time of the whole call."""
+    corpus = _random_corpus()
+    config = TrainConfig(steps=50, batch_size=2, context=4, warmup=1, eval_every=3,
+                         eval_windows=2)
+    h = train_lm(Bigram(), config, corpus=corpus, time_budget=0.0, progress=False)
+    assert h["step"] == [1] and h["tokens"] == [8]
+    started = time.perf_counter()
+    h = train_lm(Bigram(), config, corpus=corpus, steps=9, progress=False)
+    wall = time.perf_counter() - started
+    assert h["step"] == [3, 6, 9]
+    assert 0 < h["seconds"][0] < h["seconds"][1] < h["seconds"][2] < wall
+    assert 0 < h["cpu_seconds"][0] < h["cpu_seconds"][2]
+
+
+def test_evaluate_picks_evenly_spread_windows_in_batches_and_restores_the_mode():
+    """max_windows scores windows 0, round((n − 1) / 2), n − 1 (for 3 of n); batches of any
+    size weigh each window once; the model's mode is put back."""
+    corpus = _random_corpus()
+    model = Bigram().train()
+    x = corpus.val[:-1][: (119 // 4) * 4].view(-1, 4)   # 29 windows of 4
+    y = corpus.val[1:][: (119 // 4) * 4].view(-1, 4)
+    with torch.no_grad():
+        def loss(rows):
+            logits = model.out(model.embedding(x[rows]))
+            return -torch.log_softmax(logits, -1).gather(-1, y[rows][..., None]).mean().item()
+        every, spread = loss(list(range(29))), loss([0, 14, 28])
+    for batch_size in (1, 4, 64):
+        assert evaluate(model, context=4, corpus=corpus, batch_size=batch_size) == \
+            pytest.approx(every, rel=1e-6)
+        assert model.training
+    assert evaluate(model, context=4, corpus=corpus, max_windows=3, batch_size=2) == \
+        pytest.approx(spread, rel=1e-6)
+    assert evaluate(model, context=4, corpus=corpus, max_windows=29) == \
+        pytest.approx(every, rel=1e-6)
+    assert evaluate(model.eval(), context=4, corpus=corpus, max_windows=3) == \
+        pytest.approx(spread, rel=1e-6) and not model.training
+    assert evaluate(model, "train", context=4, corpus=corpus, max_windows=1) != \
+        pytest.approx(evaluate(model, "val", context=4, corpus=corpus, max_windows=1))
+    gpt = GPT(4, 8, 1, 1, 8)
+    assert math.isfinite(evaluate(gpt, context=8, corpus=corpus))  # exactly the model's window
+
+
+def test_schedule_optimizer_and_config_edges():
+    """The schedule's edges (no warm-up, a one-step decay, past the last step), the optimizer's
+    settings and what it leaves out (frozen parameters, flagged matrices), each config refusal."""
+    c = TrainConfig(steps=2, lr=1e-3, min_lr=2e-4, warmup=1)
+    assert [learning_rate(s, c) for s in (0, 1, 2, 5)] == pytest.approx([5e-4, 1e-3, 2e-4, 2e-4])
+    c = TrainConfig(steps=10, lr=1e-3, min_lr=1e-3, warmup=0)  # min_lr == lr is allowed
+    assert learning_rate(0, c) == pytest.approx(1e-3)
+    model = Bigram()
+    model.out.bias.requires_grad_(False)
+    model.embedding.weight._no_weight_decay = True
+    config = TrainConfig(lr=3e-3, beta1=0.7, beta2=0.9, weight_decay=0.2)
+    opt = make_optimizer(model, config)
+    decay, no_decay = opt.param_groups
+    assert decay["params"] == [model.out.weight] and decay["weight_decay"] == 0.2
+    assert no_decay["params"] == [model.embedding.weight] and no_decay["weight_decay"] == 0.0
+    assert decay["lr"] == 3e-3 and decay["betas"] == (0.7, 0.9)
+    for name in ("steps", "batch_size", "context", "eval_every", "eval_windows"):
+        for bad in (0, True, 2.0):
+            with pytest.raises(ValueError, match=rf"^{name} must be a positive int, got {bad}$"):
+                TrainConfig(**{name: bad})
+        TrainConfig(**{name: 1})
+    with pytest.raises(ValueError, match=r"^need 0 < min_lr <= lr, got lr=0.001, min_lr=0$"):
+        TrainConfig(min_lr=0)
+    for bad in (True, 1.0, -1):
+        with pytest.raises(ValueError, match=rf"^seed must be an int >= 0, got {bad}$"):
+            TrainConfig(seed=bad)
+    with pytest.raises(ValueError, match=r"^logits must have shape \(b, l, v\) with \(b, l\) = "
+                                         r"\(2, 3\), got \(2, 4, 5\)$"):
+        lm_loss(torch.zeros(2, 4, 5), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^context must be at most the model's context = 8, "
+                                         r"got 9$"):
+        evaluate(GPT(4, 8, 1, 1, 8), context=9, corpus=_random_corpus())
