@@ -108,3 +108,49 @@ def test_the_mqar_table_prints_each_models_parameters():
         assert row["parameters"] == f"{m.count_parameters(built):,}"
     widths = {r["parameters"] for r in rows if r["model"] == "Mamba"}
     assert len(widths) == len(results["config"]["widths"])  # width changes the parameters too
+
+
+def _ledger_runs():
+    """Made-up stored results whose every number is distinct, so each cell shows where it came
+    from: copying tested at lengths 8..64 (trained up to 16), the long MQAR run at 4 pairs and
+    width 32 beside a decoy point (another pair count), induction trained at 64 (not the first
+    test length) and tested up to 256; LSTM has no MQAR or induction run, Hybrid no MQAR run."""
+    fams = ("transformer", "mamba", "lstm", "hybrid")
+    copy = {f: {"parameters": 10_000 * (i + 1) + 234, "mean_seq_acc": 0.11 * (i + 1),
+                "length_mean": [0.9 - 0.1 * i, 0.8 - 0.1 * i, 0.31 + 0.01 * i, 0.05 * i]}
+            for i, f in enumerate(fams)}
+    mqar = {f: {"pairs=4,width=32": {"best": {"mean": 0.70 + 0.1 * i}},
+                "pairs=8,width=32": {"best": {"mean": 0.01}}}
+            for i, f in enumerate(("transformer", "mamba"))}
+    ind = {f: {"length_mean": [0.5 + 0.1 * i, 0.95 - 0.1 * i, 0.4, 0.123 + 0.1 * i]}
+           for i, f in enumerate(("transformer", "mamba", "hybrid"))}
+    return {"copying": {"config": {"train_length": 16, "test_lengths": [8, 16, 32, 64]},
+                        "summary": copy},
+            "mqar_long": {"config": {"width_pairs": 4, "d_model": 32, "steps": 1500,
+                                     "batch_size": 32}, "summary": mqar},
+            "induction": {"config": {"train_length": 64, "test_lengths": [32, 64, 128, 256]},
+                          "summary": ind}}
+
+
+def test_the_ledger_rows_cell_by_cell():
+    """Each cell of chapter 8's ledger comes from the right experiment, family, point and test
+    length, formatted as the chapter prints it (thousands separated, whole percents), with "—"
+    for a family an experiment did not run: checked against rows written out by hand."""
+    from sseq.experiments import ledger
+
+    assert ledger.FAMILIES == ("transformer", "mamba", "lstm", "hybrid")
+    rows = ledger.rows(_ledger_runs(), {"transformer": 123456, "mamba": 2048, "lstm": 512,
+                                        "hybrid": 1_000_000})
+    mqar = "MQAR 4 pairs (long run, 48,000 seq.)"
+    keys = ["model", "parameters (copying model)", "numbers carried", "copy ≤ 16", "copy 32",
+            mqar, "induction at 64", "induction at 256"]
+    want = [["Transformer (absolute)", "10,234", "123,456", "11%", "31%", "70%", "95%", "12%"],
+            ["Mamba", "20,234", "2,048", "22%", "32%", "80%", "85%", "22%"],
+            ["LSTM", "30,234", "512", "33%", "33%", "—", "—", "—"],
+            ["Hybrid (Mamba, attention, Mamba)", "40,234", "1,000,000", "44%", "34%", "—",
+             "75%", "32%"]]
+    assert [list(r) for r in rows] == [keys] * 4
+    assert [list(r.values()) for r in rows] == want
+    # the copying column beyond training is the one asked for
+    beyond = ledger.rows(_ledger_runs(), dict.fromkeys(ledger.FAMILIES, 1), copy_length=64)
+    assert [r["copy 64"] for r in beyond] == ["0%", "5%", "10%", "15%"]
