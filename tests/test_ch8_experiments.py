@@ -154,3 +154,52 @@ def test_the_ledger_rows_cell_by_cell():
     # the copying column beyond training is the one asked for
     beyond = ledger.rows(_ledger_runs(), dict.fromkeys(ledger.FAMILIES, 1), copy_length=64)
     assert [r["copy 64"] for r in beyond] == ["0%", "5%", "10%", "15%"]
+
+
+def test_logs_of_selects_runs_by_every_key_and_names_a_miss():
+    """logs_of returns the logs of the runs matching every given key (in stored order), and
+    refuses a selection that matches nothing, showing it."""
+    from sseq.experiments.recall import logs_of
+
+    results = {"runs": [{"model": "a", "seed": 0, "log": {"n": 1}},
+                        {"model": "b", "seed": 0, "log": {"n": 2}},
+                        {"model": "a", "seed": 1, "log": {"n": 3}}]}
+    assert logs_of(results, model="a") == [{"n": 1}, {"n": 3}]
+    assert logs_of(results, model="a", seed=1) == [{"n": 3}]
+    assert logs_of(results) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    with pytest.raises(ValueError) as info:
+        logs_of(results, model="b", seed=1)
+    assert str(info.value) == "no stored runs with {'model': 'b', 'seed': 1}"
+
+
+def test_plot_band_draws_the_seed_mean_and_range_in_the_familys_style():
+    """plot_band: a line at the mean over seeds in the family's colour, line style and the
+    marker asked for, labelled, over a light band from the smallest to the largest seed."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from sseq.experiments.recall import plot_band
+
+    fig, ax = plt.subplots()
+    try:
+        ys = [[0.0, 0.5, 1.0], [0.3, 0.1, 0.4], [0.6, 0.9, 0.7]]
+        assert plot_band(ax, [1, 2, 3], ys, family="hybrid", label="H", marker="s") is ax
+        plot_band(ax, [1, 2, 3], ys, family="transformer_rope", label="R")
+        (line, rope) = ax.get_lines()
+        np.testing.assert_allclose(line.get_ydata(), [0.3, 0.5, 0.7])
+        assert (line.get_color(), line.get_linestyle(), line.get_marker(), line.get_label(),
+                line.get_markersize()) == ("#009E73", "-.", "s", "H", 3.5)
+        assert (rope.get_color(), rope.get_linestyle(), rope.get_marker()) == (
+            "#CC79A7", "--", "o")
+        band = ax.collections[0]
+        (path,) = band.get_paths()
+        vertices = {tuple(v) for v in path.vertices.round(6)}
+        assert {(1, 0.0), (2, 0.1), (3, 0.4), (1, 0.6), (2, 0.9), (3, 1.0)} <= vertices
+        np.testing.assert_allclose(band.get_facecolor()[0], to_rgba("#009E73", 0.18))
+        assert band.get_linewidth()[0] == 0
+    finally:
+        plt.close(fig)
