@@ -203,3 +203,69 @@ def test_plot_band_draws_the_seed_mean_and_range_in_the_familys_style():
         assert band.get_linewidth()[0] == 0
     finally:
         plt.close(fig)
+
+
+def test_train_on_task_records_window_means_and_the_last_step(monkeypatch):
+    """train_on_task: batches from a generator seeded 10,000 + seed, the model in training
+    mode, gradients clipped to ``clip_grad`` (1.0 by default), a record every ``eval_every``
+    steps and at the last one, its loss the mean of the step losses since the previous record
+    (a non-finite sum recorded as NaN), and the caller's random state left as it was."""
+    import math as m
+
+    import torch
+
+    from sseq import recall_tasks
+    from sseq.experiments import recall
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.modes = torch.nn.Embedding(8, 8), []
+
+        def forward(self, x):
+            if torch.is_grad_enabled():
+                self.modes.append(self.training)
+            return self.embed(x)
+
+    seeds, losses, norms = [], [], []
+
+    def sample(n, generator):
+        seeds.append(generator.initial_seed())
+        return recall_tasks.copying(n, length=2, n_symbols=4, seed=generator)
+
+    def loss_of(output, targets):
+        loss = torch.nn.functional.cross_entropy(output.flatten(0, 1), targets.flatten())
+        losses.append(loss.item())
+        return loss
+
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def clip(params, max_norm):
+        norms.append(max_norm)
+        return real_clip(params, max_norm)
+
+    monkeypatch.setattr(recall, "compute_loss", loss_of)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    model = Tiny().eval()
+    eval_set = recall_tasks.copying(8, length=2, n_symbols=4, seed=1)
+    torch.manual_seed(123)
+    log = recall.train_on_task(model, sample, eval_set, steps=5, batch_size=3, lr=1e-2,
+                               seed=7, eval_every=2)
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(1))
+    assert seeds == [10_007] * 5 and model.modes == [True] * 5 and norms == [1.0] * 5
+    assert log["step"] == [2, 4, 5] and log["examples"] == [6, 12, 15]
+    want = [(losses[0] + losses[1]) / 2, (losses[2] + losses[3]) / 2, losses[4]]
+    assert log["loss"] == pytest.approx(want, rel=1e-12)
+    token, seq = recall_tasks.sequence_accuracy(model, *eval_set)
+    assert (log["token_acc"][-1], log["seq_acc"][-1]) == (token, seq)
+    assert set(log) == {"step", "examples", "loss", "token_acc", "seq_acc"}
+
+    recall.train_on_task(Tiny(), sample, eval_set, steps=1, batch_size=3, lr=1e-2, seed=0,
+                         eval_every=1, clip_grad=0.25)
+    assert norms[-1] == 0.25
+    monkeypatch.setattr(recall, "compute_loss", lambda out, tgt: loss_of(out, tgt) * m.inf)
+    log = recall.train_on_task(Tiny(), sample, eval_set, steps=1, batch_size=3, lr=1e-2,
+                               seed=0, eval_every=1)
+    assert m.isnan(log["loss"][0])
