@@ -399,7 +399,7 @@ def test_the_command_line_prefix_says_whether_the_log_is_reproduced(toy, tmp_pat
     experiments.run("toy", seeds=[0], progress=False)
     assert cli.main(["toy", "--prefix"]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out[:out.index("\nthe re-run")]) == experiments.prefix("toy")
+    assert out.startswith(json.dumps(experiments.prefix("toy"), indent=1) + "\nthe re-run")
     assert out.splitlines()[-2] == "the re-run reproduces the stored log"
     stored = json.loads((tmp_path / "toy.json").read_text())
     stored["runs"][0]["log"]["value"][0] = 1.0
@@ -417,3 +417,39 @@ def test_the_command_line_refuses_an_unknown_name(toy, capsys):
     assert err.startswith("usage: python -m sseq.experiments [-h]")
     assert err.rstrip().endswith("error: unknown experiment 'nope'; choose from "
                                  f"{sorted(experiments.EXPERIMENTS)}")
+
+
+def test_jobs_worker_processes_run_the_jobs(toy, monkeypatch):
+    """jobs=1 runs every job in this process; jobs=2 starts a pool of exactly two worker
+    processes and runs the jobs there."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    pools = []
+
+    class Pool(ProcessPoolExecutor):
+        def __init__(self, max_workers):
+            pools.append(max_workers)
+            super().__init__(max_workers)
+
+    monkeypatch.setattr(experiments, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(toy, "run_job", lambda config, job, steps=None: {"pid": os.getpid()})
+    one = experiments.run("toy", seeds=[0, 1], progress=False, save=False)
+    assert [r["log"]["pid"] for r in one["runs"]] == [os.getpid()] * 2 and pools == []
+    two = experiments.run("toy", seeds=[0, 1], jobs=2, progress=False, save=False)
+    assert os.getpid() not in [r["log"]["pid"] for r in two["runs"]] and pools == [2]
+
+
+def test_the_command_line_help_describes_every_option(capsys):
+    """--help shows the program, its description and what each option does."""
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("usage: python -m sseq.experiments [-h] [--list] [--quick] [--seeds SEEDS "
+                 "[SEEDS ...]] [--jobs JOBS] [--prefix] [name]",
+                 "Run one of the book's long experiments.", "name the experiment (see --list)",
+                 "--list list the experiments", "--quick a small version, to try things; "
+                 "saves nothing", "--jobs JOBS worker processes, one thread each (results do "
+                 "not change)", "--prefix re-run the first steps of the first stored run and "
+                 "compare"):
+        assert text in out, text
