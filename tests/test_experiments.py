@@ -453,3 +453,14 @@ def test_the_command_line_help_describes_every_option(capsys):
                  "not change)", "--prefix re-run the first steps of the first stored run and "
                  "compare"):
         assert text in out, text
+
+
+def test_the_file_writer_refuses_nan_and_infinity():
+    """_dumps writes strict JSON only: a NaN or infinity that reached it unrounded is an
+    error, never a ``NaN``/``Infinity`` token in a stored file."""
+    from sseq.experiments import _dumps
+
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            _dumps({"x": [1.0, bad]})
+    assert _dumps({"x": [1.0, -2]}) == '{\n "x": [1.0, -2]\n}\n'
