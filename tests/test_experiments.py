@@ -464,3 +464,14 @@ def test_the_file_writer_refuses_nan_and_infinity():
         with pytest.raises(ValueError, match="not JSON compliant"):
             _dumps({"x": [1.0, bad]})
     assert _dumps({"x": [1.0, -2]}) == '{\n "x": [1.0, -2]\n}\n'
+
+
+def test_the_jobs_are_listed_from_the_configuration_run(toy, monkeypatch):
+    """run asks the module for the jobs of the configuration it runs (QUICK for quick=True),
+    with the seeds given."""
+    monkeypatch.setattr(toy, "jobs", lambda config, seeds: [
+        {"seed": s, "steps": config.steps} for s in seeds])
+    quick = experiments.run("toy", quick=True, seeds=[4], progress=False)
+    full = experiments.run("toy", seeds=[5], progress=False, save=False)
+    assert [{k: r[k] for k in ("seed", "steps")} for r in quick["runs"] + full["runs"]] == [
+        {"seed": 4, "steps": 2}, {"seed": 5, "steps": 3}]
