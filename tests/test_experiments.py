@@ -468,10 +468,14 @@ def test_the_file_writer_refuses_nan_and_infinity():
 
 def test_the_jobs_are_listed_from_the_configuration_run(toy, monkeypatch):
     """run asks the module for the jobs of the configuration it runs (QUICK for quick=True),
-    with the seeds given."""
+    with the seeds given, and for the summary of that configuration's runs."""
     monkeypatch.setattr(toy, "jobs", lambda config, seeds: [
         {"seed": s, "steps": config.steps} for s in seeds])
+    monkeypatch.setattr(toy, "summarize", lambda config, runs: {
+        "steps": config.steps, "seeds": [r["seed"] for r in runs]})
     quick = experiments.run("toy", quick=True, seeds=[4], progress=False)
     full = experiments.run("toy", seeds=[5], progress=False, save=False)
     assert [{k: r[k] for k in ("seed", "steps")} for r in quick["runs"] + full["runs"]] == [
         {"seed": 4, "steps": 2}, {"seed": 5, "steps": 3}]
+    assert (quick["summary"], full["summary"]) == ({"steps": 2, "seeds": [4]},
+                                                   {"steps": 3, "seeds": [5]})
