@@ -447,7 +447,8 @@ def test_the_command_line_help_describes_every_option(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for text in ("usage: python -m sseq.experiments [-h] [--list] [--quick] [--seeds SEEDS "
                  "[SEEDS ...]] [--jobs JOBS] [--prefix] [name]",
-                 "Run one of the book's long experiments.", "name the experiment (see --list)",
+                 "[name] Run one of the book's long experiments. positional arguments:",
+                 "name the experiment (see --list)",
                  "--list list the experiments", "--quick a small version, to try things; "
                  "saves nothing", "--jobs JOBS worker processes, one thread each (results do "
                  "not change)", "--prefix re-run the first steps of the first stored run and "
