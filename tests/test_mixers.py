@@ -184,3 +184,10 @@ def test_lstm_hidden_solves_the_parameter_count():
     assert count(5, 10) == 735 and count(5, 11) == 852
     assert mixers._lstm_hidden(5, 800) == 11 and mixers._lstm_hidden(5, 735) == 10
     assert mixers._lstm_hidden(5, 10) == 1
+
+
+def test_the_lstm_baseline_runs_on_torchs_fused_lstm():
+    """make_model("lstm") uses torch.nn.LSTM (the fused kernel, for the chapter's training
+    runs), not sseq's readable cell loop."""
+    model = mixers.make_model("lstm", 5, d_model=8, d_state=4)
+    assert isinstance(model.recurrent, torch.nn.LSTM)
