@@ -138,7 +138,7 @@ def sparsity_explorer(l: int = 256):
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    def update(pattern="BigBird", window=16, n_global=1, n_random=2, layers=2):
+    def update(pattern, window, n_global, n_random, layers):  # every value comes from a widget
         fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.4))
         plot_sparsity(axes, pattern, l=l, window=window, n_global=n_global,
                       n_random=n_random, layers=layers)
