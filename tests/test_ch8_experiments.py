@@ -174,7 +174,8 @@ def test_logs_of_selects_runs_by_every_key_and_names_a_miss():
 
 def test_plot_band_draws_the_seed_mean_and_range_in_the_familys_style():
     """plot_band: a line at the mean over seeds in the family's colour, line style and the
-    marker asked for, labelled, over a light band from the smallest to the largest seed."""
+    marker asked for, at the given x, labelled, over a light band from the smallest to the
+    largest seed; a missing value (a stored NaN, null in JSON) leaves a gap."""
     import matplotlib
     import numpy as np
 
@@ -189,8 +190,13 @@ def test_plot_band_draws_the_seed_mean_and_range_in_the_familys_style():
         ys = [[0.0, 0.5, 1.0], [0.3, 0.1, 0.4], [0.6, 0.9, 0.7]]
         assert plot_band(ax, [1, 2, 3], ys, family="hybrid", label="H", marker="s") is ax
         plot_band(ax, [1, 2, 3], ys, family="transformer_rope", label="R")
-        (line, rope) = ax.get_lines()
+        # a stored NaN comes back from JSON as None: a gap in the curve, not an error
+        plot_band(ax, [5, 6], [[None, 1], [0.5, 0]], family="mamba", label="M")
+        (line, rope, gap) = ax.get_lines()
+        np.testing.assert_allclose(line.get_xdata(), [1, 2, 3])
         np.testing.assert_allclose(line.get_ydata(), [0.3, 0.5, 0.7])
+        np.testing.assert_allclose(gap.get_xdata(), [5, 6])
+        np.testing.assert_allclose(gap.get_ydata(), [np.nan, 0.5])
         assert (line.get_color(), line.get_linestyle(), line.get_marker(), line.get_label(),
                 line.get_markersize()) == ("#009E73", "-.", "s", "H", 3.5)
         assert (rope.get_color(), rope.get_linestyle(), rope.get_marker()) == (
@@ -269,3 +275,39 @@ def test_train_on_task_records_window_means_and_the_last_step(monkeypatch):
     log = recall.train_on_task(Tiny(), sample, eval_set, steps=1, batch_size=3, lr=1e-2,
                                seed=0, eval_every=1)
     assert m.isnan(log["loss"][0])
+
+
+def test_train_on_task_frees_the_gradients_of_each_step():
+    """Each step starts from no gradients (set to None, PyTorch's default), so a parameter
+    that a step does not use is not moved by Adam's momentum from earlier steps."""
+    import torch
+
+    from sseq import recall_tasks
+    from sseq.experiments.recall import train_on_task
+
+    class FirstStepOnly(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.extra, self.calls = torch.nn.Embedding(8, 8), \
+                torch.nn.Parameter(torch.zeros(8)), 0
+
+        def forward(self, x):
+            out = self.embed(x)
+            if torch.is_grad_enabled():
+                self.calls += 1
+                if self.calls == 1:
+                    out = out + self.extra
+            return out
+
+    eval_set = recall_tasks.copying(4, length=2, n_symbols=4, seed=1)
+    torch.manual_seed(0)
+    model = FirstStepOnly()
+    train_on_task(model, lambda n, g: recall_tasks.copying(n, length=2, n_symbols=4, seed=g),
+                  eval_set, steps=1, batch_size=3, lr=0.1, seed=0, eval_every=1)
+    after_first = model.extra.detach().clone()
+    assert after_first.abs().max() > 0.05  # the first step moved it
+    torch.manual_seed(0)
+    model = FirstStepOnly()
+    train_on_task(model, lambda n, g: recall_tasks.copying(n, length=2, n_symbols=4, seed=g),
+                  eval_set, steps=3, batch_size=3, lr=0.1, seed=0, eval_every=3)
+    assert torch.equal(model.extra.detach(), after_first)
