@@ -308,3 +308,83 @@ def test_schedule_optimizer_and_config_edges():
     with pytest.raises(ValueError, match=r"^context must be at most the model's context = 8, "
                                          r"got 9$"):
         evaluate(GPT(4, 8, 1, 1, 8), context=9, corpus=_random_corpus())
+
+
+class _Clock:
+    """A fake clock: each step's two readings are ``step_s`` apart, and the readings of one
+    step are ``gap_s`` after the previous step's (time spent outside the step: evaluating)."""
+
+    def __init__(self, start, step_s, gap_s):
+        self.now, self.step_s, self.gap_s, self.calls = start, step_s, gap_s, 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls > 1:
+            self.now += self.step_s if self.calls % 2 == 0 else self.gap_s
+        return self.now
+
+
+class _Bar:
+    """Stands in for tqdm: records how it was made and every postfix it was shown."""
+
+    made: list = []
+
+    def __init__(self, iterable, **kwargs):
+        self.iterable, self.kwargs, self.postfixes, self.closed = iterable, kwargs, [], False
+        _Bar.made.append(self)
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def set_postfix(self, **kwargs):
+        self.postfixes.append(kwargs)
+
+    def close(self):
+        self.closed = True
+
+
+def test_train_lm_times_each_step_and_shows_a_progress_bar(monkeypatch):
+    """Protects what the history and the bar report: ``seconds`` and ``cpu_seconds`` add up
+    only the steps' own time (from 0, evaluation excluded), a time budget stops at the first
+    step that reaches it (>=), and the bar (shown by default, described as "training", not left
+    behind) is closed after showing each record's mean training loss and validation loss."""
+    import importlib
+    import types
+
+    training = importlib.import_module("sseq.lm.training")
+    wall, cpu = _Clock(1000.0, 0.5, 7.0), _Clock(50.0, 0.25, 3.0)
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=wall,
+                                                                process_time=cpu))
+    monkeypatch.setattr(training, "tqdm", _Bar)
+    _Bar.made = []
+    corpus = _random_corpus()
+    config = TrainConfig(steps=6, batch_size=2, context=4, warmup=1, eval_every=2,
+                         eval_windows=2)
+    h = train_lm(Bigram(), config, corpus=corpus)
+    assert h["step"] == [2, 4, 6]
+    assert h["seconds"] == [1.0, 2.0, 3.0]
+    assert h["cpu_seconds"] == [0.5, 1.0, 1.5]
+    (bar,) = _Bar.made
+    assert list(bar.iterable) == list(range(6)) and bar.closed
+    assert bar.kwargs == {"desc": "training", "disable": False, "leave": False}
+    assert bar.postfixes == [{"train": f"{t:.3f}", "val": f"{v:.3f}"}
+                             for t, v in zip(h["train_loss"], h["val_loss"], strict=True)]
+
+    _Bar.made = []
+    wall.__init__(0.0, 0.5, 7.0)
+    cpu.__init__(0.0, 0.25, 3.0)
+    h = train_lm(Bigram(), config, corpus=corpus, time_budget=1.0, progress=False)
+    assert h["step"] == [2] and h["seconds"] == [1.0]  # 0.5 + 0.5 reaches the budget exactly
+    assert _Bar.made[0].kwargs["disable"] is True
+
+
+def test_make_optimizer_skips_frozen_parameters_and_keeps_the_rest():
+    """Protects the optimizer's groups when a parameter is frozen: that one is left out, and
+    every trainable parameter after it is still optimized (a loop that stopped at the first
+    frozen parameter would silently freeze the rest of the model)."""
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+    model[0].weight.requires_grad_(False)
+    groups = make_optimizer(model, TrainConfig()).param_groups
+    held = [p for g in groups for p in g["params"]]
+    assert len(held) == 3 and all(p is not model[0].weight for p in held)
+    assert [len(g["params"]) for g in groups] == [1, 2]  # model[1].weight; the two biases
