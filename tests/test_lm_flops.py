@@ -93,3 +93,41 @@ def test_argument_checks():
         forward_flops(LSTMLM(V, 8, 1), 0)
     with pytest.raises(ValueError, match="t must be a positive int, got 0"):
         generation_flops(LSTMLM(V, 8, 1), 0)
+
+
+def test_generation_and_forward_flops_by_hand():
+    """Protects each model's count, written out here from the shapes (independently of the
+    module's helpers): a cached step reads one token and runs the head once; without the cache
+    the whole text is read again (the GPT's last `context` tokens, Mamba's convolution over
+    t + d_conv − 1 outputs) and the head still runs once; the breakdown names its parts."""
+    d, layers = 16, 2
+    gpt, lstm = GPT(V, 8, layers, 2, d, fused=False), LSTMLM(V, d, layers)
+    mamba = MambaLM(V, d, layers, d_state=4, pad_vocab_size_multiple=8)
+    head = 2 * d * V
+    for t in (1, 5, 8, 11):
+        w = min(t, 8)
+        assert generation_flops(gpt, t) == layers * (24 * d * d + 4 * w * d) + head
+        assert generation_flops(gpt, t, cache=False) == layers * (24 * w * d * d
+                                                                  + 4 * w * w * d) + head
+        assert generation_flops(lstm, t) == layers * 2 * 8 * d * d + head
+        assert generation_flops(lstm, t, cache=False) == layers * 2 * t * 8 * d * d + head
+        mixer = mamba.backbone.layers[0].mixer
+        e, n, r, k = mixer.d_inner, mixer.d_state, mixer.dt_rank, mixer.d_conv
+        per_token = 2 * (d * 2 * e + e * (r + 2 * n) + r * e + e * d) + 6 * e * n
+        m_head = 2 * d * mamba.config.padded_vocab_size
+        assert generation_flops(mamba, t) == layers * (per_token + 2 * e * k) + m_head
+        assert generation_flops(mamba, t, cache=False) == \
+            layers * (t * per_token + 2 * (t + k - 1) * e * k) + m_head
+    assert set(forward_flops(gpt, 1, breakdown=True)) == {"matmul", "attention", "head"}
+    assert set(forward_flops(lstm, 1, breakdown=True)) == {"matmul", "head"}
+    assert set(forward_flops(mamba, 1, breakdown=True)) == {"matmul", "conv", "scan", "head"}
+    assert forward_flops(lstm, 1) == layers * 2 * 8 * d * d + head
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, -2])
+def test_lengths_must_be_positive_ints_not_bools(bad):
+    """Protects the checks of l and t: True is an int in Python but not a length."""
+    with pytest.raises(ValueError, match=f"l must be a positive int, got {bad!r}"):
+        forward_flops(LSTMLM(V, 8, 1), bad)
+    with pytest.raises(ValueError, match=f"t must be a positive int, got {bad!r}"):
+        generation_flops(LSTMLM(V, 8, 1), bad)
