@@ -336,3 +336,49 @@ def test_gpt_block_on_its_own_uses_the_fused_attention_by_default():
 
     assert Block(GPTConfig(V, 8, 1, 2, 8)).attn.fused is True
     assert Block(GPTConfig(V, 8, 1, 2, 8), fused=False).attn.fused is False
+
+
+def test_lstm_lm_configuration_initialization_and_messages():
+    """Protects the LSTM language model's set-up: sizes must be ints >= 1 (not bools) and
+    dropout in [0, 1), with messages naming them; dropout is kept in the config, used between
+    stacked layers only (PyTorch warns for one layer), and before the tied head, which has no
+    bias; the embedding starts at std 1/sqrt(d); each layer's forget gate starts at
+    forget_bias (input-side bias 0, only the f block); bad ids get a message with the wanted
+    shape and what was given."""
+    for bad in (True, 0, 2.0):
+        with pytest.raises(ValueError, match=rf"n_layers must be a positive int, got {bad!r}"):
+            LSTMLM(V, 8, bad)
+    for bad in (1, 1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"dropout must be in \[0, 1\), got {bad!r}"):
+            LSTMLM(V, 8, 2, dropout=bad)
+    model = LSTMLM(V, 8, 2, dropout=0.25)
+    assert model.config.dropout == 0.25 and model.lstm.dropout == 0.25
+    assert model.dropout.p == 0.25 and model.head.bias is None
+    assert LSTMLM(V, 8, 1, dropout=0.25).lstm.dropout == 0.0
+    assert LSTMLM(V, 8, 3, dropout=0.25).lstm.dropout == 0.25
+    torch.manual_seed(0)
+    wide = LSTMLM(V, 400, 1, forget_bias=2.5)
+    assert abs(float(wide.embedding.weight.detach().std()) - 400**-0.5) < 0.1 * 400**-0.5
+    d = 400
+    for name, want in (("bias_ih_l0", 0.0), ("bias_hh_l0", 2.5)):
+        bias = getattr(wide.lstm, name).detach()
+        assert torch.all(bias[d:2 * d] == want)
+        assert not torch.all(bias[2 * d:3 * d] == want)  # the g block keeps its init
+    with pytest.raises(ValueError, match=r"shape \(b, l\), got Tensor \(3,\)$"):
+        model(torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"shape \(b,\), got list \(\)$"):
+        model.step([1, 2], None)
+
+
+def test_lstm_lm_forward_continues_from_a_given_state_and_shows_its_config():
+    """Protects forward's ``state`` argument (a text read in two parts, the second from the
+    first's final state, gives the logits of reading it whole) and the model's printed
+    configuration."""
+    torch.manual_seed(0)
+    model = LSTMLM(V, 8, 2).eval()
+    ids = torch.randint(V, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = model(ids)
+        _, state = model.lstm(model.embedding(ids[:, :4]))
+        torch.testing.assert_close(model(ids[:, 4:], state), whole[:, 4:])
+    assert "vocab_size=11, d_model=8, n_layers=2, dropout=0.0" in repr(model)
