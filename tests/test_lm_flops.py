@@ -89,6 +89,8 @@ def test_generation_flops_flat_for_states_growing_for_the_cache():
 def test_argument_checks():
     with pytest.raises(TypeError, match="model must be a GPT, LSTMLM or MambaLM, got Linear"):
         forward_flops(torch.nn.Linear(2, 2), 3)
+    with pytest.raises(TypeError, match="model must be a GPT, LSTMLM or MambaLM, got Linear"):
+        generation_flops(torch.nn.Linear(2, 2), 3)
     with pytest.raises(ValueError, match="l must be a positive int, got 0"):
         forward_flops(LSTMLM(V, 8, 1), 0)
     with pytest.raises(ValueError, match="t must be a positive int, got 0"):
