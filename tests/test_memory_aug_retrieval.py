@@ -181,3 +181,109 @@ def test_fid_encodes_each_pair_alone_and_concatenates():
     assert not torch.allclose(got[:, 8:16], joint[:, 8:16], atol=1e-3)  # here attention crossed
     with pytest.raises(ValueError, match=r"passages must have shape \(b, k, l_p, d\)"):
         rag.fid_encode(encoder, q, passages[..., :4])
+
+
+# --- mutation-testing gaps (issue 18): argument checks at their boundaries, exact messages ----
+
+
+def test_k_and_chunk_of_one_are_accepted_and_give_the_brute_force_answer():
+    """k = 1 and chunk = 1 (the smallest allowed) work; chunk smaller than k keeps the running
+    top-k right; unsorted sizes are answered in sorted order; size = k and size = N are allowed."""
+    q, keys = _rand(3, 4, dtype=torch.float32), _rand(40, 4, seed=3, dtype=torch.float32)
+    full = ((q[:, None] - keys[None]) ** 2).sum(-1)
+    want_d, want_i = full.sort(dim=1)
+    d, i = knn_lm.nearest(q, keys, 1, chunk=1)
+    assert torch.equal(i, want_i[:, :1])
+    assert torch.allclose(d, want_d[:, :1], rtol=1e-5, atol=1e-5)
+    (d3, i3), (d40, i40) = knn_lm.nearest_by_size(q, keys, 3, (40, 3), chunk=2)
+    assert torch.equal(i40, want_i[:, :3]) and torch.allclose(d40, want_d[:, :3], atol=1e-5)
+    want_small = ((q[:, None] - keys[None, :3]) ** 2).sum(-1).sort(dim=1)
+    assert torch.equal(i3, want_small.indices)
+    assert torch.allclose(d3, want_small.values, atol=1e-5)
+
+
+def test_distances_to_a_stored_key_are_clamped_at_zero():
+    """A query that is one of the keys is at squared distance 0 (never negative, though the
+    expanded ‖q‖² − 2 q·k + ‖k‖² can round below zero), exactly as a float64 loop says."""
+    keys = torch.tensor([[1e4, 1e-3], [3.0, 4.0]], dtype=torch.float32) * 1.0001
+    d, i = knn_lm.nearest(keys.clone(), keys, 2)
+    assert (d >= 0).all() and (d[:, 0] <= 2e-3 * 64).all()   # float32 rounding at |q|² = 1e8
+    assert i[:, 0].tolist() == [0, 1]
+    loop = [[sum((float(a) - float(b)) ** 2 for a, b in zip(keys[r], keys[c], strict=True))
+             for c in range(2)] for r in range(2)]
+    assert float(d[0, 1]) == pytest.approx(loop[0][1], rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(k=0), "k must be an int >= 1, got 0"),
+    (dict(k=True), "k must be an int >= 1, got True"),
+    (dict(k=2.0), "k must be an int >= 1, got 2.0"),
+    (dict(k=2, chunk=0), "chunk must be an int >= 1, got 0"),
+    (dict(k=2, sizes=()), "sizes must lie in [k, N] = [2, 5], got []"),
+    (dict(k=2, sizes=(2, 6)), "sizes must lie in [k, N] = [2, 5], got [2, 6]"),
+    (dict(k=2, sizes=(5, 1)), "sizes must lie in [k, N] = [2, 5], got [1, 5]"),
+])
+def test_nearest_by_size_refuses_bad_arguments_in_full(kwargs, message):
+    """Each refused k, chunk and sizes, with the whole message (sizes shown sorted)."""
+    kwargs = {"sizes": (5,)} | kwargs
+    with pytest.raises(ValueError) as info:
+        knn_lm.nearest_by_size(torch.zeros(2, 3), torch.zeros(5, 3), **kwargs)
+    assert str(info.value) == message
+
+
+def test_knn_and_interpolate_refuse_bad_arguments_in_full():
+    """Float neighbours, a zero vocabulary, a negative temperature, λ < 0 and a p_kNN of the
+    wrong shape are refused naming the argument, with the whole message."""
+    d, v = torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.long)
+    cases = [
+        (lambda: knn_lm.knn_distribution(d, v.double(), 3),
+         "neighbours must be integer tokens of shape (1, 2), got torch.float64 (1, 2)"),
+        (lambda: knn_lm.knn_distribution(d, v, 0), "vocab_size must be an int >= 1, got 0"),
+        (lambda: knn_lm.knn_distribution(d, v, 3, -1.0), "temperature must be > 0, got -1.0"),
+        (lambda: knn_lm.interpolate(torch.zeros(1, 3), torch.ones(1, 3), -0.1),
+         "lam must be in [0, 1], got -0.1"),
+        (lambda: knn_lm.interpolate(torch.zeros(1, 3), torch.ones(1, 2), 0.5),
+         "p_knn must have shape (q, v) = (1, 3), got (1, 2)"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == message
+
+
+def test_knn_distribution_with_vocab_and_temperature_one_against_the_loop():
+    """vocab_size = 1 is allowed (every vote on token 0); the default temperature is 1."""
+    d = _rand(2, 4).abs()
+    v = torch.tensor([[0, 2, 2, 1], [1, 1, 0, 2]])
+    assert torch.allclose(knn_lm.knn_distribution(d, v, 3), knn_lm.knn_distribution_ref(d, v, 3),
+                          atol=1e-12)
+    ones = knn_lm.knn_distribution(d, torch.zeros(2, 4, dtype=torch.long), 1)
+    assert ones.flatten().tolist() == pytest.approx([1.0, 1.0], rel=1e-12)
+
+
+def test_interpolation_at_lambda_one_is_the_knn_log_probability():
+    """λ = 1 returns log p_kNN (−inf where no neighbour voted); a float32 LM with a float64
+    p_kNN is mixed in float64; at λ = 0.5 the mixture is the average, by hand."""
+    logits = torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float32)
+    p_knn = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    got = knn_lm.interpolate(logits, p_knn, 1.0)
+    assert got.dtype == torch.float64 and got[0, 0] == 0 and got[0, 1] == -math.inf
+    half = knn_lm.interpolate(logits, p_knn, 0.5)
+    assert half.dtype == torch.float64
+    assert half.exp()[0].tolist() == pytest.approx([0.5 + 0.5 / 4, 0.5 * 3 / 4], rel=1e-7)
+
+
+def test_lm_features_refuse_bad_windows_in_full():
+    """Negative, 2-d and long lists of windows are refused; a long list is shown by its shape."""
+    from sseq.lm import GPT
+
+    ids = torch.randint(0, 11, (4 * 8 + 1,), generator=torch.Generator().manual_seed(1))
+    model = GPT(11, 8, 1, 2, 16)
+    cases = [([-1], "windows must be 1-d indices in [0, 4), got [-1]"),
+             ([[0, 1]], "windows must be 1-d indices in [0, 4), got [[0, 1]]"),
+             ([0] * 9 + [4], "windows must be 1-d indices in [0, 4), got torch.Size([10])"),
+             ([0] * 8 + [4], "windows must be 1-d indices in [0, 4), got " + str([0] * 8 + [4]))]
+    for windows, message in cases:
+        with pytest.raises(ValueError) as info:
+            knn_lm.lm_features(model, ids, 8, windows=windows)
+        assert str(info.value) == message
