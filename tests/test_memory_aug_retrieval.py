@@ -202,16 +202,19 @@ def test_k_and_chunk_of_one_are_accepted_and_give_the_brute_force_answer():
     assert torch.allclose(d3, want_small.values, atol=1e-5)
 
 
-def test_distances_to_a_stored_key_are_clamped_at_zero():
-    """A query that is one of the keys is at squared distance 0 (never negative, though the
-    expanded ‖q‖² − 2 q·k + ‖k‖² can round below zero), exactly as a float64 loop says."""
-    keys = torch.tensor([[1e4, 1e-3], [3.0, 4.0]], dtype=torch.float32) * 1.0001
-    d, i = knn_lm.nearest(keys.clone(), keys, 2)
-    assert (d >= 0).all() and (d[:, 0] <= 2e-3 * 64).all()   # float32 rounding at |q|² = 1e8
-    assert i[:, 0].tolist() == [0, 1]
-    loop = [[sum((float(a) - float(b)) ** 2 for a, b in zip(keys[r], keys[c], strict=True))
-             for c in range(2)] for r in range(2)]
-    assert float(d[0, 1]) == pytest.approx(loop[0][1], rel=1e-5)
+def test_distances_to_a_nearby_key_are_clamped_at_zero():
+    """Queries 1e-3 from keys of norm ~100: the expanded ‖q‖² − 2 q·k + ‖k‖² rounds below
+    zero in float32 for several of them (checked here), and the search reports 0 instead, never
+    a negative squared distance; the true distance (float64 loop) is 3e-6, within rounding."""
+    keys = _rand(50, 3, seed=4, dtype=torch.float32) * 100
+    q = keys + 1e-3
+    expanded = ((q ** 2).sum(-1) - 2 * (q * keys).sum(-1) + (keys ** 2).sum(-1))
+    assert (expanded < 0).any()                                # the case the clamp is for
+    d, i = knn_lm.nearest(q, keys, 1)
+    assert torch.equal(i[:, 0], torch.arange(50))
+    assert (d >= 0).all() and (d <= 0.05).all()
+    exact = sum((float(a) - float(b)) ** 2 for a, b in zip(q[0], keys[0], strict=True))
+    assert exact == pytest.approx(3e-6, rel=0.1)
 
 
 @pytest.mark.parametrize("kwargs, message", [
