@@ -269,6 +269,11 @@ def test_sharpen_of_a_weighting_with_zeros_is_finite_and_has_a_gamma_gradient():
                        torch.zeros(1, 3)), "erase must have shape (b, m) = (1, 3), got (2, 3)"),
     (lambda: ntm.read(torch.zeros(5, 3), torch.zeros(1, 5)),
      "memory must have shape (b, n, m) = (?, ?, ?), got (5, 3)"),
+    (lambda: ntm.write(torch.zeros(5, 3), torch.zeros(1, 5), torch.zeros(1, 3),
+                       torch.zeros(1, 3)),
+     "memory must have shape (b, n, m) = (?, ?, ?), got (5, 3)"),
+    (lambda: ntm.circular_shift(torch.zeros(1, 5, 1), torch.zeros(1, 3)),
+     "w must have shape (b, n) = (?, ?), got (1, 5, 1)"),
 ])
 def test_each_argument_shape_error_is_spelled_out_in_full(call, message):
     """The whole message (argument, glossary letters, expected sizes with ? for free ones, given
@@ -295,3 +300,17 @@ def test_each_type_error_names_the_argument_and_what_it_got(call, message):
     with pytest.raises(TypeError) as info:
         call()
     assert str(info.value) == message
+
+
+def test_tiny_slots_and_keys_have_their_cosine_damped_by_eps():
+    """Where |M(i)| |k| is near EPS = 1e-8 the cosine is dot / (|M(i)| |k| + 1e-8), not the
+    plain cosine (and never a division by zero): a float64 loop with the same EPS agrees."""
+    M, k = _rand(1, 5, 3) * 1e-4, _rand(1, 3, seed=1) * 1e-4
+    beta = 20.0
+    got = ntm.content_addressing(M, k, _f64(beta))
+    cos = [float(M[0, i] @ k[0]) / (float(M[0, i].norm() * k[0].norm()) + 1e-8)
+           for i in range(5)]
+    e = [math.exp(beta * c) for c in cos]
+    assert got[0].tolist() == pytest.approx([x / sum(e) for x in e], rel=1e-9)
+    plain = [float(M[0, i] @ k[0]) / float(M[0, i].norm() * k[0].norm()) for i in range(5)]
+    assert max(abs(a - b) for a, b in zip(cos, plain, strict=True)) > 0.1   # EPS matters here
