@@ -290,3 +290,36 @@ def test_lm_features_refuse_bad_windows_in_full():
         with pytest.raises(ValueError) as info:
             knn_lm.lm_features(model, ids, 8, windows=windows)
         assert str(info.value) == message
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: knn_lm.nearest(torch.zeros(2), torch.zeros(5, 3), 1),
+     "queries must have shape (q, d) = (?, ?), got (2,)"),
+    (lambda: knn_lm.nearest(torch.zeros(2, 3), torch.zeros(5, 4), 1),
+     "keys must have shape (N, d) = (?, 3), got (5, 4)"),
+    (lambda: knn_lm.knn_distribution(torch.zeros(2), torch.zeros(2, dtype=torch.long), 3),
+     "distances must have shape (q, K) = (?, ?), got (2,)"),
+    (lambda: knn_lm.interpolate(torch.zeros(3), torch.ones(1, 3), 0.5),
+     "lm_logits must have shape (q, v) = (?, ?), got (3,)"),
+])
+def test_knn_lm_shape_errors_are_spelled_out_in_full(call, message):
+    """Each checked tensor argument is named with its glossary shape and the shape given."""
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_interpolation_mixes_in_the_dtype_of_p_knn():
+    """A float32 LM's logits are cast to p_kNN's float64 before the log-softmax, also at λ = 0
+    (where the LM alone is returned): the result is float64 and matches a float64 hand value."""
+    logits = torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float32)
+    got = knn_lm.interpolate(logits, torch.tensor([[1.0, 0.0]], dtype=torch.float64), 0.0)
+    assert got.dtype == torch.float64
+    assert got.exp()[0].tolist() == pytest.approx([0.25, 0.75], rel=1e-6)
+
+
+def test_the_reference_loop_refuses_neighbours_of_another_length():
+    """knn_distribution_ref zips each query's distances with its neighbours strictly: a row
+    of neighbours shorter than the distances is an error, not a silently dropped vote."""
+    with pytest.raises(ValueError, match="zip"):
+        knn_lm.knn_distribution_ref(torch.zeros(1, 3), torch.zeros(1, 2, dtype=torch.long), 4)
