@@ -191,3 +191,126 @@ def test_the_explorers_stages_are_the_four_steps_of_address():
                        torch.tensor([2.5], dtype=torch.float64))
     assert torch.allclose(stages["sharpened"], want[0])
     assert torch.isclose(stages["content"][3], stages["content"][8])  # equal slots, equal weight
+
+
+# --- mutation-testing gaps (issue 18): exact messages, each shift, the EPS guards -------------
+
+
+def _f64(*values):
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def test_each_shift_moves_the_focus_by_its_literal_amount():
+    """s = (P(-1), P(0), P(+1)) in that order: each one-hot shift moves a focus on slot 2 of 5
+    to slot 1, 2 or 3 (written out, not derived from ntm.SHIFTS), and a mixed s splits it."""
+    assert ntm.SHIFTS == (-1, 0, 1)
+    w = torch.zeros(1, 5, dtype=torch.float64)
+    w[0, 2] = 1.0
+    for s, slot in (([1.0, 0.0, 0.0], 1), ([0.0, 1.0, 0.0], 2), ([0.0, 0.0, 1.0], 3)):
+        want = [0.0] * 5
+        want[slot] = 1.0
+        assert ntm.circular_shift(w, _f64(*s)[None]).tolist() == [want]
+    mixed = ntm.circular_shift(w, _f64(0.2, 0.3, 0.5)[None])
+    assert mixed[0].tolist() == pytest.approx([0.0, 0.2, 0.3, 0.5, 0.0], abs=1e-15)
+
+
+def test_an_all_zero_slot_or_key_gives_finite_weights():
+    """EPS keeps the cosine of an all-zero slot (or key) at 0, not NaN: the zero slot gets the
+    weight exp(0) against the others' exp(β cos), and an all-zero key gives a uniform weighting."""
+    M = _rand(1, 4, 3)
+    M[0, 2] = 0.0
+    k = _rand(1, 3, seed=1)
+    w = ntm.content_addressing(M, k, _f64(2.0))
+    cos = [float(M[0, i] @ k[0]) / float(M[0, i].norm() * k[0].norm()) if i != 2 else 0.0
+           for i in range(4)]
+    e = [math.exp(2.0 * c) for c in cos]
+    assert w[0].tolist() == pytest.approx([x / sum(e) for x in e], rel=1e-7)
+    uniform = ntm.content_addressing(M, torch.zeros(1, 3, dtype=torch.float64), _f64(5.0))
+    assert uniform[0].tolist() == pytest.approx([0.25] * 4, rel=1e-12)
+
+
+def test_sharpen_of_a_weighting_with_zeros_is_finite_and_has_a_gamma_gradient():
+    """EPS in sharpen: zeros stay (almost) zero, the result is a distribution, and the gradient
+    with respect to γ exists (0^γ alone would give NaN) and matches finite differences."""
+    w = _f64(0.0, 0.25, 0.75)[None]
+    gamma = _f64(2.0).requires_grad_()
+    out = ntm.sharpen(w, gamma)
+    values = out.detach()[0].tolist()
+    want = [x ** 2 / (0.25 ** 2 + 0.75 ** 2) for x in (0.0, 0.25, 0.75)]
+    assert values == pytest.approx(want, rel=1e-6, abs=1e-12) and values[0] < 1e-14
+    out[0, 1].backward()
+    a, b = 0.25, 0.75                      # d/dγ of a^γ / (a^γ + b^γ), zero slot ignored
+    d = a ** 2 * b ** 2 * (math.log(a) - math.log(b)) / (a ** 2 + b ** 2) ** 2
+    assert float(gamma.grad) == pytest.approx(d, rel=1e-6)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ntm.content_addressing(torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(2)),
+     "memory must have shape (b, n, m) = (?, ?, ?), got (2, 4)"),
+    (lambda: ntm.content_addressing(torch.zeros(2, 4, 5), torch.zeros(2, 5), torch.ones(3)),
+     "beta must have shape (b,) = (2), got (3,)"),
+    (lambda: ntm.gated_interpolation(torch.zeros(2, 4), torch.zeros(2, 5), torch.ones(2)),
+     "w_prev must have shape (b, n) = (2, 4), got (2, 5)"),
+    (lambda: ntm.gated_interpolation(torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(2, 1)),
+     "g must have shape (b,) = (2), got (2, 1)"),
+    (lambda: ntm.gated_interpolation(torch.zeros(4), torch.zeros(4), torch.ones(1)),
+     "w_content must have shape (b, n) = (?, ?), got (4,)"),
+    (lambda: ntm.circular_shift(torch.zeros(3, 5), torch.zeros(2, 3)),
+     "s must have shape (b, 3) = (3, 3), got (2, 3)"),
+    (lambda: ntm.sharpen(torch.zeros(2, 5), torch.ones(3)),
+     "gamma must have shape (b,) = (2), got (3,)"),
+    (lambda: ntm.sharpen(torch.zeros(2, 5, 1), torch.ones(2)),
+     "w must have shape (b, n) = (?, ?), got (2, 5, 1)"),
+    (lambda: ntm.write(torch.zeros(1, 5, 3), torch.zeros(1, 4), torch.zeros(1, 3),
+                       torch.zeros(1, 3)), "w must have shape (b, n) = (1, 5), got (1, 4)"),
+    (lambda: ntm.write(torch.zeros(1, 5, 3), torch.zeros(1, 5), torch.zeros(1, 3),
+                       torch.zeros(1, 2)), "add must have shape (b, m) = (1, 3), got (1, 2)"),
+    (lambda: ntm.write(torch.zeros(1, 5, 3), torch.zeros(1, 5), torch.zeros(2, 3),
+                       torch.zeros(1, 3)), "erase must have shape (b, m) = (1, 3), got (2, 3)"),
+    (lambda: ntm.read(torch.zeros(5, 3), torch.zeros(1, 5)),
+     "memory must have shape (b, n, m) = (?, ?, ?), got (5, 3)"),
+    (lambda: ntm.write(torch.zeros(5, 3), torch.zeros(1, 5), torch.zeros(1, 3),
+                       torch.zeros(1, 3)),
+     "memory must have shape (b, n, m) = (?, ?, ?), got (5, 3)"),
+    (lambda: ntm.circular_shift(torch.zeros(1, 5, 1), torch.zeros(1, 3)),
+     "w must have shape (b, n) = (?, ?), got (1, 5, 1)"),
+])
+def test_each_argument_shape_error_is_spelled_out_in_full(call, message):
+    """The whole message (argument, glossary letters, expected sizes with ? for free ones, given
+    shape) for each checked argument of each function."""
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ntm.read([[[0.0]]], torch.zeros(1, 1)),
+     "memory must be a floating-point tensor (b, n, m), got list "),
+    (lambda: ntm.read(torch.zeros(1, 2, 3, dtype=torch.long), torch.zeros(1, 2)),
+     "memory must be a floating-point tensor (b, n, m), got Tensor torch.int64"),
+    (lambda: ntm.sharpen(torch.zeros(1, 2), 2.0),
+     "gamma must be a floating-point tensor (b,), got float "),
+    (lambda: ntm.write(torch.zeros(1, 2, 3), torch.zeros(1, 2), torch.zeros(1, 3),
+                       torch.zeros(1, 3, dtype=torch.int32)),
+     "add must be a floating-point tensor (b, m), got Tensor torch.int32"),
+])
+def test_each_type_error_names_the_argument_and_what_it_got(call, message):
+    """Non-tensors and integer tensors are refused with the argument's name, its glossary shape,
+    and the type (and dtype) given."""
+    with pytest.raises(TypeError) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_tiny_slots_and_keys_have_their_cosine_damped_by_eps():
+    """Where |M(i)| |k| is near EPS = 1e-8 the cosine is dot / (|M(i)| |k| + 1e-8), not the
+    plain cosine (and never a division by zero): a float64 loop with the same EPS agrees."""
+    M, k = _rand(1, 5, 3) * 1e-4, _rand(1, 3, seed=1) * 1e-4
+    beta = 20.0
+    got = ntm.content_addressing(M, k, _f64(beta))
+    cos = [float(M[0, i] @ k[0]) / (float(M[0, i].norm() * k[0].norm()) + 1e-8)
+           for i in range(5)]
+    e = [math.exp(beta * c) for c in cos]
+    assert got[0].tolist() == pytest.approx([x / sum(e) for x in e], rel=1e-9)
+    plain = [float(M[0, i] @ k[0]) / float(M[0, i].norm() * k[0].norm()) for i in range(5)]
+    assert max(abs(a - b) for a, b in zip(cos, plain, strict=True)) > 0.1   # EPS matters here
