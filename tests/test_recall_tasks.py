@@ -256,3 +256,31 @@ def test_sequence_accuracy_batches_in_eval_mode_and_restores_the_mode():
         rt.sequence_accuracy(_Counter(), x, y)
     with pytest.raises(ValueError, match=r"must be \(n, l\) of one shape, got \(600, 3\) and"):
         rt.sequence_accuracy(_Counter(), x, y.reshape(-1))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: rt.copying(4, 5, min_length=6), "min_length must be <= length = 5, got 6"),
+    (lambda: rt.mqar(4, 15, 2), "length must be even (queries sit at even offsets), got 15"),
+    (lambda: rt.mqar(4, 16, 2, vocab_size=7),
+     "vocab_size must be even (half keys, half values), got 7"),
+    (lambda: rt.mqar(4, 16, 2, power_a=0.0), "power_a must be a number > 0, got 0.0"),
+    (lambda: rt.mqar(4, 16, 2, power_a="a"), "power_a must be a number > 0, got 'a'"),
+    (lambda: rt.sequence_accuracy(_Counter(), torch.ones(2, 3), torch.ones(2, 4)),
+     "inputs and targets must be (n, l) of one shape, got (2, 3) and (2, 4)"),
+    (lambda: rt.sequence_accuracy(_Counter(), torch.ones(2, 3, dtype=torch.int64),
+                                  torch.full((2, 3), IGNORE)),
+     "targets must score at least one position in every sequence"),
+])
+def test_error_messages_in_full(call, message):
+    """Each message the learner reads is exactly as written: the argument, the rule, the value."""
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_induction_heads_defaults_to_sixteen_symbols():
+    """The paper's alphabet: symbols 1 .. 16, marker 17, when n_symbols is not given."""
+    inputs, targets = rt.induction_heads(200, 20, seed=0)
+    assert (inputs[:, -1] == 17).all() and (inputs == 17).sum().item() == 400
+    assert sorted(inputs[inputs != 17].unique().tolist()) == list(range(1, 17))
+    assert set(targets[:, -1].tolist()) <= set(range(1, 17))
