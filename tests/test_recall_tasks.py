@@ -284,3 +284,39 @@ def test_induction_heads_defaults_to_sixteen_symbols():
     assert (inputs[:, -1] == 17).all() and (inputs == 17).sum().item() == 400
     assert sorted(inputs[inputs != 17].unique().tolist()) == list(range(1, 17))
     assert set(targets[:, -1].tolist()) <= set(range(1, 17))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: rt.copying(0, 5), "n must be an int >= 1, got 0"),
+    (lambda: rt.copying(4, 0), "length must be an int >= 1, got 0"),
+    (lambda: rt.copying(4, 5, min_length=0), "min_length must be an int >= 1, got 0"),
+    (lambda: rt.copying(4, 5, n_symbols=1), "n_symbols must be an int >= 2, got 1"),
+    (lambda: rt.mqar(0, 16, 2), "n must be an int >= 1, got 0"),
+    (lambda: rt.mqar(4, 16, 0), "n_pairs must be an int >= 1, got 0"),
+    (lambda: rt.mqar(4, 6, 2), "length must be an int >= 8, got 6"),
+    (lambda: rt.mqar(4, 16, 2, vocab_size=5), "vocab_size must be an int >= 6, got 5"),
+    (lambda: rt.induction_heads(0, 8), "n must be an int >= 1, got 0"),
+    (lambda: rt.induction_heads(4, 3), "length must be an int >= 4, got 3"),
+    (lambda: rt.induction_heads(4, 8, n_symbols=1), "n_symbols must be an int >= 2, got 1"),
+])
+def test_size_errors_name_the_argument_in_full(call, message):
+    """Every size check names its own argument, its minimum and the value given."""
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("task, args", [(rt.copying, (30, 6)), (rt.mqar, (30, 16, 2)),
+                                        (rt.induction_heads, (30, 10))])
+def test_default_seed_is_zero(task, args):
+    """Without seed= a task draws what seed=0 draws (the documented default)."""
+    assert all(torch.equal(x, y) for x, y in zip(task(*args), task(*args, seed=0), strict=True))
+
+
+def test_copying_lengths_come_from_the_seed():
+    """The string lengths are drawn from the seeded generator too: the same seed, the same
+    lengths; a generator seeded alike, the same."""
+    a = rt.copying(40, 8, min_length=1, seed=4)
+    b = rt.copying(40, 8, min_length=1, seed=torch.Generator().manual_seed(4))
+    c = rt.copying(40, 8, min_length=1, seed=4)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[0], c[0]) and torch.equal(a[1], c[1])
