@@ -226,3 +226,30 @@ def test_mlp_only_stack_of_odd_heads_is_accepted():
     """The even-heads rule binds only when there is attention: an MLP stack of width 12 with
     4 heads is built."""
     assert models.build(["mlp", "mlp"], 10, d_model=12, n_heads=4).config.d_model == 12
+
+
+def test_position_table_grows_by_doubling():
+    """Absolute positions are computed once and the table doubles when outgrown (a step costs
+    O(d), not O(t d)): its size after reading up to positions 5, 6, 10, 11 is 5, 10, 10, 20."""
+    model = models.build(["mlp"], 10, d_model=8, positions="absolute")
+    x = torch.randint(10, (1, 5))
+    sizes = []
+    for start, l in ((0, 5), (5, 1), (9, 1), (10, 1)):
+        model._embed(x[:, :l], start)
+        sizes.append(model._table.shape[0])
+    assert sizes == [5, 10, 10, 20]
+
+
+def test_step_refuses_a_state_of_another_depth():
+    """A state whose layer list does not match the model's layers (from a model of another
+    depth) is refused, not silently cut short; a wrong kind of state is named by its type."""
+    model = models.build("lstm", 10, d_model=8).eval()
+    x = torch.randint(10, (2, 4))
+    with torch.no_grad():
+        _, state = model.prefill(x)
+        short = models.StackState(state.position, state.layers[:-1])
+        with pytest.raises(ValueError, match="zip"):
+            model.step(x[:, 0], short)
+        with pytest.raises(TypeError) as info:
+            model.step(x[:, 0], state.layers)
+    assert str(info.value) == "state must be a StackState (from prefill), got list"
