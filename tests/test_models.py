@@ -253,3 +253,12 @@ def test_step_refuses_a_state_of_another_depth():
         with pytest.raises(TypeError) as info:
             model.step(x[:, 0], state.layers)
     assert str(info.value) == "state must be a StackState (from prefill), got list"
+
+
+def test_absolute_positions_keep_the_models_dtype():
+    """A model cast to bfloat16 embeds in bfloat16: the float32 position table is cast to the
+    embeddings' dtype, not the other way round."""
+    model = models.build(["mlp"], 10, d_model=8, positions="absolute").to(torch.bfloat16)
+    x = torch.randint(10, (2, 5))
+    assert model._embed(x, 0).dtype == torch.bfloat16
+    assert model(x).dtype == torch.bfloat16
