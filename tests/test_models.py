@@ -262,3 +262,14 @@ def test_absolute_positions_keep_the_models_dtype():
     x = torch.randint(10, (2, 5))
     assert model._embed(x, 0).dtype == torch.bfloat16
     assert model(x).dtype == torch.bfloat16
+
+
+def test_n_heads_reaches_the_attention_layers():
+    """n_heads is passed on to every attention layer: the same weights (same seed; the head
+    count does not change their shapes) split into 2 or 4 heads give different outputs."""
+    x = torch.randint(10, (1, 6))
+    two, four = (models.build(["attention"], 10, d_model=16, n_heads=h) for h in (2, 4))
+    assert all(torch.equal(p, q) for p, q in zip(two.parameters(), four.parameters(),
+                                                  strict=True))
+    with torch.no_grad():
+        assert not torch.allclose(two(x), four(x), atol=1e-4)
