@@ -273,3 +273,21 @@ def test_n_heads_reaches_the_attention_layers():
                                                   strict=True))
     with torch.no_grad():
         assert not torch.allclose(two(x), four(x), atol=1e-4)
+
+
+def test_first_token_of_a_fresh_absolute_model_gets_position_zero():
+    """A fresh model reading one token at position 0 (generation's first step) adds P[0] =
+    (0, 1, 0, 1, ...), not a placeholder row; an empty read gives an empty embedding."""
+    model = models.build(["mlp"], 10, d_model=8, positions="absolute")
+    x = torch.randint(10, (2, 1))
+    want = model.embedding.weight[x] * math.sqrt(8) + torch.tensor([0.0, 1.0] * 4)
+    torch.testing.assert_close(model._embed(x, 0), want)
+    fresh = models.build(["mlp"], 10, d_model=8, positions="absolute")
+    assert fresh._embed(torch.zeros(2, 0, dtype=torch.int64), 0).shape == (2, 0, 8)
+
+
+def test_sizes_of_one_are_accepted():
+    """Every size must be a positive int: 1 is the smallest accepted (vocabulary, width, N,
+    heads)."""
+    config = models.ModelConfig(1, ("mlp",), d_model=1, d_state=1, n_heads=1)
+    assert (config.vocab_size, config.d_model, config.d_state, config.n_heads) == (1, 1, 1, 1)
