@@ -4,6 +4,7 @@ references agree with independent oracles."""
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import pytest
@@ -162,6 +163,8 @@ def test_mqar_is_compared_exactly_and_may_not_call_the_generator():
         recall_tasks.mqar(1, 8, 1, vocab_size=8)
         return mqar_loop(inputs, n_pairs)
 
+    if "MUTANT_UNDER_TEST" in os.environ:  # make mutants: mqar is mutmut's trampoline,
+        return  # which calls the code of a copy, not the code the checker forbids
     report = ch08.check_mqar_targets(from_generator, verbose=False)
     assert report.n_passed == 0 and report.lines[0] == (
         "✗ one sequence, 4 pairs: calls sseq.recall_tasks.mqar, the book's own implementation; "

@@ -3,6 +3,8 @@ forward, models are causal and seeded, parameter counts are matched, bad input i
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -119,3 +121,173 @@ def test_timing_helpers_leave_the_model_alone():
         models.state_numbers(model, 0)
     with pytest.raises(TypeError, match="state must hold tensors, got str"):
         models.count_state("h")
+
+
+# ---- sseq.models.stack in detail (issue 18, mutation testing) ----------------------------
+
+
+def _sinusoids(l, d):
+    """The oracle: P[t, 2i] = sin(t / 10000^(2i/d)), P[t, 2i+1] = cos(...), with a loop."""
+    P = torch.zeros(l, d, dtype=torch.float64)
+    for t in range(l):
+        for i in range(d // 2):
+            P[t, 2 * i] = math.sin(t / 10000 ** (2 * i / d))
+            P[t, 2 * i + 1] = math.cos(t / 10000 ** (2 * i / d))
+    return P
+
+
+def test_families_and_defaults_are_as_documented():
+    """build's defaults (width 64, N = 16, 4 heads, seed 0) and each family's layers and
+    positions; a list of kinds gets no positions unless asked; the repr shows the config."""
+    model = models.build("mamba", 10)
+    assert model.config == models.ModelConfig(10, ("mamba",) * 3, 64, 16, 4, "none")
+    assert all(torch.equal(p, q) for p, q in
+               zip(model.parameters(), models.build("mamba", 10, seed=0).parameters(),
+                   strict=True))
+    expected = {"transformer": (("attention", "mlp") * 2, "absolute"),
+                "transformer_rope": (("attention", "mlp") * 2, "rope"),
+                "lstm": (("lstm",) * 3, "none")}
+    for kind, (layers, positions) in expected.items():
+        config = models.build(kind, 10, d_model=8, n_heads=2).config
+        assert (config.layers, config.positions) == (layers, positions)
+    hybrid = models.build(("mamba", "attention"), 10, d_model=8, n_heads=2)
+    assert hybrid.config.positions == "none" and hybrid.config.layers == ("mamba", "attention")
+    assert models.build(["attention"], 10, d_model=8, n_heads=2,
+                        positions="rope").config.positions == "rope"
+    assert ("vocab_size=10, layers=('mamba', 'mamba', 'mamba'), d_model=64, d_state=16, "
+            "n_heads=4, positions=none") in repr(model)
+
+
+def test_absolute_positions_follow_the_closed_form_at_any_offset():
+    """Tokens are embedded as E[x] · √d + P[start + t], the table grown on demand: reading 3,
+    then 5 at offset 10, then 40 from the start all match the closed form."""
+    d = 8
+    model = models.build(["mlp"], 10, d_model=d, positions="absolute")
+    table = _sinusoids(60, d).float()
+    x = torch.randint(10, (2, 40))
+    for start, l in ((0, 3), (10, 5), (0, 40), (13, 1)):
+        got = model._embed(x[:, :l], start)
+        want = model.embedding.weight[x[:, :l]] * math.sqrt(d) + table[start:start + l]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    none = models.build(["mlp"], 10, d_model=d)
+    torch.testing.assert_close(none._embed(x, 5), none.embedding.weight[x])
+
+
+def test_count_parameters_counts_only_trainable_ones():
+    """A frozen embedding is left out of the count (vocab · d fewer numbers)."""
+    model = models.build("lstm", 30, d_model=8)
+    total = models.count_parameters(model)
+    assert total == sum(p.numel() for p in model.parameters())
+    model.embedding.weight.requires_grad_(False)
+    assert models.count_parameters(model) == total - 30 * 8
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: models.build("rnn", 10), ValueError,
+     "kind must be one of ['lstm', 'mamba', 'transformer', 'transformer_rope'] or a list of "
+     "layer kinds, got 'rnn'"),
+    (lambda: models.build(3, 10), TypeError,
+     "kind must be a family name or a list of layer kinds, got int"),
+    (lambda: models.build("mamba", 10, seed=True), ValueError,
+     "seed must be an int >= 0, got True"),
+    (lambda: models.build("mamba", 10, seed=-1), ValueError, "seed must be an int >= 0, got -1"),
+    (lambda: models.build("mamba", 0), ValueError, "vocab_size must be a positive int, got 0"),
+    (lambda: models.build("mamba", 10, d_model=True), ValueError,
+     "d_model must be a positive int, got True"),
+    (lambda: models.build("mamba", 10, d_state=0), ValueError,
+     "d_state must be a positive int, got 0"),
+    (lambda: models.build("mamba", 10, n_heads=2.0), ValueError,
+     "n_heads must be a positive int, got 2.0"),
+    (lambda: models.ModelConfig(10, ["mamba"]), ValueError,
+     "layers must be a non-empty tuple of kinds from ('attention', 'mlp', 'mamba', 'lstm'), "
+     "got ['mamba']"),
+    (lambda: models.build("mamba", 10, positions="alibi"), ValueError,
+     "positions must be one of ('absolute', 'rope', 'none'), got 'alibi'"),
+    (lambda: models.build("transformer", 10, d_model=12, n_heads=4), ValueError,
+     "attention needs d_model divisible by 2 · n_heads (even heads), got d_model = 12, "
+     "n_heads = 4"),
+    (lambda: models.build("mamba", 10, d_model=8)(torch.zeros(2, 3)), TypeError,
+     "tokens must be an int64 tensor (b, l), got torch.float32 of shape (2, 3)"),
+    (lambda: models.build("mamba", 10, d_model=8)([1, 2]), TypeError,
+     "tokens must be an int64 tensor (b, l), got list of shape ()"),
+    (lambda: models.build("mamba", 10, d_model=8)(torch.zeros(3, dtype=torch.int64)), TypeError,
+     "tokens must be an int64 tensor (b, l), got torch.int64 of shape (3,)"),
+    (lambda: models.build("lstm", 10, d_model=8).step(torch.zeros(2, dtype=torch.int64), None),
+     TypeError, "state must be a StackState (from prefill), got NoneType"),
+])
+def test_error_messages_in_full(call, error, message):
+    """Every message names the argument, what is expected and what was given, word for word."""
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_mlp_only_stack_of_odd_heads_is_accepted():
+    """The even-heads rule binds only when there is attention: an MLP stack of width 12 with
+    4 heads is built."""
+    assert models.build(["mlp", "mlp"], 10, d_model=12, n_heads=4).config.d_model == 12
+
+
+def test_position_table_grows_by_doubling():
+    """Absolute positions are computed once and the table doubles when outgrown (a step costs
+    O(d), not O(t d)): its size after reading up to positions 5, 6, 10, 11 is 5, 10, 10, 20."""
+    model = models.build(["mlp"], 10, d_model=8, positions="absolute")
+    x = torch.randint(10, (1, 5))
+    sizes = []
+    for start, l in ((0, 5), (5, 1), (9, 1), (10, 1)):
+        model._embed(x[:, :l], start)
+        sizes.append(model._table.shape[0])
+    assert sizes == [5, 10, 10, 20]
+
+
+def test_step_refuses_a_state_of_another_depth():
+    """A state whose layer list does not match the model's layers (from a model of another
+    depth) is refused, not silently cut short; a wrong kind of state is named by its type."""
+    model = models.build("lstm", 10, d_model=8).eval()
+    x = torch.randint(10, (2, 4))
+    with torch.no_grad():
+        _, state = model.prefill(x)
+        short = models.StackState(state.position, state.layers[:-1])
+        with pytest.raises(ValueError, match="zip"):
+            model.step(x[:, 0], short)
+        with pytest.raises(TypeError) as info:
+            model.step(x[:, 0], state.layers)
+    assert str(info.value) == "state must be a StackState (from prefill), got list"
+
+
+def test_absolute_positions_keep_the_models_dtype():
+    """A model cast to bfloat16 embeds in bfloat16: the float32 position table is cast to the
+    embeddings' dtype, not the other way round."""
+    model = models.build(["mlp"], 10, d_model=8, positions="absolute").to(torch.bfloat16)
+    x = torch.randint(10, (2, 5))
+    assert model._embed(x, 0).dtype == torch.bfloat16
+    assert model(x).dtype == torch.bfloat16
+
+
+def test_n_heads_reaches_the_attention_layers():
+    """n_heads is passed on to every attention layer: the same weights (same seed; the head
+    count does not change their shapes) split into 2 or 4 heads give different outputs."""
+    x = torch.randint(10, (1, 6))
+    two, four = (models.build(["attention"], 10, d_model=16, n_heads=h) for h in (2, 4))
+    assert all(torch.equal(p, q) for p, q in zip(two.parameters(), four.parameters(),
+                                                  strict=True))
+    with torch.no_grad():
+        assert not torch.allclose(two(x), four(x), atol=1e-4)
+
+
+def test_first_token_of_a_fresh_absolute_model_gets_position_zero():
+    """A fresh model reading one token at position 0 (generation's first step) adds P[0] =
+    (0, 1, 0, 1, ...), not a placeholder row; an empty read gives an empty embedding."""
+    model = models.build(["mlp"], 10, d_model=8, positions="absolute")
+    x = torch.randint(10, (2, 1))
+    want = model.embedding.weight[x] * math.sqrt(8) + torch.tensor([0.0, 1.0] * 4)
+    torch.testing.assert_close(model._embed(x, 0), want)
+    fresh = models.build(["mlp"], 10, d_model=8, positions="absolute")
+    assert fresh._embed(torch.zeros(2, 0, dtype=torch.int64), 0).shape == (2, 0, 8)
+
+
+def test_sizes_of_one_are_accepted():
+    """Every size must be a positive int: 1 is the smallest accepted (vocabulary, width, N,
+    heads)."""
+    config = models.ModelConfig(1, ("mlp",), d_model=1, d_state=1, n_heads=1)
+    assert (config.vocab_size, config.d_model, config.d_state, config.n_heads) == (1, 1, 1, 1)
