@@ -10,6 +10,7 @@ import torch
 
 from sseq.checks import ch05
 from sseq.exercises import Case, case_generator
+from tests.learners import recorded
 
 
 def combine_right(first, second):
@@ -335,16 +336,6 @@ def test_step_cases_are_drawn_as_the_book_says(seed):
         assert _equal(case.args, (h, u, dt_t, A, B, C)), name
         assert (case.name, case.hint, case.kwargs) == (name, hint, {})
         assert dt * 0.5 <= float(dt_t.min()) and float(dt_t.max()) < dt
-
-
-def recorded(right):
-    """A right answer that keeps the inputs it is called with."""
-    def learner(*args):
-        learner.calls.append(args)
-        return right(*args)
-
-    learner.calls = []
-    return learner
 
 
 @pytest.mark.parametrize(("check", "cases", "right", "title", "n"), [

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from sseq.attention import softmax_kernel_estimate
 from sseq.checks import ch06
 from sseq.exercises import Case, case_generator, grading_seed
+from tests.learners import recorded
 
 
 # --- 6.1 the causal mask ---------------------------------------------------------------------
@@ -313,16 +314,6 @@ def test_recurrence_cases_are_drawn_as_the_book_says(seed):
         assert all(x.dtype == torch.float64 and torch.equal(x, y)
                    for x, y in zip(case.args, want, strict=True)), name
         assert (case.name, case.hint, case.kwargs) == (name, hint, {})
-
-
-def recorded(right):
-    """A right answer that keeps the inputs it is called with."""
-    def learner(*args):
-        learner.calls.append(args)
-        return right(*args)
-
-    learner.calls = []
-    return learner
 
 
 def _same_args(calls, cases):
