@@ -332,3 +332,15 @@ def test_time_scans_times_each_method_on_its_seeded_inputs(monkeypatch):
     assert {repeat for _, repeat in calls} == {2} and inputs[-1][0].shape == (1, 2, 3)
     g = torch.Generator().manual_seed(1)
     assert torch.equal(inputs[-1][0], torch.rand(1, 2, 3, generator=g))
+
+
+def test_a_trace_round_pairs_sources_with_targets_one_to_one():
+    """Trace.record refuses a round whose sources and targets differ in number: replay and
+    plot_scan pair them up, and a shorter list would silently drop combines."""
+    trace = ps.Trace()
+    trace.record("up", torch.tensor([0, 2]), range(1, 4, 2))
+    assert trace.rounds == [("up", [0, 2], [1, 3])]
+    with pytest.raises(ValueError, match=r"^sources and targets must pair up one to one, "
+                                         r"got 2 sources and 3 targets$"):
+        trace.record("down", [0, 1], [1, 2, 3])
+    assert len(trace.rounds) == 1

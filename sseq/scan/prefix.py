@@ -59,7 +59,12 @@ class Trace:
     rounds: list[tuple[str, list[int], list[int]]] = field(default_factory=list)
 
     def record(self, phase: str, sources, targets) -> None:
-        self.rounds.append((phase, [int(s) for s in sources], [int(t) for t in targets]))
+        """Add a round: ``targets[i]`` combines with ``sources[i]`` (lists of one length)."""
+        sources, targets = [int(s) for s in sources], [int(t) for t in targets]
+        if len(sources) != len(targets):
+            raise ValueError(f"sources and targets must pair up one to one, got "
+                             f"{len(sources)} sources and {len(targets)} targets")
+        self.rounds.append((phase, sources, targets))
 
     @property
     def work(self) -> int:
