@@ -38,7 +38,7 @@ def rnn_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
         x: input at this step, ``(b, d)``.
         h: previous hidden state, ``(b, n)``.
         weight_ih: ``(n, d)``; weight_hh: ``(n, n)``; bias_ih, bias_hh: ``(n,)``.
-        nonlinearity: ``"tanh"`` (Elman's choice) or ``"relu"``.
+        nonlinearity: ``"tanh"`` (torch's default; Elman used sigmoids) or ``"relu"``.
 
     Returns:
         The new hidden state, ``(b, n)``.
