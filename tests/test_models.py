@@ -291,3 +291,113 @@ def test_sizes_of_one_are_accepted():
     heads)."""
     config = models.ModelConfig(1, ("mlp",), d_model=1, d_state=1, n_heads=1)
     assert (config.vocab_size, config.d_model, config.d_state, config.n_heads) == (1, 1, 1, 1)
+
+
+# ---- sseq.models.cost in detail (issue 18, mutation testing) ----------------------------
+
+
+def test_count_state_counts_every_kind_of_state_by_hand():
+    """count_state against hand counts: None holds 0; a tensor its elements; an empty KV cache
+    0 (its buffers are not counted) and a filled one its keys plus values; lists and tuples
+    their sum; a StackState its layers (not its position); any small object of tensors
+    (a dataclass) its fields; anything else is refused, naming its type."""
+    from dataclasses import dataclass
+
+    from sseq.attention import KVCache
+    from sseq.models.cost import count_state
+
+    assert count_state(None) == 0
+    assert count_state(torch.zeros(2, 3, 5)) == 30
+    cache = KVCache()
+    assert count_state(cache) == 0
+    cache.append(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4))  # (b, h, t, d_head)
+    assert count_state(cache) == 2 * 24
+    assert count_state([torch.zeros(2), (torch.zeros(3), None), []]) == 5
+
+    @dataclass
+    class Pair:
+        a: torch.Tensor
+        b: torch.Tensor
+
+    assert count_state(Pair(torch.zeros(4), torch.zeros(2, 2))) == 8
+    assert count_state(models.StackState(99, [torch.zeros(3), cache])) == 3 + 48
+    for bad, name in ((3, "int"), (2.5, "float"), ("h", "str")):
+        with pytest.raises(TypeError) as info:
+            count_state(bad)
+        assert str(info.value) == f"state must hold tensors, got {name}"
+
+
+@pytest.mark.parametrize("t", [0, -1, True, 1.5, "3"])
+def test_the_number_of_tokens_read_is_checked_in_full(t):
+    """state_numbers and step_seconds refuse t that is not an int >= 1, naming it, word for
+    word; t = 1 is accepted."""
+    model = models.build(["mlp"], 10, d_model=4, n_heads=1)
+    for call in (lambda: models.state_numbers(model, t),
+                 lambda: models.step_seconds(model, t, repeat=1)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == f"t must be an int >= 1, got {t!r}"
+    assert models.state_numbers(models.build(["attention"], 10, d_model=4, n_heads=1), 1) == 8
+
+
+def test_step_seconds_times_one_step_after_t_tokens_in_eval_mode(monkeypatch):
+    """step_seconds reads the first t tokens of a seeded prompt (tokens drawn from the
+    vocabulary by a generator seeded with ``seed``), then times model.step on token t + 1 in
+    eval mode, 7 rounds by default after one warm-up, and reports their median; the model's
+    mode is restored."""
+    from sseq.bench import Timing
+    from sseq.models import cost
+
+    model = models.build(["lstm"], 10, d_model=4, n_heads=1)
+    seen = {}
+    real_prefill, real_step = model.prefill, model.step
+
+    def prefill(tokens):
+        seen["prompt"] = tokens.clone()
+        return real_prefill(tokens)
+
+    def step(token, state):
+        seen.setdefault("tokens", []).append(token.clone())
+        seen.setdefault("training", []).append(model.training)
+        return real_step(token, state)
+
+    def fake_time_fn(fn, *, repeat, warmup):
+        seen["repeat"], seen["warmup"] = repeat, warmup
+        fn()
+        return Timing(0.25, 0.0, 1.0, (0.25,))
+
+    monkeypatch.setattr(model, "prefill", prefill)
+    monkeypatch.setattr(model, "step", step)
+    monkeypatch.setattr(cost, "time_fn", fake_time_fn)
+    assert models.step_seconds(model, 6, seed=3) == 0.25
+    want = torch.randint(10, (1, 7), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(seen["prompt"], want[:, :6])
+    assert torch.equal(seen["tokens"][0], want[:, 6])
+    assert seen["training"] == [False] and model.training
+    assert (seen["repeat"], seen["warmup"]) == (7, 1)
+    model.eval()
+    models.step_seconds(model, 2, repeat=3)  # the default seed is 0
+    assert not model.training and seen["repeat"] == 3
+    want = torch.randint(10, (1, 3), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(seen["prompt"], want[:, :2]) and torch.equal(seen["tokens"][-1], want[:, 2])
+
+
+def test_training_seconds_is_the_median_of_five_training_steps(monkeypatch):
+    """training_seconds times sseq.train's training step on the batch given, 5 rounds by
+    default (or ``repeat``), and reports the median."""
+    from sseq.bench import Timing
+    from sseq.models import cost
+
+    calls = []
+
+    def fake(model, inputs, targets, *, repeat):
+        calls.append((model, inputs, targets, repeat))
+        return Timing(0.5, 0.0, 1.0, (0.5,))
+
+    monkeypatch.setattr(cost, "time_training_step", fake)
+    model = models.build(["mlp"], 10, d_model=4, n_heads=1)
+    x, y = torch.zeros(2, 3, dtype=torch.int64), torch.ones(2, 3, dtype=torch.int64)
+    assert models.training_seconds(model, x, y) == 0.5
+    assert models.training_seconds(model, x, y, repeat=2) == 0.5
+    assert [c[3] for c in calls] == [5, 2]
+    assert calls[0][0] is model and calls[0][1] is x and calls[0][2] is y

@@ -76,3 +76,25 @@ def test_scan_bytes_rejects_bad_arguments(kwargs, message):
 def test_count_bytes_needs_a_function():
     with pytest.raises(TypeError, match="fn must be a function of no arguments"):
         traffic.count_bytes(torch.ones(3))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(b=0, l=1, d=1, n=1), "b must be a positive int, got 0"),
+    (dict(b=1, l=1.5, d=1, n=1), "l must be a positive int, got 1.5"),
+    (dict(b=1, l=1, d=0, n=1), "d must be a positive int, got 0"),
+    (dict(b=1, l=1, d=True, n=1), "d must be a positive int, got True"),
+    (dict(b=1, l=1, d=1, n=-2), "n must be a positive int, got -2"),
+    (dict(b=1, l=1, d=1, n=1, itemsize=0), "itemsize must be a positive int, got 0"),
+])
+def test_scan_bytes_names_each_bad_size_in_full(kwargs, message):
+    """Each size is named by its own letter, with the value given, word for word (issue 18)."""
+    with pytest.raises(ValueError) as info:
+        traffic.scan_bytes(**kwargs)
+    assert str(info.value) == message
+
+
+def test_count_bytes_names_what_it_was_given():
+    """The refusal of a non-callable names the type given, in full (issue 18)."""
+    with pytest.raises(TypeError) as info:
+        traffic.count_bytes(torch.ones(3))
+    assert str(info.value) == "fn must be a function of no arguments, got Tensor"

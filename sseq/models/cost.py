@@ -42,9 +42,13 @@ def count_state(state) -> int:
     raise TypeError(f"state must hold tensors, got {type(state).__name__}")
 
 
-def _prompt(model, t: int, seed: int) -> torch.Tensor:
+def _check_t(t) -> None:
     if isinstance(t, bool) or not isinstance(t, int) or t < 1:
         raise ValueError(f"t must be an int >= 1, got {t!r}")
+
+
+def _prompt(model, t: int, seed: int) -> torch.Tensor:
+    _check_t(t)
     g = torch.Generator().manual_seed(seed)
     return torch.randint(model.config.vocab_size, (1, t), generator=g)  # (1, t)
 
@@ -61,6 +65,7 @@ def state_numbers(model, t: int, *, seed: int = 0) -> int:
 def step_seconds(model, t: int, *, repeat: int = 7, seed: int = 0) -> float:
     """Median seconds to read one more token and predict the next, after ``t`` tokens (one
     sequence; each timed step reads the same token into the same state)."""
+    _check_t(t)  # t itself, not the t + 1 tokens drawn below
     text = _prompt(model, t + 1, seed)
     was_training = model.training
     model.eval()
