@@ -382,3 +382,23 @@ def test_lstm_lm_forward_continues_from_a_given_state_and_shows_its_config():
         _, state = model.lstm(model.embedding(ids[:, :4]))
         torch.testing.assert_close(model(ids[:, 4:], state), whole[:, 4:])
     assert "vocab_size=11, d_model=8, n_layers=2, dropout=0.0" in repr(model)
+
+
+def test_gpt_step_refuses_a_state_of_another_depth_or_type():
+    """A state from a GPT of another depth used to reach zip(strict=True) and fail with zip's
+    message; now step names the argument, the expected and the given number of caches."""
+    torch.manual_seed(0)
+    model, deeper, shallower = GPT(V, 8, 2, 2, 8), GPT(V, 8, 3, 2, 8), GPT(V, 8, 1, 2, 8)
+    prompt, token = _ids(2, 3), _ids(2, 1)[:, 0]
+    for other, n in ((deeper, 3), (shallower, 1)):
+        _, wrong = other.prefill(prompt)
+        with pytest.raises(ValueError, match=rf"^state must hold one KVCache per block: "
+                                             rf"expected 2, got {n}$"):
+            model.step(token, wrong)
+    _, state = model.prefill(prompt)
+    for bad in (state.caches, None):
+        with pytest.raises(TypeError, match=rf"^state must be a GPTState \(from prefill\), got "
+                                            rf"{type(bad).__name__}$"):
+            model.step(token, bad)
+    logits, state = model.step(token, state)  # the right state still reads
+    assert logits.shape == (2, V) and state.caches[0].length == 4

@@ -175,6 +175,11 @@ class GPT(nn.Module):
         Returns:
             ``(logits, state)``: the next-token logits ``(b, v)`` and the extended state.
         """
+        if not isinstance(state, GPTState):
+            raise TypeError(f"state must be a GPTState (from prefill), got {type(state).__name__}")
+        if len(state.caches) != len(self.blocks):
+            raise ValueError(f"state must hold one KVCache per block: expected {len(self.blocks)}, "
+                             f"got {len(state.caches)}")
         tokens = torch.cat([state.tokens, token[:, None]], dim=1)  # (b, t + 1)
         position = state.caches[0].length
         if position >= self.context:  # the position table is exhausted: re-read the window

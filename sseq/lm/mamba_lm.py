@@ -84,6 +84,28 @@ class MixerModel(nn.Module):
         return self.norm_f(h)
 
 
+def _mamba_ssm_block_shape(config: dict) -> dict:
+    """The blocks' ``d_state``, ``d_conv``, ``expand`` of a state-spaces/mamba ``config.json``,
+    after refusing what :class:`MambaLM` does not build."""
+    for key, what in (("rms_norm", "only RMSNorm models are built"),
+                      ("tie_embeddings", "the head here is the embedding")):
+        if not config.get(key, True):
+            raise ValueError(f"config must have {key} = true ({what}), got {config[key]!r}")
+    for key, none in (("d_intermediate", 0), ("attn_layer_idx", [])):
+        if config.get(key):
+            raise ValueError(f"config must have {key} = {none} (only Mamba blocks are built), "
+                             f"got {config[key]!r}")
+    ssm_cfg = dict(config.get("ssm_cfg") or {})
+    layer = ssm_cfg.pop("layer", "Mamba1")
+    if layer != "Mamba1":
+        raise ValueError(f"only Mamba-1 models are built: ssm_cfg must have layer = 'Mamba1', "
+                         f"got {layer!r}")
+    unknown = set(ssm_cfg) - {"d_state", "d_conv", "expand"}
+    if unknown:
+        raise ValueError(f"ssm_cfg has keys this model does not take: {sorted(unknown)}")
+    return ssm_cfg
+
+
 class MambaLM(nn.Module):
     """A Mamba language model: token ids ``(b, l)`` → next-token logits ``(b, l, v)``.
 
@@ -115,19 +137,22 @@ class MambaLM(nn.Module):
 
     @classmethod
     def from_mamba_ssm_config(cls, config: dict, *, backend: str = "auto") -> MambaLM:
-        """The model that a ``config.json`` of state-spaces/mamba describes (Mamba-1 blocks,
-        RMSNorm; ``ssm_cfg`` may set ``d_state``, ``d_conv``, ``expand``)."""
-        if not config.get("rms_norm", False):
-            raise ValueError("config must have rms_norm = true: only RMSNorm models are built")
-        ssm_cfg = dict(config.get("ssm_cfg") or {})
-        if ssm_cfg.pop("layer", "Mamba1") != "Mamba1" or config.get("d_intermediate", 0):
-            raise ValueError("only Mamba-1 models without MLP layers (d_intermediate = 0) "
-                             "are supported")
-        unknown = set(ssm_cfg) - {"d_state", "d_conv", "expand"}
-        if unknown:
-            raise ValueError(f"ssm_cfg has keys this model does not take: {sorted(unknown)}")
-        return cls(config["vocab_size"], config["d_model"], config["n_layer"], **ssm_cfg,
-                   pad_vocab_size_multiple=config.get("pad_vocab_size_multiple", 1),
+        """The model that a ``config.json`` of state-spaces/mamba describes.
+
+        A key the file leaves out takes the value of the reference's ``MambaConfig``
+        (``rms_norm`` true, ``pad_vocab_size_multiple`` 8, ``tie_embeddings`` true,
+        ``d_intermediate`` 0, no attention layers, an empty ``ssm_cfg``), except ``vocab_size``,
+        ``d_model`` and ``n_layer``, which must be given. ``ssm_cfg`` may set ``d_state``,
+        ``d_conv`` and ``expand``; ``norm_epsilon`` (1e-5 in the reference) may be given too.
+        A configuration of another model (LayerNorm, an untied head, Mamba-2, MLP or attention
+        layers) is refused with a ValueError rather than built wrongly.
+        """
+        missing = [key for key in ("vocab_size", "d_model", "n_layer") if key not in config]
+        if missing:
+            raise ValueError(f"config must give vocab_size, d_model and n_layer, missing {missing}")
+        return cls(config["vocab_size"], config["d_model"], config["n_layer"],
+                   **_mamba_ssm_block_shape(config),
+                   pad_vocab_size_multiple=config.get("pad_vocab_size_multiple", 8),
                    norm_epsilon=config.get("norm_epsilon", 1e-5), backend=backend)
 
     def _check(self, idx, ndim):
@@ -135,6 +160,17 @@ class MambaLM(nn.Module):
             want = "(b, l)" if ndim == 2 else "(b,)"
             raise ValueError(f"token ids must be an integer tensor of shape {want}, got "
                              f"{type(idx).__name__} {tuple(getattr(idx, 'shape', ()))}")
+
+    def _check_states(self, states):
+        if isinstance(states, MambaState) or not isinstance(states, (list, tuple)):
+            raise TypeError(f"states must be a list of MambaState (from prefill), got "
+                            f"{type(states).__name__}")
+        if len(states) != len(self.backbone.layers):
+            raise ValueError(f"states must hold one MambaState per layer: expected "
+                             f"{len(self.backbone.layers)}, got {len(states)}")
+        for i, state in enumerate(states):
+            if not isinstance(state, MambaState):
+                raise TypeError(f"states[{i}] must be a MambaState, got {type(state).__name__}")
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.lm_head(h)[..., : self.config.vocab_size]  # drop the padding rows
@@ -166,6 +202,7 @@ class MambaLM(nn.Module):
             ``(logits, states)``: ``(b, v)`` and the new states.
         """
         self._check(token, 1)
+        self._check_states(states)
         h, new = self.backbone.embedding(token), []
         for layer, state in zip(self.backbone.layers, states, strict=True):
             h, state = layer.step(h, state)
