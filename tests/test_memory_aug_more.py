@@ -528,9 +528,9 @@ def test_plot_atlas_draws_each_family_and_labels_each_point():
     assert bare.get_xlabel() == "numbers held about the past"
 
 
-def test_forward_flops_counts_a_matrix_product_without_gradients():
+def test_forward_flops_counts_a_matrix_product_without_gradients(capsys):
     """Protects forward_flops: PyTorch's count (2 · m · k · n for an (m, k) @ (k, n) product),
-    run with gradients off."""
+    run with gradients off and without printing the counter's table."""
     a, b = torch.randn(3, 4, requires_grad=True), torch.randn(4, 5)
     seen = []
 
@@ -540,6 +540,7 @@ def test_forward_flops_counts_a_matrix_product_without_gradients():
 
     assert atlas.forward_flops(fn) == 2 * 3 * 4 * 5 + 2 * 3 * 5 * 2
     assert seen == [False]
+    assert capsys.readouterr() == ("", "")                     # counts, prints no table
 
 
 def test_measured_costs_defaults_are_the_books_setting(monkeypatch):
@@ -582,6 +583,9 @@ def test_measured_costs_of_attention_and_the_perceiver_follow_the_shapes():
     assert per["parameters"] == n * d + 4 * d * d
     assert rows["Mixture-of-Depths block"]["parameters"] == (rows["Transformer block"][
         "parameters"] + d + 1)
+    k = math.ceil(0.125 * l)                      # the default fraction: 3 of the 24 tokens
+    assert rows["Mixture-of-Depths block"]["flops_per_token"] == pytest.approx(
+        (2 * d * l + 24 * d * d * k + 4 * d * k * k) / l)   # router on all, block on k
 
 
 def test_measured_costs_switch_drops_are_the_routers_at_that_capacity(monkeypatch):
