@@ -665,6 +665,8 @@ def test_plot_addressing_draws_one_bar_chart_per_stage():
         assert ax.get_title() == title and ax.get_xlabel() == "slot i"
         assert ax.get_ylim() == (0, 1)
     assert [ax.get_ylabel() for ax in axes] == ["weighting w(i)", "", "", ""]
+    with pytest.raises(ValueError, match=r"^zip\(\) argument 2 is longer than argument 1$"):
+        explore.plot_addressing(Figure().subplots(1, 3), stages)    # one panel per stage
 
 
 def test_addressing_explorer_sliders_redraw_the_four_stages(monkeypatch):
