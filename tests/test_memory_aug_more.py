@@ -692,6 +692,7 @@ def test_addressing_explorer_sliders_redraw_the_four_stages(monkeypatch):
     axes = fig.get_axes()
     want = explore.addressing_stages(memory, memory[:, 3], prev, 2.0, 0.25, -0.5, 3.0)
     assert len(axes) == 4 and axes[1].get_shared_y_axes().joined(axes[0], axes[3])
+    assert axes[0].get_subplotspec().get_geometry()[:2] == (1, 4)   # side by side
     for ax, w in zip(axes, want.values(), strict=True):
         assert [p.get_height() for p in ax.patches] == pytest.approx(w.tolist(), abs=1e-12)
     assert len(shown) == 5
