@@ -783,6 +783,10 @@ def test_update_memory_passes_the_kernel_to_a_conv_compression():
                                            rate=2, method="conv", weight=weight, bias=bias)
     assert torch.equal(kept, new)
     assert torch.allclose(cmem, _compress_loop(memory, 2, "conv", weight, bias), atol=1e-14)
+    # nothing falls out: the convolution is not run on an empty block (it would fail)
+    kept, cmem = compressive.update_memory(memory, memory[:, :0], new, n_memory=8, n_cmemory=5,
+                                           rate=2, method="conv", weight=weight, bias=bias)
+    assert torch.equal(kept, torch.cat([memory, new], 1)) and cmem.shape == (1, 0, 2)
 
 
 @pytest.mark.parametrize("args, error, message", [
