@@ -93,13 +93,15 @@ class NTM(nn.Module):
         self.output = nn.Linear(d_controller + m, d_out)
 
     def initial_state(self, b: int, device=None) -> dict:
-        """The state before the first step: memory, weightings, read vector, controller."""
+        """The state before the first step: memory, weightings, read vector, controller, in the
+        parameters' dtype (so that ``NTM(...).double()`` runs in float64)."""
         n, m, d = self.config.n_slots, self.config.slot_width, self.config.d_controller
-        w0 = torch.zeros(b, n, device=device)
+        like = {"dtype": self.output.weight.dtype, "device": device}
+        w0 = torch.zeros(b, n, **like)
         w0[:, 0] = 1.0
-        zeros = torch.zeros(b, d, device=device)
-        return {"memory": torch.full((b, n, m), MEMORY_INIT, device=device),
-                "w_write": w0, "w_read": w0.clone(), "read": torch.zeros(b, m, device=device),
+        zeros = torch.zeros(b, d, **like)
+        return {"memory": torch.full((b, n, m), MEMORY_INIT, **like),
+                "w_write": w0, "w_read": w0.clone(), "read": torch.zeros(b, m, **like),
                 "controller": (zeros, zeros.clone())}
 
     def step(self, x: torch.Tensor, state: dict):
