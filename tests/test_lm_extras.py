@@ -339,6 +339,37 @@ def test_loading_is_strict_and_safe(tmp_path):
         ckpt.load_checkpoint(tmp_path / "unsafe.pt")
 
 
+def test_loading_stays_safe_when_the_environment_forces_unsafe_loads(tmp_path, monkeypatch):
+    """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns torch.load's default to unsafe unpickling;
+    load_checkpoint asks for weights_only explicitly, so a file holding an arbitrary object is
+    still refused."""
+    ckpt.save_checkpoint(LSTMLM(V, 8, 1), tmp_path / "unsafe.pt", shakespeare().tokenizer,
+                         ratio=Fraction(1, 3))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        ckpt.load_checkpoint(tmp_path / "unsafe.pt")
+
+
+def test_a_checkpoint_written_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
+    """A file whose tensors are tagged with a CUDA device (as a GPU training run writes them)
+    loads onto the CPU: load_checkpoint maps every tensor to the CPU."""
+    import torch.serialization as ser
+
+    torch.manual_seed(0)
+    model = LSTMLM(V, 8, 1)
+    with monkeypatch.context() as m:  # torch.save tags every storage "cuda:0"
+        m.setattr(ser, "_package_registry",
+                  [(0, lambda storage: "cuda:0", lambda storage, loc: None),
+                   *ser._package_registry])
+        path = ckpt.save_checkpoint(model, tmp_path / "gpu.pt", shakespeare().tokenizer)
+    if not torch.cuda.is_available():  # the file really asks for a GPU
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+    loaded = ckpt.load_checkpoint(path)
+    for a, b in zip(loaded.parameters(), model.parameters(), strict=True):
+        assert a.device.type == "cpu" and torch.equal(a, b)
+
+
 def test_checkpoint_errors_in_full(tmp_path, monkeypatch):
     """A model of another class, an unknown pretrained name and a missing file are refused with
     messages that name what was given and what to do."""
