@@ -761,7 +761,8 @@ def test_labels_show_newlines_and_spaces():
 
 def test_plot_next_token_draws_the_most_likely_characters():
     """Defaults (τ = 1, all characters, up to 15 bars): all five bars, most likely first,
-    heights the probabilities worked out by hand, labelled, with the axes and title set."""
+    heights the probabilities worked out by hand, labelled, in the book's attention colour,
+    with the axes and title set."""
     import matplotlib.pyplot as plt
 
     model = _FixedLogits(_WEIGHTS)
@@ -772,6 +773,12 @@ def test_plot_next_token_draws_the_most_likely_characters():
     assert [p.get_height() for p in ax.patches] == pytest.approx([0.5, 0.2, 0.15, 0.1, 0.05])
     assert [p.get_x() + p.get_width() / 2 for p in ax.patches] == pytest.approx(range(5))
     assert [t.get_text() for t in ax.get_xticklabels()] == ["c", "b", "a", "␣", "\\n"]
+    from matplotlib.colors import to_rgba
+
+    from sseq.viz import PALETTE
+
+    # the book's colour for attention models, as in every chapter's figures
+    assert {p.get_facecolor() for p in ax.patches} == {to_rgba(PALETTE["attention"])}
     assert ax.get_xlabel() == "next character" and ax.get_ylabel() == "probability"
     assert ax.get_ylim() == (0, 1)
     assert ax.get_title() == "After 'ab c': τ = 1, top-k = all"
