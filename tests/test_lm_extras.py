@@ -853,3 +853,24 @@ def test_the_explorers_update_draws_and_prints_a_seeded_sample(monkeypatch, caps
         sample = generate(models[name], "ROMEO:", 6, tau, k, seed, tokenizer=tok)
         assert out == sample + "\n"
         plt.close(fig)
+
+
+def test_the_explorer_continues_juliet_for_160_characters_by_default(monkeypatch, capsys):
+    """Without prompt and n_new, the explorer continues "JULIET:\\n" by 160 characters."""
+    pytest.importorskip("ipywidgets")
+    import matplotlib.pyplot as plt
+
+    from sseq.lm import generate
+
+    torch.manual_seed(0)
+    tok, model = shakespeare().tokenizer, LSTMLM(V, 8, 1)
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    box = explore.sampling_explorer({"only": model}, tok)
+    capsys.readouterr()
+    box.f()
+    out = capsys.readouterr().out
+    assert shown[-1].axes[0].get_title() == "After 'JULIET:\\n': τ = 1, top-k = all"
+    assert out == generate(model, "JULIET:\n", 160, 1.0, None, 0, tokenizer=tok) + "\n"
+    assert len(out) == len("JULIET:\n") + 160 + 1
+    plt.close("all")
