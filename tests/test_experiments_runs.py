@@ -354,3 +354,298 @@ def test_lm_colours_are_the_book_palettes_families():
     assert exp_lm._color("lstm") == PALETTE["extra2"]
     assert exp_lm._color("mamba") == PALETTE["state"]
     assert exp_lm._color("gpt_nanogpt_lr") == PALETTE["theory"]
+
+
+# --- ntm_copy: the NTM against an LSTM on the copy task -----------------------------------------
+
+from sseq.experiments import ntm_copy  # noqa: E402
+from sseq.memory_aug import copy_accuracy, copy_loss, copy_task  # noqa: E402
+from sseq.memory_aug.ntm_model import NTM  # noqa: E402
+
+COPY = ntm_copy.Config(n_bits=3, train_length=3, eval_lengths=(2, 4), d_controller=8, n_slots=4,
+                       slot_width=3, steps=4, lstm_steps=2, batch_size=4, lr=1e-2, lstm_lr=2e-2,
+                       clip=0.05, eval_every=2, n_eval=5, models=("ntm", "lstm"))
+
+
+def test_ntm_copy_defaults_are_the_documented_full_run():
+    """The full run is the docstring's: 8-bit vectors, strings of 1..10 in training and up to
+    30 in evaluation, an NTM of 32 slots of width 12 trained 2,000 steps, the LSTM 10,000,
+    gradients clipped at norm 10; the prefix test re-runs the first record (250 steps)."""
+    c = ntm_copy.Config()
+    assert (c.n_bits, c.train_length, c.eval_lengths) == (8, 10, (1, 2, 5, 10, 15, 20, 25, 30))
+    assert (c.d_controller, c.n_slots, c.slot_width) == (64, 32, 12)
+    assert (c.steps, c.lstm_steps, c.batch_size, c.lr, c.lstm_lr, c.clip) == (
+        2000, 10000, 32, 1e-3, 3e-3, 10.0)
+    assert (c.eval_every, c.n_eval, c.models) == (250, 128, ("ntm", "lstm"))
+    assert ntm_copy.PREFIX_STEPS == c.eval_every and ntm_copy.RECORDS == ("step", "loss",
+                                                                           "eval_bits")
+    q = ntm_copy.QUICK
+    assert (q.steps, q.lstm_steps, q.eval_every, q.n_eval, q.eval_lengths) == (
+        300, 300, 100, 32, (5, 10, 20))
+
+
+def test_copy_lstm_is_a_batch_first_lstm_and_a_linear_read_out():
+    """``CopyLSTM(d_in, d_out, d)``: an LSTM of width d over ``(b, l, d_in)`` and a linear map
+    of each state to ``d_out`` logits; checked against torch's sequence-first LSTM with the
+    same weights, on a batch whose size differs from its length."""
+    torch.manual_seed(0)
+    model = ntm_copy.CopyLSTM(4, 3, 5)
+    assert ntm_copy.count_parameters(model) == 4 * 5 * (4 + 5 + 2) + 5 * 3 + 3
+    x = torch.randn(2, 7, 4)
+    ref = torch.nn.LSTM(4, 5)
+    ref.load_state_dict(model.lstm.state_dict())
+    h = ref(x.transpose(0, 1))[0].transpose(0, 1)                       # (b, l, d)
+    want = h @ model.output.weight.T + model.output.bias
+    got = model(x)
+    assert got.shape == (2, 7, 3)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_count_parameters_counts_every_weight():
+    """``count_parameters``: the number of trainable numbers, e.g. 3·2 + 2 for Linear(3, 2)."""
+    assert ntm_copy.count_parameters(torch.nn.Linear(3, 2)) == 8
+    assert ntm_copy.count_parameters(torch.nn.Sequential(torch.nn.Linear(3, 2),
+                                                         torch.nn.Linear(2, 5))) == 8 + 15
+
+
+def test_ntm_copy_lstm_width_is_the_nearest_parameter_match():
+    """``lstm_width``: among LSTM widths, the one whose CopyLSTM (counted by building it) has
+    the parameter count nearest the NTM's."""
+    for config in (COPY, ntm_copy.Config()):
+        target = ntm_copy.count_parameters(NTM(config.n_bits + 1, config.n_bits,
+                                               config.d_controller, config.n_slots,
+                                               config.slot_width))
+        d = ntm_copy.lstm_width(config)
+
+        def gap(w, config=config, target=target):
+            return abs(ntm_copy.count_parameters(
+                ntm_copy.CopyLSTM(config.n_bits + 1, config.n_bits, w)) - target)
+
+        assert all(gap(d) <= gap(w) for w in range(max(1, d - 3), d + 4))
+        assert gap(d) < gap(d - 1) and gap(d) < gap(d + 1)
+    assert ntm_copy.lstm_width(ntm_copy.Config()) > 1
+
+
+def test_ntm_copy_build_seeds_each_model():
+    """``build``: the NTM of the config's sizes (one input more than the bits: the delimiter),
+    or the CopyLSTM of :func:`lstm_width`, each initialised as seeding with the run's seed
+    right before making it would; an unknown model is refused by name."""
+    net = ntm_copy.build(COPY, "ntm", 3)
+    torch.manual_seed(3)
+    assert _same_parameters(net, NTM(4, 3, 8, 4, 3))
+    assert net.config == NTM(4, 3, 8, 4, 3).config
+    width = ntm_copy.lstm_width(COPY)
+    for seed in (0, 3):
+        net = ntm_copy.build(COPY, "lstm", seed)
+        torch.manual_seed(seed)
+        assert _same_parameters(net, ntm_copy.CopyLSTM(4, 3, width))
+    with pytest.raises(ValueError) as err:
+        ntm_copy.build(COPY, "gru", 0)
+    assert str(err.value) == "model must be 'ntm' or 'lstm', got 'gru'"
+    assert ntm_copy.jobs(COPY, [0, 5]) == [{"model": "ntm", "seed": 0}, {"model": "ntm", "seed": 5},
+                                           {"model": "lstm", "seed": 0},
+                                           {"model": "lstm", "seed": 5}]
+
+
+def _copier(wrong_first_bit: bool):
+    """A model that writes the string back after the delimiter (optionally with the first
+    bit of the first string flipped): logits ±1."""
+
+    def model(x):
+        n, steps, _ = x.shape
+        length = (steps - 1) // 2
+        out = torch.zeros(n, steps, x.shape[-1] - 1)
+        out[:, length + 1:] = 2 * x[:, :length, :-1] - 1
+        if wrong_first_bit:
+            out[0, length + 1, 0] *= -1
+        return out
+
+    return model
+
+
+def test_ntm_copy_evaluate_scores_held_out_strings_of_a_length():
+    """``evaluate``: bit and string accuracy on the config's ``n_eval`` strings of that
+    length, drawn with seed 1000 + length (the same for every run)."""
+    assert ntm_copy.evaluate(_copier(False), COPY, 4) == {"bits": 1.0, "sequences": 1.0}
+    got = ntm_copy.evaluate(_copier(True), COPY, 4)
+    assert got["bits"] == pytest.approx(1 - 1 / (5 * 4 * 3), abs=1e-6)  # float32 means
+    assert got["sequences"] == pytest.approx(0.8, abs=1e-6)
+    _, y, mask = copy_task(5, 4, 3, seed=1004)
+    ones = ntm_copy.evaluate(lambda x: torch.ones(x.shape[0], x.shape[1], 3), COPY, 4)
+    assert ones["bits"] == pytest.approx(float(y[:, mask].mean()))
+
+
+def _train_by_hand(config, model_name, seed, steps):
+    """The documented recipe written out: Adam at the model's lr, a length drawn uniformly
+    from 1..train_length at every step (generator 10000 + seed), gradients clipped."""
+    torch.manual_seed(seed)
+    if model_name == "ntm":
+        net = NTM(config.n_bits + 1, config.n_bits, config.d_controller, config.n_slots,
+                  config.slot_width)
+        lr = config.lr
+    else:
+        net = ntm_copy.build(config, "lstm", seed)
+        lr = config.lstm_lr
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(10_000 + seed)
+    losses, records = [], {"step": [], "loss": [], "eval_bits": []}
+    for step in range(1, steps + 1):
+        length = int(torch.randint(1, config.train_length + 1, (1,), generator=g))
+        x, y, mask = copy_task(config.batch_size, length, config.n_bits, seed=g)
+        loss = copy_loss(net(x), y, mask)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip)
+        opt.step()
+        losses.append(loss.item())
+        if step % config.eval_every == 0:
+            x, y, mask = copy_task(config.n_eval, config.train_length, config.n_bits,
+                                   seed=1000 + config.train_length)
+            with torch.no_grad():
+                acc = copy_accuracy(net(x), y, mask)
+            records["step"].append(step)
+            records["loss"].append(sum(losses) / len(losses))
+            records["eval_bits"].append(acc["bits"])
+            losses = []
+    return net, records
+
+
+def test_ntm_copy_run_job_is_the_documented_training_loop(tmp_path, monkeypatch):
+    """``run_job``: the log of a tiny NTM and LSTM run equals the training loop written out
+    by hand (records every ``eval_every`` steps, the loss averaged since the last record, the
+    bits at ``train_length``), then the accuracy at each evaluated length and the parameters;
+    a prefix (``steps``) stops early and adds neither; no checkpoint but the full run's."""
+    monkeypatch.setattr(ntm_copy, "CHECKPOINTS", tmp_path / "ckpt")
+    logs = {}
+    for name, steps in (("ntm", 4), ("lstm", 2)):
+        log = ntm_copy.run_job(COPY, {"model": name, "seed": 1})
+        net, want = _train_by_hand(COPY, name, 1, steps)
+        logs[name] = log
+        assert log["step"] == want["step"] == [2, 4][:steps // 2]
+        assert log["loss"] == pytest.approx(want["loss"], rel=1e-5, abs=1e-7), name
+        assert log["eval_bits"] == pytest.approx(want["eval_bits"], abs=1e-6), name
+        with torch.no_grad():
+            final = [copy_accuracy(net(x), y, m) for x, y, m in
+                     (copy_task(5, n, 3, seed=1000 + n) for n in (2, 4))]
+        assert log["bits"] == pytest.approx([f["bits"] for f in final], abs=1e-6)
+        assert log["sequences"] == pytest.approx([f["sequences"] for f in final], abs=1e-6)
+        assert log["parameters"] == ntm_copy.count_parameters(net)
+    prefix = ntm_copy.run_job(COPY, {"model": "ntm", "seed": 1}, steps=3)
+    assert set(prefix) == {"step", "loss", "eval_bits"} and prefix["step"] == [2]
+    assert prefix["loss"] == logs["ntm"]["loss"][:1]
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_ntm_copy_saves_and_loads_the_full_runs_seed_0_models(tmp_path, monkeypatch):
+    """The full configuration's seed-0 run of each model writes its weights to
+    ``CHECKPOINTS/<model>_copy.pt`` (creating the folder, again on a re-run), which
+    ``load_trained`` reads back into the full-size model, in eval mode; other seeds write
+    nothing, and a missing file says which command makes it."""
+    monkeypatch.setattr(ntm_copy, "CHECKPOINTS", tmp_path / "ckpt")
+    monkeypatch.setattr(ntm_copy, "Config", lambda: COPY)  # COPY plays the full run
+    ntm_copy.run_job(COPY, {"model": "lstm", "seed": 1})
+    assert not (tmp_path / "ckpt").exists()
+    for _ in range(2):
+        ntm_copy.run_job(COPY, {"model": "lstm", "seed": 0})
+    net, _ = _train_by_hand(COPY, "lstm", 0, 2)
+    stored = torch.load(tmp_path / "ckpt" / "lstm_copy.pt", weights_only=True)
+    assert stored.keys() == net.state_dict().keys()
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(stored[key], value, rtol=1e-5, atol=1e-6)
+    loaded = ntm_copy.load_trained("lstm")
+    assert not loaded.training
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, stored[key]), key
+    path = tmp_path / "ckpt" / "ntm_copy.pt"
+    with pytest.raises(FileNotFoundError) as err:
+        ntm_copy.load_trained("ntm")
+    assert str(err.value) == (f"no trained 'ntm' at {path}: run 'python -m sseq.experiments "
+                              f"ntm_copy' first")
+
+
+def test_ntm_copy_summarize_averages_each_model_over_seeds():
+    """``summarize``: per model, the parameters and steps of its runs and, at each evaluated
+    length, the mean over seeds of the bit and the string accuracy."""
+    def run(model, seed, bits, seqs, params, last):
+        return {"model": model, "seed": seed,
+                "log": {"bits": bits, "sequences": seqs, "parameters": params,
+                        "step": [2, last]}}
+
+    runs = [run("ntm", 0, [1.0, 0.5], [1.0, 0.0], 90, 6), run("lstm", 0, [0.9, 0.3],
+                                                               [0.5, 0.0], 88, 4),
+            run("ntm", 1, [0.8, 0.25], [0.5, 0.25], 90, 6)]
+    got = ntm_copy.summarize(COPY, runs)
+    assert got == {"ntm": {"parameters": 90, "steps": 6, "eval_lengths": [2, 4],
+                           "bits": [0.9, 0.375], "sequences": [0.75, 0.125]},
+                   "lstm": {"parameters": 88, "steps": 4, "eval_lengths": [2, 4],
+                            "bits": [0.9, 0.3], "sequences": [0.5, 0.0]}}
+    with pytest.raises(ValueError):  # seeds evaluated at different lengths
+        ntm_copy.summarize(COPY, runs[:2] + [run("ntm", 1, [0.8], [0.5], 90, 6)])
+
+
+def _copy_results():
+    runs = [{"model": "ntm", "seed": 0, "log": {"bits": [1.0, 0.6], "sequences": [1.0, 0.2]}},
+            {"model": "ntm", "seed": 1, "log": {"bits": [0.8, 0.4], "sequences": [0.5, 0.0]}},
+            {"model": "lstm", "seed": 0, "log": {"bits": [0.9, 0.3], "sequences": [0.4, 0.0]}},
+            {"model": "lstm", "seed": 1, "log": {"bits": [0.7, 0.5], "sequences": [0.2, 0.1]}}]
+    return {"config": {"eval_lengths": [2, 4], "models": ["ntm", "lstm"], "train_length": 3},
+            "runs": runs}
+
+
+def test_ntm_copy_plot_shows_the_mean_and_range_over_seeds():
+    """``plot_accuracy``: per model the mean accuracy over seeds against length, in the
+    family's colour, the seeds' range shaded, the training lengths marked, and the axes named
+    for the accuracy shown."""
+    for key, ylabel in (("bits", "bits copied right"),
+                        ("sequences", "strings copied without error")):
+        fig, ax = plt.subplots()
+        results = _copy_results()
+        assert ntm_copy.plot_accuracy(ax, results, key) is ax
+        lines = ax.get_lines()
+        assert [line.get_label() for line in lines] == ["NTM (32 slots × 12)",
+                                                       "LSTM, same parameters"]
+        runs = results["runs"]
+        for line, pair in zip(lines, (runs[:2], runs[2:]), strict=True):
+            assert list(line.get_xdata()) == [2, 4]
+            want = [(a + b) / 2 for a, b in zip(pair[0]["log"][key], pair[1]["log"][key],
+                                                 strict=True)]
+            assert list(line.get_ydata()) == pytest.approx(want)
+            assert line.get_marker() == "o" and line.get_linestyle() == "-"
+        assert [line.get_color() for line in lines] == [PALETTE["state"], PALETTE["theory"]]
+        bands = ax.collections
+        assert len(bands) == 2
+        for band, pair in zip(bands, (runs[:2], runs[2:]), strict=True):
+            verts = band.get_paths()[0].vertices
+            lo = [min(a, b) for a, b in zip(pair[0]["log"][key], pair[1]["log"][key],
+                                            strict=True)]
+            hi = [max(a, b) for a, b in zip(pair[0]["log"][key], pair[1]["log"][key],
+                                            strict=True)]
+            assert {tuple(v) for v in verts} >= {(2, lo[0]), (4, lo[1]), (2, hi[0]), (4, hi[1])}
+            assert band.get_alpha() == 0.2
+        span = ax.patches[0]
+        assert span.get_label() == "lengths seen in training"
+        corners = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
+        assert (min(corners), max(corners)) == (0.5, 3.5)
+        assert span.get_alpha() == 0.1
+        assert ax.get_ylim() == (0, 1.02) and ax.get_ylabel() == ylabel
+        assert ax.get_xlabel() == "string length (8-bit vectors)"
+        assert ax.get_title() == "Copying: external memory against a running state"
+        plt.close(fig)
+
+
+def test_ntm_copy_plot_can_draw_each_seed_of_a_model():
+    """``plot_accuracy(seeds=(model,))``: that model's runs as one line each, labelled with
+    the seed, in its colour with its own marker and dash; the others as a mean."""
+    fig, ax = plt.subplots()
+    results = _copy_results()
+    ntm_copy.plot_accuracy(ax, results, "bits", seeds=("ntm",))
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["NTM (32 slots × 12), seed 0",
+                                                   "NTM (32 slots × 12), seed 1",
+                                                   "LSTM, same parameters"]
+    assert [list(line.get_ydata()) for line in lines[:2]] == [[1.0, 0.6], [0.8, 0.4]]
+    assert [(line.get_marker(), line.get_linestyle()) for line in lines[:2]] == [
+        ("o", "-"), ("s", "--")]
+    assert lines[0].get_color() == PALETTE["state"] and lines[0].get_markersize() == 4
+    assert len(ax.collections) == 1  # only the LSTM's range
+    plt.close(fig)
