@@ -649,3 +649,160 @@ def test_ntm_copy_plot_can_draw_each_seed_of_a_model():
     assert lines[0].get_color() == PALETTE["state"] and lines[0].get_markersize() == 4
     assert len(ax.collections) == 1  # only the LSTM's range
     plt.close(fig)
+
+
+# --- knn_lm: Chapter 7's GPT with its training text as a datastore ------------------------------
+
+from sseq.experiments import knn_lm as exp_knn  # noqa: E402
+
+KNN = exp_knn.Config(context=4, n_val=6, sizes=(5, 9), k=2, temperatures=(0.5, 2.0),
+                     subset_seed=3, lambdas=(0.0, 0.25, 1.0))
+
+
+def test_knn_lm_defaults_are_the_documented_full_run():
+    """The full run is the docstring's: the GPT, windows of 64, 8,192 validation queries,
+    datastores from 3,000 characters to the whole training text, k = 32, λ from 0 (the GPT
+    alone) to 1, one shuffle (seed 0); the prefix re-runs the smallest datastore."""
+    c = exp_knn.Config()
+    assert (c.model, c.context, c.n_val, c.k, c.subset_seed) == ("gpt", 64, 8192, 32, 0)
+    assert c.sizes == (3_000, 10_000, 30_000, 100_000, 300_000, 1_003_840)
+    assert c.sizes[-1] == (1_003_854 - 1) // 64 * 64  # every whole training window
+    assert c.temperatures == (0.3, 1.0, 3.0, 10.0, 30.0)
+    assert c.lambdas[0] == 0.0 and c.lambdas[-1] == 1.0 and len(c.lambdas) == 12
+    assert exp_knn.QUICK == exp_knn.Config(n_val=1024, sizes=(3_000, 30_000))
+    assert exp_knn.PREFIX_STEPS == 1 and exp_knn.RECORDS == ("size", "tune", "test")
+
+
+def test_knn_lm_is_one_job_whatever_the_seeds():
+    """``jobs``: the search is exact and the model trained, so one run, for the config's
+    model, however many seeds are asked for."""
+    assert exp_knn.jobs(KNN, [0, 1, 2]) == [{"model": "gpt"}]
+    assert exp_knn.jobs(dataclasses.replace(KNN, model="lstm"), [4]) == [{"model": "lstm"}]
+
+
+def _knn_loss_by_hand(distances, values, logits, targets, T, lam):
+    """Mean −log((1 − λ) softmax(logits)[y] + λ Σ_i 1[v_i = y] e^{−d_i/T} / Σ_i e^{−d_i/T}),
+    one query at a time in float64."""
+    total = 0.0
+    for q in range(len(targets)):
+        y = int(targets[q])
+        z = [math.exp(float(s)) for s in logits[q]]
+        p_lm = z[y] / sum(z)
+        w = [math.exp(-float(d) / T) for d in distances[q]]
+        p_knn = sum(wi for wi, v in zip(w, values[q].tolist(), strict=True) if v == y) / sum(w)
+        p = (1 - lam) * p_lm + lam * p_knn
+        total += -math.log(p) if p > 0 else math.inf
+    return total / len(targets)
+
+
+def test_knn_lm_losses_are_a_grid_over_temperature_and_lambda():
+    """``_losses``: rows are the temperatures, columns the λs, each the mean next-character
+    loss (nats) of the interpolated distribution, matching the formula evaluated by hand;
+    λ = 1 with a target no neighbour voted for is an infinite loss."""
+    distances = torch.tensor([[0.5, 1.5], [0.2, 0.3], [1.0, 4.0]], dtype=torch.float64)
+    values = torch.tensor([[1, 2], [0, 0], [2, 1]])
+    logits = torch.tensor([[0.1, 0.5, -0.3], [1.0, 0.0, 0.2], [0.3, 0.3, 0.9]])
+    targets = torch.tensor([2, 0, 1])
+    grid = exp_knn._losses(KNN, distances, values, logits, targets)
+    assert len(grid) == 2 and all(len(row) == 3 for row in grid)
+    for i, T in enumerate(KNN.temperatures):
+        for j, lam in enumerate(KNN.lambdas):
+            want = _knn_loss_by_hand(distances, values, logits, targets, T, lam)
+            assert grid[i][j] == pytest.approx(want, rel=1e-6), (T, lam)
+            assert isinstance(grid[i][j], float)
+    assert grid[0][0] == grid[1][0]  # λ = 0: the GPT alone, whatever T
+    missing = exp_knn._losses(KNN, distances, torch.tensor([[1, 2], [1, 1], [2, 1]]), logits,
+                              targets)
+    assert missing[0][2] == math.inf and math.isfinite(missing[0][1])
+
+
+def test_knn_lm_windows_are_a_seeded_shuffle_cut_to_the_size():
+    """``_windows``: the whole windows of ``context`` characters that fit before the last
+    target, shuffled by ``subset_seed``, and as many of them as hold ``size`` positions
+    (rounded up): nested, so a larger datastore holds the smaller ones."""
+    n_train = 4 * 10 + 1            # 10 whole windows of 4 with a target after each position
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(exp_knn._windows(KNN, n_train, 5), order[:2])      # 5 → 2 windows
+    assert torch.equal(exp_knn._windows(KNN, n_train, 8), order[:2])      # exactly 2
+    assert torch.equal(exp_knn._windows(KNN, n_train, 9), order[:3])
+    assert torch.equal(exp_knn._windows(KNN, n_train, 40), order)
+    nine = torch.randperm(9, generator=torch.Generator().manual_seed(3))  # one target short
+    assert torch.equal(exp_knn._windows(KNN, n_train - 1, 40), nine)
+    other = exp_knn._windows(dataclasses.replace(KNN, subset_seed=4), n_train, 40)
+    assert not torch.equal(other, order) and sorted(other.tolist()) == list(range(10))
+
+
+def test_knn_lm_best_is_the_grids_smallest_loss():
+    """``best``: the (temperature, λ) indices of the smallest loss; on a tie the first in
+    reading order."""
+    assert exp_knn.best(KNN, [[3.0, 2.0, 2.5], [2.1, 1.5, math.inf]]) == (1, 1)
+    assert exp_knn.best(KNN, [[3.0, 1.0, 2.5], [1.0, 1.5, 4.0]]) == (0, 1)
+    assert exp_knn.best(KNN, [[0.5, 1.0], [2.0, 0.7]]) == (0, 0)
+
+
+def _knn_results():
+    tune = [[[2.0, 1.8, 3.0], [2.0, 1.9, 2.5]], [[2.0, 1.7, 2.6], [2.0, 1.6, 2.4]]]
+    test = [[[2.1, 1.85, 3.1], [2.12, 1.95, 2.6]], [[2.15, 1.75, 2.7], [2.17, 1.65, 2.5]]]
+    log = {"size": [5, 9], "tune": tune, "test": test}
+    return {"config": dataclasses.asdict(KNN), "runs": [{"log": log}]}
+
+
+def test_knn_lm_summary_reports_the_test_loss_at_the_tuned_t_and_lambda():
+    """``summarize``: per datastore size, T and λ chosen on the tune half and the test half's
+    loss with them (not the test half's own minimum), beside the GPT alone (λ = 0)."""
+    results = _knn_results()
+    got = exp_knn.summarize(KNN, results["runs"])
+    assert got == {"size": [5, 9], "temperature": [0.5, 2.0], "lambda": [0.25, 0.25],
+                   "test_loss": [1.85, 1.65], "test_loss_lm": 2.1}
+    shifted = dataclasses.replace(KNN, lambdas=(0.25, 0.0, 1.0))  # λ = 0 in the middle column
+    assert exp_knn.summarize(shifted, results["runs"])["test_loss_lm"] == 1.85
+
+
+def test_knn_lm_plot_size_draws_the_test_loss_and_the_gpt_alone():
+    """``plot_size``: the test loss against datastore size on a log axis, and the GPT alone as
+    a dashed black line."""
+    results = _knn_results()
+    results["summary"] = exp_knn.summarize(KNN, results["runs"])
+    fig, ax = plt.subplots()
+    assert exp_knn.plot_size(ax, results) is ax
+    curve, alone = ax.get_lines()
+    assert list(curve.get_xdata()) == [5, 9] and list(curve.get_ydata()) == [1.85, 1.65]
+    assert curve.get_color() == PALETTE["attention"] and curve.get_marker() == "o"
+    assert curve.get_label() == "GPT + kNN (T, λ tuned on the other half)"
+    assert list(alone.get_ydata()) == [2.1, 2.1] and alone.get_label() == "GPT alone"
+    assert alone.get_linestyle() == "--" and alone.get_color() == PALETTE["reference"]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "datastore size N (training characters)"
+    assert ax.get_ylabel() == "validation loss (nats/char)"
+    assert ax.get_title() == "More memory, lower loss"
+    plt.close(fig)
+
+
+def test_knn_lm_plot_lambda_draws_each_size_at_its_tuned_temperature():
+    """``plot_lambda``: per datastore size (all, or those asked for), the test loss against λ
+    at the temperature tuned for that size, coloured along viridis, labelled with N; the
+    y axis ends 0.3 above the GPT alone."""
+    results = _knn_results()
+    results["summary"] = exp_knn.summarize(KNN, results["runs"])
+    fig, ax = plt.subplots()
+    assert exp_knn.plot_lambda(ax, results) is ax
+    first, second = ax.get_lines()
+    assert list(first.get_xdata()) == [0.0, 0.25, 1.0]
+    assert list(first.get_ydata()) == [2.1, 1.85, 3.1]      # T = 0.5, tuned for size 5
+    assert list(second.get_ydata()) == [2.17, 1.65, 2.5]    # T = 2.0, tuned for size 9
+    assert [first.get_label(), second.get_label()] == ["N = 5", "N = 9"]
+    cmap = matplotlib.colormaps["viridis"]
+    assert first.get_color() == cmap(0.0) and second.get_color() == cmap(1.0)
+    assert ax.get_ylim()[1] == pytest.approx(2.4)
+    assert ax.get_xlabel() == "interpolation weight λ"
+    assert ax.get_ylabel() == "validation loss (nats/char)"
+    assert ax.get_title() == "How much to trust the neighbours"
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    results["runs"][0]["log"]["size"] = [1_000, 9]
+    results["summary"]["size"] = [1_000, 9]
+    exp_knn.plot_lambda(ax, results, sizes=[1_000])
+    (only,) = ax.get_lines()
+    assert only.get_label() == "N = 1,000" and list(only.get_ydata()) == [2.1, 1.85, 3.1]
+    assert only.get_color() == cmap(0.0)
+    plt.close(fig)
