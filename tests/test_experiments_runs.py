@@ -348,6 +348,37 @@ def test_lm_plot_against_time_uses_seconds_unscaled():
         plt.close(fig)
 
 
+def test_lm_plot_ticks_are_1_2_5_from_a_hundredth_to_fifty_thousand():
+    """The compute/time axis is labelled at 1, 2 and 5 times the powers of ten from 0.01 to
+    50,000 that lie in the view, the view's ends included (a run may span the whole range)."""
+    results = {"runs": [{"label": "gpt", "seed": 0,
+                         "log": {"seconds": [1e-3, 1e6], "val_loss": [3.0, 2.0]}}],
+               "summary": {"ngram": {"order": list(range(7)),
+                                     "val": [4.0, 3.0, 2.5, 2.2, 2.1, 2.0, 1.9]}}}
+    fig, ax = plt.subplots()
+    exp_lm.plot_loss_vs_compute(ax, results, x="seconds")
+    want = [t * 10.0**e for e in range(-2, 5) for t in (1, 2, 5)]
+    assert list(ax.get_xticks()) == pytest.approx(want) and want[-1] == 50_000
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    ax.set_xlim(1, 10)
+    ax.set_autoscalex_on(False)  # a view from exactly 1 to 10: both ends are ticks
+    exp_lm.plot_loss_vs_compute(ax, results, x="seconds")
+    assert list(ax.get_xticks()) == pytest.approx([1.0, 2.0, 5.0, 10.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "5", "10"]
+    plt.close(fig)
+
+
+def test_lm_samples_refuse_a_log_whose_lists_disagree():
+    """``samples`` pairs each step with its loss and text, and refuses a stored log whose
+    lists have different lengths instead of dropping samples silently."""
+    results = _lm_results()
+    results["runs"][1]["log"]["samples"]["text"] = ["ab"]
+    with pytest.raises(ValueError):
+        exp_lm.samples(results, "gpt")
+
+
 def test_lm_colours_are_the_book_palettes_families():
     """Each run label has its family's colour: attention for the GPTs' own, state for Mamba."""
     assert exp_lm._color("gpt") == PALETTE["attention"]
@@ -756,6 +787,15 @@ def test_knn_lm_summary_reports_the_test_loss_at_the_tuned_t_and_lambda():
                    "test_loss": [1.85, 1.65], "test_loss_lm": 2.1}
     shifted = dataclasses.replace(KNN, lambdas=(0.25, 0.0, 1.0))  # λ = 0 in the middle column
     assert exp_knn.summarize(shifted, results["runs"])["test_loss_lm"] == 1.85
+
+
+def test_knn_lm_summary_refuses_tune_and_test_grids_that_disagree():
+    """``summarize`` pairs the tune and test grid of each size; a log with one more tune than
+    test grid is refused, not cut short."""
+    results = _knn_results()
+    results["runs"][0]["log"]["test"].pop()
+    with pytest.raises(ValueError):
+        exp_knn.summarize(KNN, results["runs"])
 
 
 def test_knn_lm_plot_size_draws_the_test_loss_and_the_gpt_alone():
