@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 import types
 
 import matplotlib
@@ -454,7 +455,12 @@ def test_ntm_copy_lstm_width_is_the_nearest_parameter_match():
 
         assert all(gap(d) <= gap(w) for w in range(max(1, d - 3), d + 4))
         assert gap(d) < gap(d - 1) and gap(d) < gap(d + 1)
-    assert ntm_copy.lstm_width(ntm_copy.Config()) > 1
+    # wide vectors, a one-unit controller: an NTM of 752 parameters, nearest the LSTM of
+    # width 1 (616) rather than 2 (1,140)
+    wide = ntm_copy.Config(n_bits=100, d_controller=1, n_slots=1, slot_width=1)
+    assert ntm_copy.count_parameters(ntm_copy.build(wide, "ntm", 0)) == 752
+    assert ntm_copy.lstm_width(wide) == 1
+    assert ntm_copy.count_parameters(ntm_copy.CopyLSTM(101, 100, 1)) == 616
 
 
 def test_ntm_copy_build_seeds_each_model():
@@ -567,6 +573,10 @@ def test_ntm_copy_run_job_is_the_documented_training_loop(tmp_path, monkeypatch)
     assert not (tmp_path / "ckpt").exists()
 
 
+class _NotWeights:
+    """An object a weights-only checkpoint may not hold."""
+
+
 def test_ntm_copy_saves_and_loads_the_full_runs_seed_0_models(tmp_path, monkeypatch):
     """The full configuration's seed-0 run of each model writes its weights to
     ``CHECKPOINTS/<model>_copy.pt`` (creating the folder, again on a re-run), which
@@ -587,6 +597,9 @@ def test_ntm_copy_saves_and_loads_the_full_runs_seed_0_models(tmp_path, monkeypa
     assert not loaded.training
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, stored[key]), key
+    torch.save({"not": _NotWeights()}, tmp_path / "ckpt" / "lstm_copy.pt")
+    with pytest.raises(pickle.UnpicklingError):  # weights only: a file cannot run code
+        ntm_copy.load_trained("lstm")
     path = tmp_path / "ckpt" / "ntm_copy.pt"
     with pytest.raises(FileNotFoundError) as err:
         ntm_copy.load_trained("ntm")
@@ -652,12 +665,13 @@ def test_ntm_copy_plot_shows_the_mean_and_range_over_seeds():
             hi = [max(a, b) for a, b in zip(pair[0]["log"][key], pair[1]["log"][key],
                                             strict=True)]
             assert {tuple(v) for v in verts} >= {(2, lo[0]), (4, lo[1]), (2, hi[0]), (4, hi[1])}
-            assert band.get_alpha() == 0.2
+            assert band.get_alpha() == 0.2 and list(band.get_linewidth()) == [0.0]
         span = ax.patches[0]
         assert span.get_label() == "lengths seen in training"
         corners = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
         assert (min(corners), max(corners)) == (0.5, 3.5)
-        assert span.get_alpha() == 0.1
+        assert span.get_alpha() == 0.1 and span.get_linewidth() == 0.0
+        assert span.get_facecolor()[:3] == matplotlib.colors.to_rgb(PALETTE["reference"])
         assert ax.get_ylim() == (0, 1.02) and ax.get_ylabel() == ylabel
         assert ax.get_xlabel() == "string length (8-bit vectors)"
         assert ax.get_title() == "Copying: external memory against a running state"
@@ -732,8 +746,8 @@ def test_knn_lm_losses_are_a_grid_over_temperature_and_lambda():
     λ = 1 with a target no neighbour voted for is an infinite loss."""
     distances = torch.tensor([[0.5, 1.5], [0.2, 0.3], [1.0, 4.0]], dtype=torch.float64)
     values = torch.tensor([[1, 2], [0, 0], [2, 1]])
-    logits = torch.tensor([[0.1, 0.5, -0.3], [1.0, 0.0, 0.2], [0.3, 0.3, 0.9]])
-    targets = torch.tensor([2, 0, 1])
+    logits = torch.tensor([[0.1, 0.5, -0.3, 0.0], [1.0, 0.0, 0.2, -1.0], [0.3, 0.3, 0.9, 0.4]])
+    targets = torch.tensor([2, 0, 1])  # 3 queries, 4 characters
     grid = exp_knn._losses(KNN, distances, values, logits, targets)
     assert len(grid) == 2 and all(len(row) == 3 for row in grid)
     for i, T in enumerate(KNN.temperatures):
@@ -838,11 +852,13 @@ def test_knn_lm_plot_lambda_draws_each_size_at_its_tuned_temperature():
     assert ax.get_ylabel() == "validation loss (nats/char)"
     assert ax.get_title() == "How much to trust the neighbours"
     plt.close(fig)
-    fig, ax = plt.subplots()
     results["runs"][0]["log"]["size"] = [1_000, 9]
-    results["summary"]["size"] = [1_000, 9]
-    exp_knn.plot_lambda(ax, results, sizes=[1_000])
+    fig, ax = plt.subplots()
+    exp_knn.plot_lambda(ax, results)
+    assert [line.get_label() for line in ax.get_lines()] == ["N = 1,000", "N = 9"]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    exp_knn.plot_lambda(ax, results, sizes=[9])  # only the larger: the smaller is skipped
     (only,) = ax.get_lines()
-    assert only.get_label() == "N = 1,000" and list(only.get_ydata()) == [2.1, 1.85, 3.1]
-    assert only.get_color() == cmap(0.0)
+    assert only.get_label() == "N = 9" and list(only.get_ydata()) == [2.17, 1.65, 2.5]
     plt.close(fig)
