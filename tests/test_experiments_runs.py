@@ -581,7 +581,8 @@ def test_ntm_copy_saves_and_loads_the_full_runs_seed_0_models(tmp_path, monkeypa
     """The full configuration's seed-0 run of each model writes its weights to
     ``CHECKPOINTS/<model>_copy.pt`` (creating the folder, again on a re-run), which
     ``load_trained`` reads back into the full-size model, in eval mode; other seeds write
-    nothing, and a missing file says which command makes it."""
+    nothing, a file holding anything but tensors is refused (loading cannot run code), and a
+    missing file says which command makes it."""
     monkeypatch.setattr(ntm_copy, "CHECKPOINTS", tmp_path / "ckpt")
     monkeypatch.setattr(ntm_copy, "Config", lambda: COPY)  # COPY plays the full run
     ntm_copy.run_job(COPY, {"model": "lstm", "seed": 1})
