@@ -236,8 +236,9 @@ def test_lm_ngram_losses_score_every_order_on_both_splits(monkeypatch):
 
 def _lm_run(label, seed, val, seconds, cpu, params, flops):
     return {"label": label, "seed": seed,
-            "log": {"final_val_loss": val, "seconds": [1.0, seconds],
-                    "cpu_seconds": [0.5, cpu], "parameters": params, "flops": [7, flops]}}
+            "log": {"final_val_loss": val, "seconds": [1.0, 2.0, seconds],
+                    "cpu_seconds": [0.5, 0.7, cpu], "parameters": params,
+                    "flops": [7, 8, flops]}}
 
 
 def test_lm_summarize_collects_each_label_seed_by_seed(monkeypatch):
@@ -307,8 +308,8 @@ def test_lm_plot_loss_vs_compute_draws_each_run_and_the_ngram_lines():
     runs = lines[:3]
     assert [line.get_label() for line in runs] == ["GPT (Transformer)", "LSTM",
                                                   "GPT, nanoGPT's lr 1e-3"]
-    assert list(runs[0].get_xdata()) == pytest.approx([1.0, 3.0])
-    assert list(runs[1].get_xdata()) == pytest.approx([0.5, 1.5])  # seed 1: the first stored
+    assert list(runs[0].get_xdata()) == [1e12 / 1e12, 3e12 / 1e12]  # TFLOP, exactly
+    assert list(runs[1].get_xdata()) == [0.5e12 / 1e12, 1.5e12 / 1e12]  # seed 1: stored first
     assert list(runs[1].get_ydata()) == [6.0, 4.0]
     assert [line.get_color() for line in runs] == [PALETTE["attention"], PALETTE["extra2"],
                                                   PALETTE["theory"]]
@@ -318,7 +319,7 @@ def test_lm_plot_loss_vs_compute_draws_each_run_and_the_ngram_lines():
                                                   "Kneser–Ney 6-gram"]
     assert [line.get_ydata()[0] for line in refs] == [2.5, 1.95, 1.9]
     assert [line.get_linestyle() for line in refs] == [":", "--", "-."]
-    assert refs[1]._dash_pattern[1] == pytest.approx([5 * 0.9, 3 * 0.9])  # (0, (5, 3)), scaled
+    assert refs[1]._unscaled_dash_pattern == (0, (5, 3))  # 5 on, 3 off, from the start
     assert all(line.get_color() == PALETTE["reference"] for line in refs)
     assert all(line.get_linewidth() == 0.9 for line in refs)
     assert ax.get_xscale() == "log"
