@@ -443,8 +443,10 @@ def test_count_parameters_counts_every_weight():
 
 def test_ntm_copy_lstm_width_is_the_nearest_parameter_match():
     """``lstm_width``: among LSTM widths, the one whose CopyLSTM (counted by building it) has
-    the parameter count nearest the NTM's."""
-    for config in (COPY, ntm_copy.Config()):
+    the parameter count nearest the NTM's, however large the NTM (a search once stopped at
+    width 511)."""
+    big = ntm_copy.Config(d_controller=600, n_slots=4, slot_width=4)  # 1.5 M: width 605
+    for config in (COPY, ntm_copy.Config(), big):
         target = ntm_copy.count_parameters(NTM(config.n_bits + 1, config.n_bits,
                                                config.d_controller, config.n_slots,
                                                config.slot_width))
