@@ -15,6 +15,7 @@ uniformly at every step; the LSTM, 20 times cheaper per step, is trained 5 times
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def lstm_width(config: Config) -> int:
     """The LSTM width whose parameter count is nearest the NTM's."""
     target = count_parameters(build(config, "ntm", 0))
     i, o = config.n_bits + 1, config.n_bits
-    return min(range(1, 512), key=lambda d: abs(4 * d * (i + d + 2) + d * o + o - target))
+    # a width d has more than 4 d² parameters: none past √target can be the nearest
+    return min(range(1, math.isqrt(target) + 2),
+               key=lambda d: abs(4 * d * (i + d + 2) + d * o + o - target))
 
 
 def build(config: Config, model: str, seed: int) -> nn.Module:
