@@ -537,3 +537,217 @@ def test_gpu_half_precision_inputs(dtype):
     inputs = make_inputs(2, 500, 100, 16, dtype=dtype)
     tol = dict(float16=(5e-3, 1e-2), bfloat16=(3e-2, 5e-2))[str(dtype).split(".")[1]]
     assert_matches_loop(inputs, softplus=True, rtol=tol[0], atol=tol[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The launchers (issue 18): what reaches the kernels, checked on the launch arguments.
+# The interpreter ignores num_warps and accepts arguments a GPU launch would refuse, so these
+# tests read the arguments of each launch instead of only the results.
+# ---------------------------------------------------------------------------------------------
+
+from sseq.scan import triton_common  # noqa: E402
+
+
+def spy_launches(monkeypatch, module):
+    """Record (kernel, grid, args, constants) of every launch ``module`` makes, then launch."""
+    calls, launch = [], module._launch
+
+    def spy(kernel, grid, *args, **constants):
+        calls.append((kernel, grid, args, constants))
+        return launch(kernel, grid, *args, **constants)
+
+    monkeypatch.setattr(module, "_launch", spy)
+    return calls
+
+
+class _Checked(Exception):
+    pass
+
+
+def spy_device_check(monkeypatch, module):
+    """Record the tensors ``module`` hands to _check_device, and stop there."""
+    seen = []
+
+    def check(*tensors):
+        seen.append(tensors)
+        raise _Checked
+
+    monkeypatch.setattr(module, "_check_device", check)
+    return seen
+
+
+def test_every_input_has_its_device_checked(monkeypatch):
+    """Both entry points check the device of every tensor they are given (called directly,
+    nothing checked them before), not only the first ones."""
+    seen = spy_device_check(monkeypatch, triton_linear)
+    a, b, h0 = torch.ones(1, 3, 2), torch.ones(1, 3, 2), torch.ones(1, 2)
+    with pytest.raises(_Checked):
+        triton_linear.linear_scan_triton(a, b, h0)
+    assert len(seen) == 1 and len(seen[0]) == 3
+    assert all(x is y for x, y in zip(seen[0], (a, b, h0), strict=True))
+    seen = spy_device_check(monkeypatch, triton_kernel)
+    inputs = make_inputs(1, 3, 2, 2)
+    with pytest.raises(_Checked):
+        triton_kernel.selective_scan_triton(**inputs)
+    assert len(seen) == 1 and len(seen[0]) == len(NAMES)
+    assert all(x is inputs[name] for x, name in zip(seen[0], NAMES, strict=True))
+
+
+def test_check_device_names_the_device_it_needs(monkeypatch):
+    """In the interpreter the kernels need CPU tensors, compiled they need CUDA tensors; the
+    error says which, and where the tensor was. None is skipped; compile-only checks nothing."""
+    cuda_like = type("CudaLike", (), dict(is_cuda=True, device=torch.device("cuda", 0)))()
+    cpu = torch.ones(2)
+    monkeypatch.setattr(triton_common, "COMPILE_ONLY", False)
+    monkeypatch.setattr(triton_common, "INTERPRETED", True)
+    assert triton_common._check_device(cpu, None, cpu) is None
+    with pytest.raises(ValueError) as err:
+        triton_common._check_device(cpu, None, cuda_like)
+    assert str(err.value) == ("the Triton backend here needs CPU tensors (Triton's interpreter); "
+                              "got a tensor on cuda:0")
+    monkeypatch.setattr(triton_common, "INTERPRETED", False)
+    assert triton_common._check_device(None, cuda_like) is None
+    with pytest.raises(ValueError) as err:
+        triton_common._check_device(cuda_like, cpu)
+    assert str(err.value) == "the Triton backend here needs CUDA tensors; got a tensor on cpu"
+    monkeypatch.setattr(triton_common, "COMPILE_ONLY", True)  # meta tensors, nothing launched
+    assert triton_common._check_device(cpu, cuda_like) is None
+
+
+def test_use_config_nests_and_restores(monkeypatch):
+    """use_config yields its configuration, the innermost one wins, and leaving a block (also
+    by an exception) restores the one outside it; without one, the interpreter's small blocks
+    or the GPU's defaults apply."""
+    monkeypatch.setattr(triton_common, "INTERPRETED", True)
+    assert triton_common._config() is triton_common.INTERPRETER_CONFIG
+    monkeypatch.setattr(triton_common, "INTERPRETED", False)
+    assert triton_common._config() is triton_common.GPU_CONFIG
+    outer, inner = triton_common.KernelConfig(chunk=4), triton_common.KernelConfig(chunk=2)
+    with triton_common.use_config(outer) as got:
+        assert got is outer and triton_common._config() is outer
+        with pytest.raises(KeyError), triton_common.use_config(inner):
+            assert triton_common._config() is inner
+            raise KeyError
+        assert triton_common._config() is outer
+    assert triton_common._config() is triton_common.GPU_CONFIG
+    with pytest.raises(TypeError) as err, triton_common.use_config({"version": 1}):
+        pass
+    assert str(err.value) == "config must be a KernelConfig, got dict"
+
+
+def test_launch_turns_integers_into_constants_only_in_the_interpreter(monkeypatch):
+    """Triton 3.6's interpreter cannot bound a loop by a NumPy array: there (and only there)
+    the integer arguments go in as tl.constexpr; tensors, floats, bools and constants as given."""
+    calls = []
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *args, **kw: calls.append((grid, args, kw)) or "launched"
+
+    x = torch.ones(2)
+    for interpreted in (True, False):
+        monkeypatch.setattr(triton_common, "INTERPRETED", interpreted)
+        out = triton_common._launch(Kernel(), (3, 1), x, 7, 0.5, True, BLOCK=4, num_warps=2)
+        assert out == "launched"
+        grid, args, kw = calls.pop()
+        assert grid == (3, 1) and args[0] is x and args[2:] == (0.5, True)
+        assert type(args[2]) is float and args[3] is True
+        assert kw == dict(BLOCK=4, num_warps=2)
+        if interpreted:
+            assert isinstance(args[1], triton_common.tl.constexpr) and args[1].value == 7
+        else:
+            assert type(args[1]) is int and args[1] == 7
+
+
+def test_small_launch_helpers():
+    """_pow2 rounds up to a power of two (at least 1); the kernels compute in float64 for
+    float64 u and in float32 otherwise; _flags says which optional inputs are there."""
+    assert [triton_common._pow2(x) for x in (-3, 0, 1, 2, 3, 5, 8, 9, 16.0)] == \
+        [1, 1, 1, 2, 4, 8, 8, 16, 16]
+    dtypes = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+    assert [triton_common._compute_dtype(torch.ones(1, dtype=t)) for t in dtypes] == \
+        [torch.float64, torch.float32, torch.float32, torch.float32]
+    tl_ = triton_common.tl
+    u, d = torch.ones(1, dtype=torch.float16), torch.ones(1)
+    assert triton_common._flags(u, None, None, None, 0, 5) == dict(
+        HAS_D=False, HAS_Z=False, HAS_BIAS=False, SOFTPLUS=False, BLOCK_N=8, ACC=tl_.float32)
+    flags = triton_common._flags(u.double(), d, d, d, 1, 16)
+    assert flags == dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True, BLOCK_N=16,
+                         ACC=tl_.float64)
+    assert flags["SOFTPLUS"] is True  # a constexpr bool, not the int 1
+
+
+@pytest.mark.parametrize("with_z", [False, True])
+def test_gradient_buffers_shapes_and_dtypes(with_z):
+    """∂u, ∂δ, ∂z are shaped and typed like u, δ, z; ∂A (b, d, n), ∂B and ∂C per block
+    (blocks, b, l, n) and ∂D, ∂bias (b, d) in the compute dtype; all distinct tensors."""
+    b, l, d, n, blocks = 2, 5, 3, 4, 6
+    u = torch.ones(b, l, d, dtype=torch.float16)
+    delta = torch.ones(b, l, d, dtype=torch.bfloat16)
+    z = torch.ones(b, l, d, dtype=torch.float64) if with_z else None
+    du, ddelta, dz, dA, dB, dC, dD, dbias = triton_common._gradient_buffers(u, delta, z, n,
+                                                                            blocks)
+    assert (du.shape, du.dtype) == ((b, l, d), torch.float16)
+    assert (ddelta.shape, ddelta.dtype) == ((b, l, d), torch.bfloat16)
+    assert dz is None if z is None else (dz.shape, dz.dtype) == ((b, l, d), torch.float64)
+    shapes = [(b, d, n), (blocks, b, l, n), (blocks, b, l, n), (b, d), (b, d)]
+    for x, shape in zip((dA, dB, dC, dD, dbias), shapes, strict=True):
+        assert (tuple(x.shape), x.dtype, x.device) == (shape, torch.float32, u.device)
+    buffers = [x for x in (du, ddelta, dz, dA, dB, dC, dD, dbias) if x is not None]
+    assert len({x.data_ptr() for x in buffers}) == len(buffers)
+    assert triton_common._gradient_buffers(u.double(), delta, z, n, 1)[3].dtype == torch.float64
+
+
+def test_first_order_only_refuses_create_graph_in_full():
+    """The refusal names the backend and the backends that can differentiate twice."""
+    with torch.no_grad():
+        assert triton_common._first_order_only("triton") is None
+    with pytest.raises(RuntimeError) as err:
+        triton_common._first_order_only("cpu")
+    assert str(err.value) == (
+        "backend='cpu' computes first-order gradients only: its backward pass is compiled "
+        "code that autograd cannot differentiate. For second-order gradients "
+        "(create_graph=True) use backend='reference' or 'parallel'")
+
+
+@pytest.mark.parametrize("features, block_linear, block, warps, with_h0",
+                         [(5, 8, 8, 1, False), (200, 128, 128, 4, True)])
+def test_linear_scan_launch_arguments(monkeypatch, features, block_linear, block, warps,
+                                      with_h0):
+    """Each linear-scan launch gets one program per (batch element, block of features), one
+    warp per 32 features (an int: a GPU launch refuses 4.0 or 3 warps), the chunk of the
+    configuration, and a tensor for every pointer (the absent h0/∂h0 stand-ins included:
+    compile_report types each pointer by its dtype)."""
+    calls = spy_launches(monkeypatch, triton_linear)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, features, generator=g), torch.randn(2, 3, features, generator=g)
+    h0 = torch.randn(2, features, generator=g) if with_h0 else None
+    leaves = [x.requires_grad_() for x in (a, b, h0) if x is not None]
+    config = dataclasses.replace(triton_common._config(), block_linear=block_linear, chunk=2)
+    with triton_common.use_config(config):
+        h = triton_linear.linear_scan_triton(a, b, h0)
+    torch.autograd.grad(h.sum(), leaves)
+    kernels = [triton_linear._linear_scan_fwd_kernel, triton_linear._linear_scan_bwd_kernel]
+    assert [call[0] for call in calls] == kernels
+    for (_, grid, args, constants), n_pointers in zip(calls, (4, 7), strict=True):
+        assert grid == (2, -(-features // block))
+        assert all(isinstance(x, torch.Tensor) for x in args[:n_pointers])
+        assert args[n_pointers:] == (3, features)
+        assert constants == dict(HAS_H0=with_h0, BLOCK=block, T=2,
+                                 ACC=triton_common.tl.float32, num_warps=warps)
+        assert type(constants["num_warps"]) is int
+
+
+def test_float64_linear_scan_gradients_are_float64():
+    """float64 in, float64 gradients: ∂a, ∂b, ∂h0 equal the float64 loop's to 1e-12 (rounded
+    through float32 they would be off by about 1e-7)."""
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(2, 9, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    h0 = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    leaves = [x.requires_grad_() for x in (a, b, h0)]
+    gh = torch.randn(2, 9, 3, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((triton_linear.linear_scan_triton(a, b, h0) * gh).sum(), leaves)
+    grads_ref = torch.autograd.grad((linear_loop(a, b, h0) * gh).sum(), leaves)
+    for x, x_ref in zip(grads, grads_ref, strict=True):
+        assert x.dtype == torch.float64
+        torch.testing.assert_close(x, x_ref, rtol=1e-12, atol=1e-12)
