@@ -545,7 +545,7 @@ def test_gpu_half_precision_inputs(dtype):
 # tests read the arguments of each launch instead of only the results.
 # ---------------------------------------------------------------------------------------------
 
-from sseq.scan import triton_common  # noqa: E402
+from sseq.scan import triton_common, triton_kernel_v1  # noqa: E402
 
 
 def spy_launches(monkeypatch, module):
@@ -751,3 +751,93 @@ def test_float64_linear_scan_gradients_are_float64():
     for x, x_ref in zip(grads, grads_ref, strict=True):
         assert x.dtype == torch.float64
         torch.testing.assert_close(x, x_ref, rtol=1e-12, atol=1e-12)
+
+
+def check_selective_launch(call, kernel, grid, inputs, n_pointers, ints, constants):
+    """One recorded launch: kernel, grid, the inputs in order (B and C as the kernel wants them,
+    a tensor for every absent one: zeros for D and the bias, which some kernels read whatever
+    HAS_D / HAS_BIAS say), the sizes, and every constant (num_warps an int)."""
+    got_kernel, got_grid, args, got = call
+    assert got_kernel is kernel and got_grid == grid
+    u = inputs["u"]
+    assert args[0] is u and args[1] is inputs["delta"] and args[2] is inputs["A"]
+    transposed = kernel in (triton_kernel._selective_scan_fwd_kernel,
+                            triton_kernel._selective_scan_bwd_kernel)
+    for x, name in zip(args[3:5], "BC", strict=True):
+        want = inputs[name].transpose(1, 2) if transposed else inputs[name]
+        assert x.is_contiguous() and torch.equal(x, want), name
+    for x, name in zip((args[5], args[7]), ("D", "delta_bias"), strict=True):
+        if inputs[name] is not None:
+            assert x is inputs[name], name
+        else:
+            assert torch.equal(x, torch.zeros(u.shape[2])) and x.dtype == torch.float32, name
+    assert args[6] is (u if inputs["z"] is None else inputs["z"])
+    assert all(isinstance(x, torch.Tensor) for x in args[:n_pointers])
+    assert args[n_pointers:] == ints
+    assert got == constants and type(got["num_warps"]) is int
+
+
+@pytest.mark.parametrize("absent", [False, True])
+def test_selective_scan_launch_arguments(monkeypatch, absent):
+    """The current kernels are launched with one program per (batch element, BLOCK_D
+    channels), the configuration's chunks (forward and backward), warps and unrolling of the
+    loop over n (n <= unroll_n: unrolled n times), and the flags of the optional inputs."""
+    calls = spy_launches(monkeypatch, triton_kernel)
+    b, l, d, n = 2, 5, 3, 4
+    inputs = make_inputs(b, l, d, n, D=not absent, z=not absent, bias=not absent)
+    config = triton_common.KernelConfig(block_d=2, warps=2, chunk_fwd=4, chunk=2,
+                                        unroll_n=4 if absent else 3,
+                                        unroll_n_bwd=3 if absent else 4)
+    with triton_common.use_config(config):
+        y, last = triton_kernel.selective_scan_triton(**inputs, delta_softplus=absent,
+                                                      return_last_state=True)
+    leaves = [x for x in inputs.values() if x is not None]
+    torch.autograd.grad(y.sum() + last.sum(), leaves)
+    flags = dict(HAS_D=not absent, HAS_Z=not absent, HAS_BIAS=not absent, SOFTPLUS=absent,
+                 BLOCK_N=4, ACC=triton_common.tl.float32)
+    assert len(calls) == 2
+    check_selective_launch(calls[0], triton_kernel._selective_scan_fwd_kernel, (2, 2), inputs,
+                           11, (l, d, n), flags | dict(
+                               SAVE_STATES=True, BLOCK_D=2, T=4, SAVE_EVERY=2,
+                               UNROLL_N=4 if absent else 1, num_warps=2))
+    check_selective_launch(calls[1], triton_kernel._selective_scan_bwd_kernel, (2, 2), inputs,
+                           19, (b, l, d, n), flags | dict(
+                               HAS_DLAST=True, BLOCK_D=2, T=2,
+                               UNROLL_N=1 if absent else 4, num_warps=2))
+    args = calls[1][2]
+    assert args[9].shape == (b, 3, n, d)  # the states entering every 2nd step: l / 2 chunks
+
+
+def test_first_kernels_launch_arguments(monkeypatch):
+    """The first kernels: forward with block_d and warps, backward with block_d_bwd and
+    warps_bwd, each block cut down so its register tiles hold at most 4096 numbers."""
+    calls = spy_launches(monkeypatch, triton_kernel_v1)
+    b, l, d, n = 1, 5, 3, 4
+    inputs = make_inputs(b, l, d, n, D=False, z=False, bias=False)
+    config = dataclasses.replace(triton_kernel.V1_CONFIG, block_d=2, warps=8, chunk=2,
+                                 block_d_bwd=1, warps_bwd=2)
+    with triton_common.use_config(config):
+        y = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True)
+    torch.autograd.grad(y.sum(), [x for x in inputs.values() if x is not None])
+    flags = dict(HAS_D=False, HAS_Z=False, HAS_BIAS=False, SOFTPLUS=True)
+    sizes = dict(BLOCK_N=4, CHUNK=2, ACC=triton_common.tl.float32)
+    assert len(calls) == 2
+    check_selective_launch(calls[0], triton_kernel_v1._selective_scan_fwd_stepwise_kernel,
+                           (1, 2), inputs, 11, (l, d, n), flags | dict(
+                               SAVE_STATES=True, BLOCK_D=2, **sizes, num_warps=8))
+    check_selective_launch(calls[1], triton_kernel_v1._selective_scan_bwd_kernel, (1, 3),
+                           inputs, 19, (b, l, d, n), flags | dict(
+                               HAS_DLAST=False, BLOCK_D=1, **sizes, num_warps=2))
+
+
+def test_first_kernels_block_d_keeps_tiles_within_the_budget():
+    """_block_d: the preferred channels per program, fewer when a channel's tile is large (at
+    most budget / elements channels), and at least one."""
+    block_d = triton_kernel_v1._block_d
+    assert block_d(32, 16, 4096) == 32
+    assert block_d(32, 256, 4096) == 16
+    assert block_d(16, 8 * 256, 4096) == 2
+    assert block_d(16, 16 * 256, 4096) == 1
+    assert block_d(16, 3000, 4096) == 1 and type(block_d(16, 3000, 4096)) is int
+    assert block_d(16, 8192, 4096) == 1
+    assert block_d(4, 1, 2) == 2
