@@ -792,7 +792,8 @@ def test_selective_scan_launch_arguments(monkeypatch, absent):
         y, last = triton_kernel.selective_scan_triton(**inputs, delta_softplus=absent,
                                                       return_last_state=True)
     leaves = [x for x in inputs.values() if x is not None]
-    torch.autograd.grad(y.sum() + last.sum(), leaves)
+    # Without a loss on the last state, its gradient is absent (not a tensor of zeros).
+    torch.autograd.grad(y.sum() if absent else y.sum() + last.sum(), leaves)
     flags = dict(HAS_D=not absent, HAS_Z=not absent, HAS_BIAS=not absent, SOFTPLUS=absent,
                  BLOCK_N=4, ACC=triton_common.tl.float32)
     assert len(calls) == 2
@@ -802,7 +803,7 @@ def test_selective_scan_launch_arguments(monkeypatch, absent):
                                UNROLL_N=4 if absent else 1, num_warps=2))
     check_selective_launch(calls[1], triton_kernel._selective_scan_bwd_kernel, (2, 2), inputs,
                            19, (b, l, d, n), flags | dict(
-                               HAS_DLAST=True, BLOCK_D=2, T=2,
+                               HAS_DLAST=not absent, BLOCK_D=2, T=2,
                                UNROLL_N=1 if absent else 4, num_warps=2))
     args = calls[1][2]
     assert args[9].shape == (b, 3, n, d)  # the states entering every 2nd step: l / 2 chunks
@@ -841,3 +842,37 @@ def test_first_kernels_block_d_keeps_tiles_within_the_budget():
     assert block_d(16, 3000, 4096) == 1 and type(block_d(16, 3000, 4096)) is int
     assert block_d(16, 8192, 4096) == 1
     assert block_d(4, 1, 2) == 2
+
+
+def test_inference_launch_passes_a_tensor_for_the_unsaved_states(monkeypatch):
+    """Under no_grad nothing is saved (SAVE_STATES false), and the states' pointer is still a
+    tensor (compile_report types every pointer by its dtype), for both kernel versions."""
+    inputs = {k: None if v is None else v.detach() for k, v in make_inputs(1, 3, 2, 2).items()}
+    for module, config in ((triton_kernel, triton_common.INTERPRETER_CONFIG),
+                           (triton_kernel_v1, triton_kernel.V1_CONFIG)):
+        calls = spy_launches(monkeypatch, module)
+        with triton_common.use_config(config):
+            triton_kernel.selective_scan_triton(**inputs)
+        (_, _, args, constants), = calls
+        assert constants["SAVE_STATES"] is False
+        assert all(isinstance(x, torch.Tensor) for x in args[:11]) and args[11:] == (3, 2, 2)
+
+
+def test_unknown_kernel_version_message_in_full():
+    """The error names the field, the versions there are and the one given."""
+    with triton_kernel.use_config(dataclasses.replace(triton_kernel._config(), version=3)):
+        with pytest.raises(ValueError) as err:
+            triton_kernel.selective_scan_triton(**make_inputs(1, 2, 2, 2))
+    assert str(err.value) == "KernelConfig.version must be 1 or 2, got 3"
+
+
+def test_gradient_when_only_one_input_requires_it():
+    """States are saved when any input requires a gradient, not only when all do: ∂δ alone
+    equals the loop's."""
+    inputs = {k: None if v is None else v.detach() for k, v in make_inputs(1, 5, 2, 2).items()}
+    inputs["delta"].requires_grad_()
+    y = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True)
+    (ddelta,) = torch.autograd.grad(y.sum(), [inputs["delta"]])
+    y_ref, _ = scan_loop(**inputs, delta_softplus=True)
+    (ddelta_ref,) = torch.autograd.grad(y_ref.sum(), [inputs["delta"]])
+    torch.testing.assert_close(ddelta.double(), ddelta_ref.double(), rtol=RTOL, atol=ATOL)
