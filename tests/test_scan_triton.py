@@ -876,3 +876,29 @@ def test_gradient_when_only_one_input_requires_it():
     y_ref, _ = scan_loop(**inputs, delta_softplus=True)
     (ddelta_ref,) = torch.autograd.grad(y_ref.sum(), [inputs["delta"]])
     torch.testing.assert_close(ddelta.double(), ddelta_ref.double(), rtol=RTOL, atol=ATOL)
+
+
+def test_first_kernels_cut_their_blocks_for_large_states(monkeypatch):
+    """n = 200 (tiles of 256 rows): the first forward takes 4096 / 256 = 16 of its preferred
+    32 channels per program, the backward (chunk 8: 2048 numbers a channel) 2 of its 16. The
+    launches are recorded and stopped before the kernels run."""
+    calls = []
+
+    def record(kernel, grid, *args, **constants):
+        calls.append((grid, constants))
+        raise _Checked
+
+    monkeypatch.setattr(triton_kernel_v1, "_launch", record)
+    b, l, d, n = 1, 3, 5, 200
+    inputs = {k: v.detach() for k, v in make_inputs(b, l, d, n, D=False, z=False,
+                                                   bias=False).items() if v is not None}
+    config = dataclasses.replace(triton_kernel.V1_CONFIG, block_d=32, chunk=8, block_d_bwd=16)
+    with pytest.raises(_Checked):
+        triton_kernel_v1.forward(**inputs, D=None, z=None, delta_bias=None, softplus=True,
+                                 save_states=False, cfg=config)
+    saved = (*inputs.values(), None, None, None, torch.zeros(b, 1, n, d))
+    with pytest.raises(_Checked):
+        triton_kernel_v1.backward(saved, True, torch.ones(b, l, d), None, config)
+    (fwd_grid, fwd), (bwd_grid, bwd) = calls
+    assert (fwd_grid, fwd["BLOCK_D"], fwd["BLOCK_N"]) == ((1, 1), 16, 256)
+    assert (bwd_grid, bwd["BLOCK_D"], bwd["BLOCK_N"]) == ((1, 3), 2, 256)
