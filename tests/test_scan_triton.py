@@ -902,3 +902,36 @@ def test_first_kernels_cut_their_blocks_for_large_states(monkeypatch):
     (fwd_grid, fwd), (bwd_grid, bwd) = calls
     assert (fwd_grid, fwd["BLOCK_D"], fwd["BLOCK_N"]) == ((1, 1), 16, 256)
     assert (bwd_grid, bwd["BLOCK_D"], bwd["BLOCK_N"]) == ((1, 3), 2, 256)
+
+
+def test_states_are_allocated_only_when_saved():
+    """Without save_states the forward launcher allocates no states (None: at training sizes
+    they are (b, l / chunk, n, d) numbers); with it, they are the states entering every
+    chunk-th step: zero, then the loop's h_7 (the interpreter's chunk is 8 steps)."""
+    inputs = {k: v.detach() for k, v in make_inputs(1, 10, 2, 3).items()}
+    config = triton_common.INTERPRETER_CONFIG
+    args = [inputs[name] for name in NAMES]
+    _, _, states = triton_kernel._scan_forward(*args, True, False, config)
+    assert states is None
+    _, _, states = triton_kernel._scan_forward(*args, True, True, config)
+    assert states.shape == (1, 2, 3, 2) and torch.all(states[:, 0] == 0)
+    head = {k: v[:, :8] if k in ("u", "delta", "B", "C", "z") else v for k, v in inputs.items()}
+    _, h7 = scan_loop(**head, delta_softplus=True)  # (b, d, n)
+    torch.testing.assert_close(states[:, 1].transpose(1, 2).double(), h7, rtol=RTOL, atol=ATOL)
+
+
+def test_nothing_is_saved_when_no_input_requires_a_gradient(monkeypatch):
+    """Gradients enabled but no input requiring one: no backward pass can follow, so no
+    states are saved."""
+    saved = []
+    forward = triton_kernel._scan_forward
+
+    def spy(*args):
+        saved.append(args[9])  # save_states
+        return forward(*args)
+
+    monkeypatch.setattr(triton_kernel, "_scan_forward", spy)
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 2, 2).items()}
+    with torch.enable_grad():
+        triton_kernel.selective_scan_triton(**inputs)
+    assert saved == [False]
