@@ -935,3 +935,20 @@ def test_nothing_is_saved_when_no_input_requires_a_gradient(monkeypatch):
     with torch.enable_grad():
         triton_kernel.selective_scan_triton(**inputs)
     assert saved == [False]
+
+
+def test_last_state_gradient_keeps_the_compute_dtype_of_u():
+    """float64 u with a float32 δ computes in float64: the gradient arriving at the last state
+    reaches the kernel in float64 too (rounded through float32 it would be off by about 1e-8),
+    so ∂u equals the float64 loop's to 1e-12."""
+    inputs = float64_inputs(l=5, d=2, n=2)
+    inputs["delta"] = inputs["delta"].detach().float()
+    _, last = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True,
+                                                  return_last_state=True)
+    glast = torch.randn(last.shape, generator=torch.Generator().manual_seed(2),
+                        dtype=torch.float64)
+    (du,) = torch.autograd.grad((last * glast).sum(), [inputs["u"]])
+    _, last_ref = scan_loop(**inputs, delta_softplus=True)
+    (du_ref,) = torch.autograd.grad((last_ref * glast).sum(), [inputs["u"]])
+    assert last.dtype == du.dtype == torch.float64
+    torch.testing.assert_close(du, du_ref, rtol=1e-12, atol=1e-12)
