@@ -537,3 +537,418 @@ def test_gpu_half_precision_inputs(dtype):
     inputs = make_inputs(2, 500, 100, 16, dtype=dtype)
     tol = dict(float16=(5e-3, 1e-2), bfloat16=(3e-2, 5e-2))[str(dtype).split(".")[1]]
     assert_matches_loop(inputs, softplus=True, rtol=tol[0], atol=tol[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The launchers (issue 18): what reaches the kernels, checked on the launch arguments.
+# The interpreter ignores num_warps and accepts arguments a GPU launch would refuse, so these
+# tests read the arguments of each launch instead of only the results.
+# ---------------------------------------------------------------------------------------------
+
+from sseq.scan import triton_common, triton_kernel_v1  # noqa: E402
+
+
+def spy_launches(monkeypatch, module):
+    """Record (kernel, grid, args, constants) of every launch ``module`` makes, then launch."""
+    calls, launch = [], module._launch
+
+    def spy(kernel, grid, *args, **constants):
+        calls.append((kernel, grid, args, constants))
+        return launch(kernel, grid, *args, **constants)
+
+    monkeypatch.setattr(module, "_launch", spy)
+    return calls
+
+
+class _Checked(Exception):
+    pass
+
+
+def spy_device_check(monkeypatch, module):
+    """Record the tensors ``module`` hands to _check_device, and stop there."""
+    seen = []
+
+    def check(*tensors):
+        seen.append(tensors)
+        raise _Checked
+
+    monkeypatch.setattr(module, "_check_device", check)
+    return seen
+
+
+def test_every_input_has_its_device_checked(monkeypatch):
+    """Both entry points check the device of every tensor they are given (called directly,
+    nothing checked them before), not only the first ones."""
+    seen = spy_device_check(monkeypatch, triton_linear)
+    a, b, h0 = torch.ones(1, 3, 2), torch.ones(1, 3, 2), torch.ones(1, 2)
+    with pytest.raises(_Checked):
+        triton_linear.linear_scan_triton(a, b, h0)
+    assert len(seen) == 1 and len(seen[0]) == 3
+    assert all(x is y for x, y in zip(seen[0], (a, b, h0), strict=True))
+    seen = spy_device_check(monkeypatch, triton_kernel)
+    inputs = make_inputs(1, 3, 2, 2)
+    with pytest.raises(_Checked):
+        triton_kernel.selective_scan_triton(**inputs)
+    assert len(seen) == 1 and len(seen[0]) == len(NAMES)
+    assert all(x is inputs[name] for x, name in zip(seen[0], NAMES, strict=True))
+
+
+def test_check_device_names_the_device_it_needs(monkeypatch):
+    """In the interpreter the kernels need CPU tensors, compiled they need CUDA tensors; the
+    error says which, and where the tensor was. None is skipped; compile-only checks nothing."""
+    cuda_like = type("CudaLike", (), dict(is_cuda=True, device=torch.device("cuda", 0)))()
+    cpu = torch.ones(2)
+    monkeypatch.setattr(triton_common, "COMPILE_ONLY", False)
+    monkeypatch.setattr(triton_common, "INTERPRETED", True)
+    assert triton_common._check_device(cpu, None, cpu) is None
+    with pytest.raises(ValueError) as err:
+        triton_common._check_device(cpu, None, cuda_like)
+    assert str(err.value) == ("the Triton backend here needs CPU tensors (Triton's interpreter); "
+                              "got a tensor on cuda:0")
+    monkeypatch.setattr(triton_common, "INTERPRETED", False)
+    assert triton_common._check_device(None, cuda_like) is None
+    with pytest.raises(ValueError) as err:
+        triton_common._check_device(cuda_like, cpu)
+    assert str(err.value) == "the Triton backend here needs CUDA tensors; got a tensor on cpu"
+    monkeypatch.setattr(triton_common, "COMPILE_ONLY", True)  # meta tensors, nothing launched
+    assert triton_common._check_device(cpu, cuda_like) is None
+
+
+def test_use_config_nests_and_restores(monkeypatch):
+    """use_config yields its configuration, the innermost one wins, and leaving a block (also
+    by an exception) restores the one outside it; without one, the interpreter's small blocks
+    or the GPU's defaults apply."""
+    monkeypatch.setattr(triton_common, "INTERPRETED", True)
+    assert triton_common._config() is triton_common.INTERPRETER_CONFIG
+    monkeypatch.setattr(triton_common, "INTERPRETED", False)
+    assert triton_common._config() is triton_common.GPU_CONFIG
+    outer, inner = triton_common.KernelConfig(chunk=4), triton_common.KernelConfig(chunk=2)
+    with triton_common.use_config(outer) as got:
+        assert got is outer and triton_common._config() is outer
+        with pytest.raises(KeyError), triton_common.use_config(inner):
+            assert triton_common._config() is inner
+            raise KeyError
+        assert triton_common._config() is outer
+    assert triton_common._config() is triton_common.GPU_CONFIG
+    with pytest.raises(TypeError) as err, triton_common.use_config({"version": 1}):
+        pass
+    assert str(err.value) == "config must be a KernelConfig, got dict"
+
+
+def test_launch_turns_integers_into_constants_only_in_the_interpreter(monkeypatch):
+    """Triton 3.6's interpreter cannot bound a loop by a NumPy array: there (and only there)
+    the integer arguments go in as tl.constexpr; tensors, floats, bools and constants as given."""
+    calls = []
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *args, **kw: calls.append((grid, args, kw)) or "launched"
+
+    x = torch.ones(2)
+    for interpreted in (True, False):
+        monkeypatch.setattr(triton_common, "INTERPRETED", interpreted)
+        out = triton_common._launch(Kernel(), (3, 1), x, 7, 0.5, True, BLOCK=4, num_warps=2)
+        assert out == "launched"
+        grid, args, kw = calls.pop()
+        assert grid == (3, 1) and args[0] is x and args[2:] == (0.5, True)
+        assert type(args[2]) is float and args[3] is True
+        assert kw == dict(BLOCK=4, num_warps=2)
+        if interpreted:
+            assert isinstance(args[1], triton_common.tl.constexpr) and args[1].value == 7
+        else:
+            assert type(args[1]) is int and args[1] == 7
+
+
+def test_small_launch_helpers():
+    """_pow2 rounds up to a power of two (at least 1); the kernels compute in float64 for
+    float64 u and in float32 otherwise; _flags says which optional inputs are there."""
+    assert [triton_common._pow2(x) for x in (-3, 0, 1, 2, 3, 5, 8, 9, 16.0)] == \
+        [1, 1, 1, 2, 4, 8, 8, 16, 16]
+    dtypes = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+    assert [triton_common._compute_dtype(torch.ones(1, dtype=t)) for t in dtypes] == \
+        [torch.float64, torch.float32, torch.float32, torch.float32]
+    tl_ = triton_common.tl
+    u, d = torch.ones(1, dtype=torch.float16), torch.ones(1)
+    assert triton_common._flags(u, None, None, None, 0, 5) == dict(
+        HAS_D=False, HAS_Z=False, HAS_BIAS=False, SOFTPLUS=False, BLOCK_N=8, ACC=tl_.float32)
+    flags = triton_common._flags(u.double(), d, d, d, 1, 16)
+    assert flags == dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True, BLOCK_N=16,
+                         ACC=tl_.float64)
+    assert flags["SOFTPLUS"] is True  # a constexpr bool, not the int 1
+
+
+@pytest.mark.parametrize("with_z", [False, True])
+def test_gradient_buffers_shapes_and_dtypes(with_z):
+    """∂u, ∂δ, ∂z are shaped and typed like u, δ, z; ∂A (b, d, n), ∂B and ∂C per block
+    (blocks, b, l, n) and ∂D, ∂bias (b, d) in the compute dtype; all distinct tensors."""
+    b, l, d, n, blocks = 2, 5, 3, 4, 6
+    u = torch.ones(b, l, d, dtype=torch.float16)
+    delta = torch.ones(b, l, d, dtype=torch.bfloat16)
+    z = torch.ones(b, l, d, dtype=torch.float64) if with_z else None
+    du, ddelta, dz, dA, dB, dC, dD, dbias = triton_common._gradient_buffers(u, delta, z, n,
+                                                                            blocks)
+    assert (du.shape, du.dtype) == ((b, l, d), torch.float16)
+    assert (ddelta.shape, ddelta.dtype) == ((b, l, d), torch.bfloat16)
+    assert dz is None if z is None else (dz.shape, dz.dtype) == ((b, l, d), torch.float64)
+    shapes = [(b, d, n), (blocks, b, l, n), (blocks, b, l, n), (b, d), (b, d)]
+    for x, shape in zip((dA, dB, dC, dD, dbias), shapes, strict=True):
+        assert (tuple(x.shape), x.dtype, x.device) == (shape, torch.float32, u.device)
+    buffers = [x for x in (du, ddelta, dz, dA, dB, dC, dD, dbias) if x is not None]
+    assert len({x.data_ptr() for x in buffers}) == len(buffers)
+    assert triton_common._gradient_buffers(u.double(), delta, z, n, 1)[3].dtype == torch.float64
+
+
+def test_first_order_only_refuses_create_graph_in_full():
+    """The refusal names the backend and the backends that can differentiate twice."""
+    with torch.no_grad():
+        assert triton_common._first_order_only("triton") is None
+    with pytest.raises(RuntimeError) as err:
+        triton_common._first_order_only("cpu")
+    assert str(err.value) == (
+        "backend='cpu' computes first-order gradients only: its backward pass is compiled "
+        "code that autograd cannot differentiate. For second-order gradients "
+        "(create_graph=True) use backend='reference' or 'parallel'")
+
+
+@pytest.mark.parametrize("features, block_linear, block, warps, with_h0",
+                         [(5, 8, 8, 1, False), (200, 128, 128, 4, True)])
+def test_linear_scan_launch_arguments(monkeypatch, features, block_linear, block, warps,
+                                      with_h0):
+    """Each linear-scan launch gets one program per (batch element, block of features), one
+    warp per 32 features (an int: a GPU launch refuses 4.0 or 3 warps), the chunk of the
+    configuration, and a tensor for every pointer (the absent h0/∂h0 stand-ins included:
+    compile_report types each pointer by its dtype)."""
+    calls = spy_launches(monkeypatch, triton_linear)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, features, generator=g), torch.randn(2, 3, features, generator=g)
+    h0 = torch.randn(2, features, generator=g) if with_h0 else None
+    leaves = [x.requires_grad_() for x in (a, b, h0) if x is not None]
+    config = dataclasses.replace(triton_common._config(), block_linear=block_linear, chunk=2)
+    with triton_common.use_config(config):
+        h = triton_linear.linear_scan_triton(a, b, h0)
+    torch.autograd.grad(h.sum(), leaves)
+    kernels = [triton_linear._linear_scan_fwd_kernel, triton_linear._linear_scan_bwd_kernel]
+    assert [call[0] for call in calls] == kernels
+    for (_, grid, args, constants), n_pointers in zip(calls, (4, 7), strict=True):
+        assert grid == (2, -(-features // block))
+        assert all(isinstance(x, torch.Tensor) for x in args[:n_pointers])
+        assert args[n_pointers:] == (3, features)
+        assert constants == dict(HAS_H0=with_h0, BLOCK=block, T=2,
+                                 ACC=triton_common.tl.float32, num_warps=warps)
+        assert type(constants["num_warps"]) is int
+
+
+def test_float64_linear_scan_gradients_are_float64():
+    """float64 in, float64 gradients: ∂a, ∂b, ∂h0 equal the float64 loop's to 1e-12 (rounded
+    through float32 they would be off by about 1e-7)."""
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(2, 9, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    h0 = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    leaves = [x.requires_grad_() for x in (a, b, h0)]
+    gh = torch.randn(2, 9, 3, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((triton_linear.linear_scan_triton(a, b, h0) * gh).sum(), leaves)
+    grads_ref = torch.autograd.grad((linear_loop(a, b, h0) * gh).sum(), leaves)
+    for x, x_ref in zip(grads, grads_ref, strict=True):
+        assert x.dtype == torch.float64
+        torch.testing.assert_close(x, x_ref, rtol=1e-12, atol=1e-12)
+
+
+def check_selective_launch(call, kernel, grid, inputs, n_pointers, ints, constants):
+    """One recorded launch: kernel, grid, the inputs in order (B and C as the kernel wants them,
+    a tensor for every absent one: zeros for D and the bias, which some kernels read whatever
+    HAS_D / HAS_BIAS say), the sizes, and every constant (num_warps an int)."""
+    got_kernel, got_grid, args, got = call
+    assert got_kernel is kernel and got_grid == grid
+    u = inputs["u"]
+    assert args[0] is u and args[1] is inputs["delta"] and args[2] is inputs["A"]
+    transposed = kernel in (triton_kernel._selective_scan_fwd_kernel,
+                            triton_kernel._selective_scan_bwd_kernel)
+    for x, name in zip(args[3:5], "BC", strict=True):
+        want = inputs[name].transpose(1, 2) if transposed else inputs[name]
+        assert x.is_contiguous() and torch.equal(x, want), name
+    for x, name in zip((args[5], args[7]), ("D", "delta_bias"), strict=True):
+        if inputs[name] is not None:
+            assert x is inputs[name], name
+        else:
+            assert torch.equal(x, torch.zeros(u.shape[2])) and x.dtype == torch.float32, name
+    assert args[6] is (u if inputs["z"] is None else inputs["z"])
+    assert all(isinstance(x, torch.Tensor) for x in args[:n_pointers])
+    assert args[n_pointers:] == ints
+    assert got == constants and type(got["num_warps"]) is int
+
+
+@pytest.mark.parametrize("absent", [False, True])
+def test_selective_scan_launch_arguments(monkeypatch, absent):
+    """The current kernels are launched with one program per (batch element, BLOCK_D
+    channels), the configuration's chunks (forward and backward), warps and unrolling of the
+    loop over n (n <= unroll_n: unrolled n times), and the flags of the optional inputs."""
+    calls = spy_launches(monkeypatch, triton_kernel)
+    b, l, d, n = 2, 5, 3, 4
+    inputs = make_inputs(b, l, d, n, D=not absent, z=not absent, bias=not absent)
+    config = triton_common.KernelConfig(block_d=2, warps=2, chunk_fwd=4, chunk=2,
+                                        unroll_n=4 if absent else 3,
+                                        unroll_n_bwd=3 if absent else 4)
+    with triton_common.use_config(config):
+        y, last = triton_kernel.selective_scan_triton(**inputs, delta_softplus=absent,
+                                                      return_last_state=True)
+    leaves = [x for x in inputs.values() if x is not None]
+    # Without a loss on the last state, its gradient is absent (not a tensor of zeros).
+    torch.autograd.grad(y.sum() if absent else y.sum() + last.sum(), leaves)
+    flags = dict(HAS_D=not absent, HAS_Z=not absent, HAS_BIAS=not absent, SOFTPLUS=absent,
+                 BLOCK_N=4, ACC=triton_common.tl.float32)
+    assert len(calls) == 2
+    check_selective_launch(calls[0], triton_kernel._selective_scan_fwd_kernel, (2, 2), inputs,
+                           11, (l, d, n), flags | dict(
+                               SAVE_STATES=True, BLOCK_D=2, T=4, SAVE_EVERY=2,
+                               UNROLL_N=4 if absent else 1, num_warps=2))
+    check_selective_launch(calls[1], triton_kernel._selective_scan_bwd_kernel, (2, 2), inputs,
+                           19, (b, l, d, n), flags | dict(
+                               HAS_DLAST=not absent, BLOCK_D=2, T=2,
+                               UNROLL_N=1 if absent else 4, num_warps=2))
+    args = calls[1][2]
+    assert args[9].shape == (b, 3, n, d)  # the states entering every 2nd step: l / 2 chunks
+
+
+def test_first_kernels_launch_arguments(monkeypatch):
+    """The first kernels: forward with block_d and warps, backward with block_d_bwd and
+    warps_bwd, each block cut down so its register tiles hold at most 4096 numbers."""
+    calls = spy_launches(monkeypatch, triton_kernel_v1)
+    b, l, d, n = 1, 5, 3, 4
+    inputs = make_inputs(b, l, d, n, D=False, z=False, bias=False)
+    config = dataclasses.replace(triton_kernel.V1_CONFIG, block_d=2, warps=8, chunk=2,
+                                 block_d_bwd=1, warps_bwd=2)
+    with triton_common.use_config(config):
+        y = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True)
+    torch.autograd.grad(y.sum(), [x for x in inputs.values() if x is not None])
+    flags = dict(HAS_D=False, HAS_Z=False, HAS_BIAS=False, SOFTPLUS=True)
+    sizes = dict(BLOCK_N=4, CHUNK=2, ACC=triton_common.tl.float32)
+    assert len(calls) == 2
+    check_selective_launch(calls[0], triton_kernel_v1._selective_scan_fwd_stepwise_kernel,
+                           (1, 2), inputs, 11, (l, d, n), flags | dict(
+                               SAVE_STATES=True, BLOCK_D=2, **sizes, num_warps=8))
+    check_selective_launch(calls[1], triton_kernel_v1._selective_scan_bwd_kernel, (1, 3),
+                           inputs, 19, (b, l, d, n), flags | dict(
+                               HAS_DLAST=False, BLOCK_D=1, **sizes, num_warps=2))
+
+
+def test_first_kernels_block_d_keeps_tiles_within_the_budget():
+    """_block_d: the preferred channels per program, fewer when a channel's tile is large (at
+    most budget / elements channels), and at least one."""
+    block_d = triton_kernel_v1._block_d
+    assert block_d(32, 16, 4096) == 32
+    assert block_d(32, 256, 4096) == 16
+    assert block_d(16, 8 * 256, 4096) == 2
+    assert block_d(16, 16 * 256, 4096) == 1
+    assert block_d(16, 3000, 4096) == 1 and type(block_d(16, 3000, 4096)) is int
+    assert block_d(16, 8192, 4096) == 1
+    assert block_d(4, 1, 2) == 2
+
+
+def test_inference_launch_passes_a_tensor_for_the_unsaved_states(monkeypatch):
+    """Under no_grad nothing is saved (SAVE_STATES false), and the states' pointer is still a
+    tensor (compile_report types every pointer by its dtype), for both kernel versions."""
+    inputs = {k: None if v is None else v.detach() for k, v in make_inputs(1, 3, 2, 2).items()}
+    for module, config in ((triton_kernel, triton_common.INTERPRETER_CONFIG),
+                           (triton_kernel_v1, triton_kernel.V1_CONFIG)):
+        calls = spy_launches(monkeypatch, module)
+        with triton_common.use_config(config):
+            triton_kernel.selective_scan_triton(**inputs)
+        (_, _, args, constants), = calls
+        assert constants["SAVE_STATES"] is False
+        assert all(isinstance(x, torch.Tensor) for x in args[:11]) and args[11:] == (3, 2, 2)
+
+
+def test_unknown_kernel_version_message_in_full():
+    """The error names the field, the versions there are and the one given."""
+    with triton_kernel.use_config(dataclasses.replace(triton_kernel._config(), version=3)):
+        with pytest.raises(ValueError) as err:
+            triton_kernel.selective_scan_triton(**make_inputs(1, 2, 2, 2))
+    assert str(err.value) == "KernelConfig.version must be 1 or 2, got 3"
+
+
+def test_gradient_when_only_one_input_requires_it():
+    """States are saved when any input requires a gradient, not only when all do: ∂δ alone
+    equals the loop's."""
+    inputs = {k: None if v is None else v.detach() for k, v in make_inputs(1, 5, 2, 2).items()}
+    inputs["delta"].requires_grad_()
+    y = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True)
+    (ddelta,) = torch.autograd.grad(y.sum(), [inputs["delta"]])
+    y_ref, _ = scan_loop(**inputs, delta_softplus=True)
+    (ddelta_ref,) = torch.autograd.grad(y_ref.sum(), [inputs["delta"]])
+    torch.testing.assert_close(ddelta.double(), ddelta_ref.double(), rtol=RTOL, atol=ATOL)
+
+
+def test_first_kernels_cut_their_blocks_for_large_states(monkeypatch):
+    """n = 200 (tiles of 256 rows): the first forward takes 4096 / 256 = 16 of its preferred
+    32 channels per program, the backward (chunk 8: 2048 numbers a channel) 2 of its 16. The
+    launches are recorded and stopped before the kernels run."""
+    calls = []
+
+    def record(kernel, grid, *args, **constants):
+        calls.append((grid, constants))
+        raise _Checked
+
+    monkeypatch.setattr(triton_kernel_v1, "_launch", record)
+    b, l, d, n = 1, 3, 5, 200
+    inputs = {k: v.detach() for k, v in make_inputs(b, l, d, n, D=False, z=False,
+                                                   bias=False).items() if v is not None}
+    config = dataclasses.replace(triton_kernel.V1_CONFIG, block_d=32, chunk=8, block_d_bwd=16)
+    with pytest.raises(_Checked):
+        triton_kernel_v1.forward(**inputs, D=None, z=None, delta_bias=None, softplus=True,
+                                 save_states=False, cfg=config)
+    saved = (*inputs.values(), None, None, None, torch.zeros(b, 1, n, d))
+    with pytest.raises(_Checked):
+        triton_kernel_v1.backward(saved, True, torch.ones(b, l, d), None, config)
+    (fwd_grid, fwd), (bwd_grid, bwd) = calls
+    assert (fwd_grid, fwd["BLOCK_D"], fwd["BLOCK_N"]) == ((1, 1), 16, 256)
+    assert (bwd_grid, bwd["BLOCK_D"], bwd["BLOCK_N"]) == ((1, 3), 2, 256)
+
+
+def test_states_are_allocated_only_when_saved():
+    """Without save_states the forward launcher allocates no states (None: at training sizes
+    they are (b, l / chunk, n, d) numbers); with it, they are the states entering every
+    chunk-th step: zero, then the loop's h_7 (the interpreter's chunk is 8 steps)."""
+    inputs = {k: v.detach() for k, v in make_inputs(1, 10, 2, 3).items()}
+    config = triton_common.INTERPRETER_CONFIG
+    args = [inputs[name] for name in NAMES]
+    _, _, states = triton_kernel._scan_forward(*args, True, False, config)
+    assert states is None
+    _, _, states = triton_kernel._scan_forward(*args, True, True, config)
+    assert states.shape == (1, 2, 3, 2) and torch.all(states[:, 0] == 0)
+    head = {k: v[:, :8] if k in ("u", "delta", "B", "C", "z") else v for k, v in inputs.items()}
+    _, h7 = scan_loop(**head, delta_softplus=True)  # (b, d, n)
+    torch.testing.assert_close(states[:, 1].transpose(1, 2).double(), h7, rtol=RTOL, atol=ATOL)
+
+
+def test_nothing_is_saved_when_no_input_requires_a_gradient(monkeypatch):
+    """Gradients enabled but no input requiring one: no backward pass can follow, so no
+    states are saved."""
+    saved = []
+    forward = triton_kernel._scan_forward
+
+    def spy(*args):
+        saved.append(args[9])  # save_states
+        return forward(*args)
+
+    monkeypatch.setattr(triton_kernel, "_scan_forward", spy)
+    inputs = {k: v.detach() for k, v in make_inputs(1, 3, 2, 2).items()}
+    with torch.enable_grad():
+        triton_kernel.selective_scan_triton(**inputs)
+    assert saved == [False]
+
+
+def test_last_state_gradient_keeps_the_compute_dtype_of_u():
+    """float64 u with a float32 δ computes in float64: the gradient arriving at the last state
+    reaches the kernel in float64 too (rounded through float32 it would be off by about 1e-8),
+    so ∂u equals the float64 loop's to 1e-12."""
+    inputs = float64_inputs(l=5, d=2, n=2)
+    inputs["delta"] = inputs["delta"].detach().float()
+    _, last = triton_kernel.selective_scan_triton(**inputs, delta_softplus=True,
+                                                  return_last_state=True)
+    glast = torch.randn(last.shape, generator=torch.Generator().manual_seed(2),
+                        dtype=torch.float64)
+    (du,) = torch.autograd.grad((last * glast).sum(), [inputs["u"]])
+    _, last_ref = scan_loop(**inputs, delta_softplus=True)
+    (du_ref,) = torch.autograd.grad((last_ref * glast).sum(), [inputs["u"]])
+    assert last.dtype == du.dtype == torch.float64
+    torch.testing.assert_close(du, du_ref, rtol=1e-12, atol=1e-12)
