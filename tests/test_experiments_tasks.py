@@ -14,8 +14,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from sseq import models, recall_tasks  # noqa: E402
-from sseq.experiments import copying, induction, mqar, mqar_long  # noqa: E402
+from sseq import mixers, models, recall_tasks, tasks, train  # noqa: E402
+from sseq.experiments import (  # noqa: E402
+    copying,
+    induction,
+    mqar,
+    mqar_long,
+    selective_copying,
+)
 
 HYBRID = ["mamba", "attention", "mamba"]
 COLORS = {"transformer": "#D55E00", "transformer_rope": "#CC79A7", "mamba": "#0072B2",
@@ -585,3 +591,250 @@ def test_mqar_plot_learning_draws_query_accuracy_against_sequences_seen(ax):
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_ylim(), ax.get_title()) == (
         "training sequences seen", "queries answered", (-0.02, 1.02),
         "MQAR, 2 pairs, width 8")
+
+
+# --- selective copying -------------------------------------------------------------------------
+
+
+def test_selective_copying_defaults_and_quick_are_the_documented_runs():
+    """The full run (Mamba §3.1 in miniature): 64 tokens, 8 of 16 symbols to copy, two layers
+    of width 32 and N = 16; 2,500 steps (LSTM 10,000, plain copying 1,000) of 32 at lr 3e-3,
+    records every 50 on 512 held-out sequences, 20,000 training sequences; QUICK is smaller."""
+    c = selective_copying.Config()
+    assert (c.length, c.n_memorize, c.n_symbols, c.d_model, c.n_layer, c.d_state) == (
+        64, 8, 16, 32, 2, 16)
+    assert (c.steps, c.lstm_steps, c.plain_steps, c.batch_size, c.lr, c.eval_every) == (
+        2500, 10000, 1000, 32, 3e-3, 50)
+    assert (c.n_train, c.n_eval, c.models, c.plain_models) == (
+        20000, 512, ("s4d", "s4d_gate", "s6", "mamba", "lstm"), ("s4d", "mamba"))
+    q = selective_copying.QUICK
+    assert (q.steps, q.lstm_steps, q.plain_steps, q.n_train, q.n_eval, q.models,
+            q.plain_models) == (300, 300, 200, 2000, 256, ("s4d", "mamba"), ("s4d",))
+    assert selective_copying.PAPER == {"s4d": 0.183, "s6": 0.970, "mamba": 0.998}
+    assert selective_copying.RECORDS == ("step", "loss", "eval_acc")
+
+
+def test_selective_copying_jobs_list_selective_then_plain():
+    """Selective copying's (model, seed) jobs first, then plain copying's, seeds inside."""
+    config = selective_copying.Config(models=("s6", "lstm"), plain_models=("mamba",))
+    assert selective_copying.jobs(config, [2, 0]) == [
+        {"task": "selective", "model": "s6", "seed": 2},
+        {"task": "selective", "model": "s6", "seed": 0},
+        {"task": "selective", "model": "lstm", "seed": 2},
+        {"task": "selective", "model": "lstm", "seed": 0},
+        {"task": "plain", "model": "mamba", "seed": 2},
+        {"task": "plain", "model": "mamba", "seed": 0}]
+
+
+@pytest.mark.parametrize("task", ["selective", "plain"])
+def test_selective_copying_data_trains_on_the_seeds_set_and_holds_out_seed_1(task):
+    """data: n_train sequences drawn with seed 10,000 + the run's seed, n_eval held out with
+    seed 1 (the same for every run), of the task asked for (random or leading positions)."""
+    config = selective_copying.Config(length=10, n_memorize=3, n_symbols=5, n_train=7,
+                                      n_eval=4)
+    (x, y), (ex, ey) = selective_copying.data(config, task, 2)
+    selective = task == "selective"
+    assert _pairs_equal((x, y), tasks.selective_copying(7, 10, 3, n_symbols=5,
+                                                        selective=selective, seed=10_002))
+    assert _pairs_equal((ex, ey), tasks.selective_copying(4, 10, 3, n_symbols=5,
+                                                          selective=selective, seed=1))
+    assert (x[:, :3] != tasks.BLANK).all().item() is not selective
+
+
+@pytest.mark.parametrize("model", ["mamba", "lstm"])
+def test_selective_copying_build_is_the_mixer_model_of_the_config(model):
+    """The model of a run: the token model over n_symbols + 2 tokens with the config's width,
+    depth and state, initialised from the seed."""
+    config = selective_copying.Config(n_symbols=5, d_model=8, n_layer=1, d_state=4)
+    want = mixers.make_model(model, 7, d_model=8, n_layer=1, d_state=4, seed=3)
+    assert _same_weights(selective_copying.build(config, model, 3), want)
+    assert not _same_weights(selective_copying.build(config, model, 4), want)
+
+
+def test_selective_copying_steps_of_each_run():
+    """Selective copying trains for ``steps``, the LSTM for ``lstm_steps``; plain copying
+    for ``plain_steps``, whatever the model."""
+    config = selective_copying.Config(steps=3, lstm_steps=5, plain_steps=7)
+    steps_of = selective_copying.steps_of
+    assert steps_of(config, {"task": "selective", "model": "mamba"}) == 3
+    assert steps_of(config, {"task": "selective", "model": "lstm"}) == 5
+    assert steps_of(config, {"task": "plain", "model": "lstm"}) == 7
+    assert steps_of(config, {"task": "plain", "model": "s4d"}) == 7
+
+
+class _Fixed(torch.nn.Module):
+    """Predicts the given tokens ``(n, l)`` whatever the input (one-hot logits over 6)."""
+
+    def __init__(self, predicted):
+        super().__init__()
+        self.predicted, self.modes = predicted, []
+
+    def forward(self, x):
+        self.modes.append((self.training, torch.is_grad_enabled()))
+        return torch.nn.functional.one_hot(self.predicted, 6).float() * 2 - 1
+
+
+def test_position_accuracy_scores_each_copy_position_in_eval_mode():
+    """position_accuracy: the fraction of sequences right at each scored position (the copy
+    positions, in order), the model in evaluation mode without gradients."""
+    targets = torch.tensor([[-100, -100, 1, 2, 3], [-100, -100, 4, 4, 5],
+                            [-100, -100, 2, 1, 3], [-100, -100, 5, 2, 1]])
+    predicted = torch.tensor([[1, 1, 1, 2, 3], [4, 4, 4, 1, 5],
+                              [0, 0, 1, 1, 3], [1, 1, 1, 1, 2]])
+    model = _Fixed(predicted)
+    got = selective_copying.position_accuracy(model, torch.zeros_like(targets), targets)
+    assert got == pytest.approx([0.5, 0.5, 0.75], rel=1e-12)
+    assert model.modes == [(False, False)]
+
+
+@pytest.mark.parametrize("steps, want_steps", [(None, 11), (3, 3)])
+def test_selective_copying_run_job_fits_and_keeps_the_records(monkeypatch, steps, want_steps):
+    """run_job: train.fit on the run's training data with the run's budget (the LSTM's here;
+    or the ``steps`` asked for), batch size, rate, seed, the held-out set and record interval,
+    without a progress bar; the log keeps the records and adds the final position accuracy."""
+    calls = {}
+
+    def fit(model, x, y, **kwargs):
+        calls.update(model=model, x=x, y=y, **kwargs)
+        return {"step": [1, 2], "loss": [0.5, 0.25], "eval_loss": [9.0, 9.0],
+                "eval_acc": [0.125, 0.375], "seconds": [1.0, 2.0]}
+
+    monkeypatch.setattr(train, "fit", fit)
+    config = selective_copying.Config(length=6, n_memorize=2, n_symbols=4, d_model=8,
+                                      n_layer=1, d_state=2, steps=5, lstm_steps=11,
+                                      plain_steps=13, batch_size=3, lr=0.5, eval_every=4,
+                                      n_train=9, n_eval=5)
+    log = selective_copying.run_job(config, {"task": "selective", "model": "lstm", "seed": 1},
+                                    steps=steps)
+    train_set, eval_set = selective_copying.data(config, "selective", 1)
+    assert _pairs_equal((calls.pop("x"), calls.pop("y")), train_set)
+    assert _pairs_equal(calls.pop("eval_data"), eval_set)
+    model = calls.pop("model")
+    assert _same_weights(model, mixers.make_model("lstm", 6, d_model=8, n_layer=1,
+                                                  d_state=2, seed=1))
+    assert calls == {"steps": want_steps, "batch_size": 3, "lr": 0.5, "seed": 1,
+                     "eval_every": 4, "progress": False}
+    assert log == {"step": [1, 2], "loss": [0.5, 0.25], "eval_acc": [0.125, 0.375],
+                   "position_acc": selective_copying.position_accuracy(model, *eval_set)}
+    assert len(log["position_acc"]) == 2
+
+
+def _selective_runs():
+    def run(task, model, seed, steps, acc):
+        return {"task": task, "model": model, "seed": seed,
+                "log": {"step": steps, "eval_acc": acc}}
+    return [run("selective", "s4d", 0, [2, 4, 6], [0.1, 0.2, 0.3]),
+            run("selective", "s4d", 1, [2, 4, 6], [0.1, 0.4, 0.5]),
+            run("selective", "lstm", 0, [2, 4, 6, 8], [0.1, 0.2, 0.6, 0.9]),
+            run("selective", "lstm", 1, [2, 4, 6, 8], [0.1, 0.3, 0.7, 0.7]),
+            run("plain", "s4d", 0, [2, 3], [0.5, 1.0])]
+
+
+def test_selective_copying_summary_from_made_up_logs():
+    """Per task and model: the last step, each seed's final accuracy and their mean, each
+    seed's accuracy at ``steps`` (the common budget; the last record for a shorter run) and
+    their mean, and the model's parameters."""
+    config = selective_copying.Config(steps=6, n_symbols=4, d_model=8, n_layer=1, d_state=2)
+    out = selective_copying.summarize(config, _selective_runs())
+    params = {m: mixers.count_parameters(mixers.make_model(m, 6, d_model=8, n_layer=1,
+                                                           d_state=2)) for m in ("s4d", "lstm")}
+    assert params["s4d"] != params["lstm"]
+    want = {"selective": {
+        "s4d": {"steps": 6, "final_acc": [0.3, 0.5], "budget_acc": [0.3, 0.5], "mean_acc": 0.4,
+                "mean_budget_acc": 0.4, "parameters": params["s4d"]},
+        "lstm": {"steps": 8, "final_acc": [0.9, 0.7], "budget_acc": [0.6, 0.7], "mean_acc": 0.8,
+                 "mean_budget_acc": 0.65, "parameters": params["lstm"]}},
+        "plain": {"s4d": {"steps": 3, "final_acc": [1.0], "budget_acc": [1.0], "mean_acc": 1.0,
+                          "mean_budget_acc": 1.0, "parameters": params["s4d"]}}}
+    assert list(out) == ["selective", "plain"]
+    assert {t: list(m) for t, m in out.items()} == {t: list(m) for t, m in want.items()}
+    assert _close(out, want)
+
+
+def test_selective_copying_curves_and_a_missing_model():
+    """curves: the steps of the first run and every seed's held-out accuracy of one task and
+    model; a model without runs on that task is named in the error."""
+    results = {"runs": _selective_runs()}
+    steps, acc = selective_copying.curves(results, "selective", "s4d")
+    assert steps.tolist() == [2, 4, 6]
+    assert acc.tolist() == [[0.1, 0.2, 0.3], [0.1, 0.4, 0.5]]
+    with pytest.raises(ValueError) as info:
+        selective_copying.curves(results, "plain", "lstm")
+    assert str(info.value) == "no runs of model 'lstm' on task 'plain' in these results"
+
+
+def _selective_results():
+    runs = _selective_runs()
+    config = selective_copying.Config(steps=6, n_symbols=4, d_model=8, n_layer=1, d_state=2)
+    return {"config": {"steps": 6, "plain_steps": 3, "n_symbols": 4}, "runs": runs,
+            "summary": selective_copying.summarize(config, runs)}
+
+
+def test_selective_copying_plot_accuracy_draws_each_models_curve(ax):
+    """plot_accuracy: per model with runs on the task (in the book's order, or those asked
+    for) the mean held-out accuracy over seeds against the step in its colour, a band from
+    the lowest to the highest seed, chance (1 / n_symbols) dotted; x to just past the task's
+    budget, y from 0 to just above 1, the task in the title."""
+    from sseq.viz import PALETTE
+
+    results = _selective_results()
+    assert selective_copying.plot_accuracy(ax, results) is ax
+    labels = selective_copying.LABELS
+    assert _lines(ax) == {
+        labels["s4d"]: ([2, 4, 6], [0.1, 0.3, 0.4], PALETTE["attention"]),
+        labels["lstm"]: ([2, 4, 6, 8], [0.1, 0.25, 0.65, 0.8], PALETTE["theory"]),
+        "chance": ([0, 1], [0.25, 0.25], PALETTE["reference"])}
+    assert _style(ax, "chance")[3:] == (":", 1)
+    first = ax.collections[0]
+    vertices = {tuple(v) for v in first.get_paths()[0].vertices.round(6)}
+    assert {(2, 0.1), (4, 0.2), (6, 0.3), (4, 0.4), (6, 0.5)} <= vertices
+    assert first.get_facecolor()[0] == pytest.approx(to_rgba(PALETTE["attention"], 0.2))
+    assert first.get_linewidth()[0] == 0 and len(ax.collections) == 2
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_ylim(), ax.get_xlim(), ax.get_title()) == (
+        "training step", "held-out accuracy", (0, 1.02), (0, 6 * 1.02), "Selective copying")
+    ax.clear()
+    selective_copying.plot_accuracy(ax, results, task="plain")
+    assert list(_lines(ax)) == [labels["s4d"], "chance"]
+    assert (ax.get_xlim(), ax.get_title()) == ((0, 3 * 1.02), "Plain copying")
+    ax.clear()
+    selective_copying.plot_accuracy(ax, results, models=["lstm"])
+    assert list(_lines(ax)) == [labels["lstm"], "chance"]
+
+
+def test_selective_copying_plot_accuracy_colours_every_model():
+    """Each of the five models has its own colour from the book's palette."""
+    from sseq.viz import PALETTE
+
+    want = {"s4d": "attention", "s4d_gate": "extra2", "s6": "extra3", "mamba": "state",
+            "lstm": "theory"}
+    runs = [{"task": "selective", "model": m, "seed": 0,
+             "log": {"step": [1], "eval_acc": [0.5]}} for m in want]
+    fig, ax = plt.subplots()
+    try:
+        selective_copying.plot_accuracy(ax, {"config": {"steps": 1, "n_symbols": 2},
+                                             "runs": runs})
+        colors = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    finally:
+        plt.close(fig)
+    assert colors == {**{selective_copying.LABELS[m]: PALETTE[p] for m, p in want.items()},
+                      "chance": PALETTE["reference"]}
+
+
+def test_selective_copying_table_rows_written_out():
+    """table: per model of the task, its label, parameters, the mean accuracy after the common
+    budget, the final mean and range over seeds (percent to one decimal), its steps, and the
+    paper's number for selective copying (a dash where the paper has none, and on plain)."""
+    results = _selective_results()
+    summary = results["summary"]
+    rows = selective_copying.table(results)
+    labels = selective_copying.LABELS
+    assert rows == [
+        {"model": labels["s4d"], "parameters": summary["selective"]["s4d"]["parameters"],
+         "at 6 steps": "40.0%", "final (mean)": "40.0%", "range over seeds": "30.0% – 50.0%",
+         "steps": 6, "paper (Table 1)": "18.3%"},
+        {"model": labels["lstm"], "parameters": summary["selective"]["lstm"]["parameters"],
+         "at 6 steps": "65.0%", "final (mean)": "80.0%", "range over seeds": "70.0% – 90.0%",
+         "steps": 8, "paper (Table 1)": "—"}]
+    (plain,) = selective_copying.table(results, task="plain")
+    assert plain["paper (Table 1)"] == "—" and plain["final (mean)"] == "100.0%"
+    assert plain["at 6 steps"] == "100.0%"
