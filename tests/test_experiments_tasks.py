@@ -237,8 +237,9 @@ def test_copying_plot_learning_draws_each_familys_string_accuracy(ax):
         "training examples seen", "strings copied exactly", (-0.02, 1.02),
         "Copying strings of 1–12 letters")
     ax.clear()
-    copying.plot_learning(ax, _copying_results(), families=["lstm"])
-    assert list(_lines(ax)) == ["LSTM"]
+    copying.plot_learning(ax, _copying_results(), families=["transformer"])  # one seed
+    assert _lines(ax) == {"Transformer (absolute)": ([32, 64], [0.9, 0.95],
+                                                     COLORS["transformer"])}
 
 
 def test_copying_plot_lengths_draws_accuracy_by_length_over_the_trained_range(ax):
@@ -591,6 +592,10 @@ def test_mqar_plot_learning_draws_query_accuracy_against_sequences_seen(ax):
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_ylim(), ax.get_title()) == (
         "training sequences seen", "queries answered", (-0.02, 1.02),
         "MQAR, 2 pairs, width 8")
+    ax.clear()
+    results["runs"] = results["runs"][1:]  # one seed
+    mqar.plot_learning(ax, results)
+    assert _lines(ax)["Mamba"] == ([10, 20], [0.9, 0.25], COLORS["mamba"])
 
 
 # --- selective copying -------------------------------------------------------------------------
@@ -685,6 +690,9 @@ def test_position_accuracy_scores_each_copy_position_in_eval_mode():
     got = selective_copying.position_accuracy(model, torch.zeros_like(targets), targets)
     assert got == pytest.approx([0.5, 0.5, 0.75], rel=1e-12)
     assert model.modes == [(False, False)]
+    one = selective_copying.position_accuracy(_Fixed(predicted[1:2]), targets[1:2],
+                                              targets[1:2])
+    assert one == [1.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("steps, want_steps", [(None, 11), (3, 3)])
@@ -758,6 +766,8 @@ def test_selective_copying_curves_and_a_missing_model():
     steps, acc = selective_copying.curves(results, "selective", "s4d")
     assert steps.tolist() == [2, 4, 6]
     assert acc.tolist() == [[0.1, 0.2, 0.3], [0.1, 0.4, 0.5]]
+    steps, acc = selective_copying.curves(results, "plain", "s4d")  # one seed
+    assert (steps.tolist(), acc.tolist()) == ([2, 3], [[0.5, 1.0]])
     with pytest.raises(ValueError) as info:
         selective_copying.curves(results, "plain", "lstm")
     assert str(info.value) == "no runs of model 'lstm' on task 'plain' in these results"
@@ -838,3 +848,28 @@ def test_selective_copying_table_rows_written_out():
     (plain,) = selective_copying.table(results, task="plain")
     assert plain["paper (Table 1)"] == "—" and plain["final (mean)"] == "100.0%"
     assert plain["at 6 steps"] == "100.0%"
+
+
+# --- runs of unequal length are refused, not cut short ----------------------------------------
+
+
+def test_summaries_refuse_seeds_scored_at_different_test_lengths():
+    """A seed whose log has fewer test lengths than another (a run of another config mixed in)
+    makes copying's and induction's summary raise, instead of silently dropping lengths."""
+    config = copying.Config(families=("mamba",), n_symbols=5, d_model=8, d_state=2)
+    runs = [{"family": "mamba", "seed": 0, "log": {"seq_acc": [1.0], "length_acc": [1.0, 0.5]}},
+            {"family": "mamba", "seed": 1, "log": {"seq_acc": [1.0], "length_acc": [1.0]}}]
+    with pytest.raises(ValueError, match="zip"):
+        copying.summarize(config, runs)
+    config = induction.Config(families=("mamba",), n_symbols=5, d_model=8, d_state=2)
+    with pytest.raises(ValueError, match="zip"):
+        induction.summarize(config, runs)
+
+
+def test_mqar_plot_sweep_refuses_points_with_different_seeds(ax):
+    """plot_sweep draws the seeds' band point by point: a point with fewer seeds than another
+    is an error, not a band silently cut to the fewest seeds."""
+    results = _mqar_results()
+    results["summary"]["mamba"]["pairs=4,width=8"]["best"]["seeds"] = [0.5]
+    with pytest.raises(ValueError, match="zip"):
+        mqar.plot_sweep(ax, results)
