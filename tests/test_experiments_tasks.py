@@ -182,11 +182,11 @@ def _copying_runs():
     def run(family, seed, seq_acc, length_acc):
         return {"family": family, "seed": seed,
                 "log": {"seq_acc": seq_acc, "length_acc": length_acc}}
-    return [run("mamba", 0, [0.1, 0.6], [1.0, 0.5, 0.2]),
-            run("transformer", 0, [0.9, 0.95], [0.0, 0.0, 0.0]),
-            run("lstm", 0, [0.2, 0.3], [0.8, 0.4, 0.0]),
-            run("mamba", 1, [0.3, 0.8], [0.6, 0.25, 0.1]),
-            run("lstm", 1, [0.4, 0.5], [1.0, 0.2, 0.1])]
+    return [run("mamba", 0, [0.1, 0.2, 0.6], [1.0, 0.5, 0.2]),
+            run("transformer", 0, [0.9, 0.5, 0.95], [0.0, 0.0, 0.0]),
+            run("lstm", 0, [0.2, 0.1, 0.3], [0.8, 0.4, 0.0]),
+            run("mamba", 1, [0.3, 0.4, 0.8], [0.6, 0.25, 0.1]),
+            run("lstm", 1, [0.4, 0.3, 0.5], [1.0, 0.2, 0.1])]
 
 
 def test_copying_summary_from_made_up_logs():
@@ -220,7 +220,7 @@ def test_copying_summary_counts_the_hybrids_parameters():
 def _copying_results(families=("mamba", "lstm")):
     runs = []
     for run in _copying_runs():
-        run["log"]["examples"] = [32, 64]
+        run["log"]["examples"] = [32, 64, 96]
         runs.append(run)
     return {"config": {"families": list(families), "train_length": 12,
                        "test_lengths": [4, 16, 40]}, "runs": runs}
@@ -231,14 +231,14 @@ def test_copying_plot_learning_draws_each_familys_string_accuracy(ax):
     of the held-out string accuracy against the examples seen, labelled and coloured; axes
     named, y from just below 0 to just above 1, the training lengths in the title."""
     assert copying.plot_learning(ax, _copying_results()) is ax
-    assert _lines(ax) == {"Mamba": ([32, 64], [0.2, 0.7], COLORS["mamba"]),
-                          "LSTM": ([32, 64], [0.3, 0.4], COLORS["lstm"])}
+    assert _lines(ax) == {"Mamba": ([32, 64, 96], [0.2, 0.3, 0.7], COLORS["mamba"]),
+                          "LSTM": ([32, 64, 96], [0.3, 0.2, 0.4], COLORS["lstm"])}
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_ylim(), ax.get_title()) == (
         "training examples seen", "strings copied exactly", (-0.02, 1.02),
         "Copying strings of 1–12 letters")
     ax.clear()
     copying.plot_learning(ax, _copying_results(), families=["transformer"])  # one seed
-    assert _lines(ax) == {"Transformer (absolute)": ([32, 64], [0.9, 0.95],
+    assert _lines(ax) == {"Transformer (absolute)": ([32, 64, 96], [0.9, 0.5, 0.95],
                                                      COLORS["transformer"])}
 
 
@@ -469,13 +469,17 @@ def _mqar_runs():
     ``token_acc``; a run of another family or point must not be counted."""
     def run(family, p, w, lr, seed, accs):
         return {"family": family, "n_pairs": p, "d_model": w, "lr": lr, "seed": seed,
-                "log": {"token_acc": accs, "examples": [10, 20]}}
-    return [run("mamba", 2, 8, 0.1, 0, [0.0, 0.5]), run("mamba", 2, 8, 0.1, 1, [0.9, 0.25]),
-            run("mamba", 2, 8, 0.3, 0, [0.1, 0.75]), run("mamba", 2, 8, 0.3, 1, [0.1, 0.5]),
-            run("mamba", 4, 8, 0.1, 0, [0.3, 0.5]), run("mamba", 4, 8, 0.1, 1, [0.2, 0.4]),
-            run("mamba", 4, 8, 0.3, 0, [0.0, 0.1]), run("mamba", 4, 8, 0.3, 1, [0.0, 0.3]),
-            run("transformer", 2, 8, 0.1, 0, [1.0, 1.0]),
-            run("mamba", 2, 16, 0.1, 0, [1.0, 1.0])]
+                "log": {"token_acc": accs, "examples": [10, 20, 30]}}
+    return [run("mamba", 2, 8, 0.1, 0, [0.0, 0.2, 0.5]),
+            run("mamba", 2, 8, 0.1, 1, [0.9, 0.1, 0.25]),
+            run("mamba", 2, 8, 0.3, 0, [0.1, 0.2, 0.75]),
+            run("mamba", 2, 8, 0.3, 1, [0.1, 0.9, 0.5]),
+            run("mamba", 4, 8, 0.1, 0, [0.3, 0.2, 0.5]),
+            run("mamba", 4, 8, 0.1, 1, [0.2, 0.1, 0.4]),
+            run("mamba", 4, 8, 0.3, 0, [0.0, 0.9, 0.1]),
+            run("mamba", 4, 8, 0.3, 1, [0.0, 0.9, 0.3]),
+            run("transformer", 2, 8, 0.1, 0, [1.0, 1.0, 1.0]),
+            run("mamba", 2, 16, 0.1, 0, [1.0, 1.0, 1.0])]
 
 
 def _mqar_config():
@@ -587,7 +591,7 @@ def test_mqar_plot_learning_draws_query_accuracy_against_sequences_seen(ax):
     results["runs"] = [r for r in results["runs"] if r["n_pairs"] == 2 and r["d_model"] == 8
                        and r["lr"] == 0.1]
     assert mqar.plot_learning(ax, results) is ax
-    assert _lines(ax)["Mamba"] == ([10, 20], [0.45, 0.375], COLORS["mamba"])
+    assert _lines(ax)["Mamba"] == ([10, 20, 30], [0.45, 0.15, 0.375], COLORS["mamba"])
     assert _style(ax, "a random value from the context") == ([0, 1], [0.5, 0.5], "0.3", ":", 1)
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_ylim(), ax.get_title()) == (
         "training sequences seen", "queries answered", (-0.02, 1.02),
@@ -595,7 +599,7 @@ def test_mqar_plot_learning_draws_query_accuracy_against_sequences_seen(ax):
     ax.clear()
     results["runs"] = results["runs"][1:]  # one seed
     mqar.plot_learning(ax, results)
-    assert _lines(ax)["Mamba"] == ([10, 20], [0.9, 0.25], COLORS["mamba"])
+    assert _lines(ax)["Mamba"] == ([10, 20, 30], [0.9, 0.1, 0.25], COLORS["mamba"])
 
 
 # --- selective copying -------------------------------------------------------------------------
