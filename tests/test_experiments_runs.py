@@ -617,11 +617,13 @@ def test_ntm_copy_summarize_averages_each_model_over_seeds():
     def run(model, seed, bits, seqs, params, last):
         return {"model": model, "seed": seed,
                 "log": {"bits": bits, "sequences": seqs, "parameters": params,
-                        "step": [2, last]}}
+                        "step": [0, last]}}
 
     runs = [run("ntm", 0, [1.0, 0.5], [1.0, 0.0], 90, 6), run("lstm", 0, [0.9, 0.3],
                                                                [0.5, 0.0], 88, 4),
             run("ntm", 1, [0.8, 0.25], [0.5, 0.25], 90, 6)]
+    for r in runs:  # three records: the last step is not the second
+        r["log"]["step"].insert(1, 1)
     got = ntm_copy.summarize(COPY, runs)
     assert got == {"ntm": {"parameters": 90, "steps": 6, "eval_lengths": [2, 4],
                            "bits": [0.9, 0.375], "sequences": [0.75, 0.125]},
@@ -865,4 +867,26 @@ def test_knn_lm_plot_lambda_draws_each_size_at_its_tuned_temperature():
     exp_knn.plot_lambda(ax, results, sizes=[9])  # only the larger: the smaller is skipped
     (only,) = ax.get_lines()
     assert only.get_label() == "N = 9" and list(only.get_ydata()) == [2.17, 1.65, 2.5]
+    plt.close(fig)
+
+
+def test_ntm_copy_plot_draws_bits_by_default_and_up_to_four_seeds_against_length():
+    """``plot_accuracy`` shows bit accuracy unless told otherwise; drawn seed by seed, each of
+    up to four seeds gets its own marker and dash, plotted against the evaluated lengths, and
+    every model's band of seeds is shaded in its colour."""
+    fig, ax = plt.subplots()
+    results = _copy_results()
+    runs = [{"model": "ntm", "seed": s, "log": {"bits": [0.1 * s, 0.2 * s]}} for s in range(4)]
+    results["runs"] = runs + [r for r in results["runs"] if r["model"] == "lstm"]
+    ntm_copy.plot_accuracy(ax, results, seeds=("ntm",))
+    lines = ax.get_lines()
+    assert [(line.get_marker(), line.get_linestyle()) for line in lines[:4]] == [
+        ("o", "-"), ("s", "--"), ("^", ":"), ("d", "-.")]
+    for line, run in zip(lines[:4], runs, strict=True):
+        assert list(line.get_xdata()) == [2, 4]
+        assert list(line.get_ydata()) == run["log"]["bits"]
+    assert ax.get_ylabel() == "bits copied right"
+    band, = ax.collections
+    assert matplotlib.colors.to_rgb(band.get_facecolor()[0][:3]) == \
+        matplotlib.colors.to_rgb(PALETTE["theory"])
     plt.close(fig)
