@@ -167,8 +167,8 @@ def test_gradient_of_delta_keeps_its_own_dtype():
     assert not torch.equal(ddelta, ddelta.bfloat16().float())  # not rounded through bf16
 
 
-@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
-def test_states_are_saved_only_when_a_backward_pass_can_follow(mode, monkeypatch):
+def _spy_on_save_states(monkeypatch) -> list:
+    """Record the ``save_states`` flag of every forward launch of the selective scan."""
     saved = []
     forward = triton_kernel._scan_forward
 
@@ -177,6 +177,12 @@ def test_states_are_saved_only_when_a_backward_pass_can_follow(mode, monkeypatch
         return forward(*args)
 
     monkeypatch.setattr(triton_kernel, "_scan_forward", spy)
+    return saved
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
+def test_states_are_saved_only_when_a_backward_pass_can_follow(mode, monkeypatch):
+    saved = _spy_on_save_states(monkeypatch)
     inputs = make_inputs(1, 5, 2, 2)  # every input requires a gradient
     context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
                "grad": torch.enable_grad}[mode]
@@ -923,14 +929,7 @@ def test_states_are_allocated_only_when_saved():
 def test_nothing_is_saved_when_no_input_requires_a_gradient(monkeypatch):
     """Gradients enabled but no input requiring one: no backward pass can follow, so no
     states are saved."""
-    saved = []
-    forward = triton_kernel._scan_forward
-
-    def spy(*args):
-        saved.append(args[9])  # save_states
-        return forward(*args)
-
-    monkeypatch.setattr(triton_kernel, "_scan_forward", spy)
+    saved = _spy_on_save_states(monkeypatch)
     inputs = {k: v.detach() for k, v in make_inputs(1, 3, 2, 2).items()}
     with torch.enable_grad():
         triton_kernel.selective_scan_triton(**inputs)
