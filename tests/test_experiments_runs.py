@@ -870,6 +870,25 @@ def test_knn_lm_plot_lambda_draws_each_size_at_its_tuned_temperature():
     plt.close(fig)
 
 
+def test_knn_lm_plot_lambda_spreads_the_sizes_it_shows_over_viridis():
+    """``plot_lambda`` colours the curves it draws from one end of viridis to the other, by
+    their order among the sizes shown: three sizes get 0, 1/2 and 1; the last two of three
+    get 0 and 1 (indexing by the position in the log would send the second past the end of
+    the map, where every curve gets the same colour)."""
+    results = _knn_results()
+    log = results["runs"][0]["log"]
+    log["size"].append(12)
+    log["tune"].append(log["tune"][1])
+    log["test"].append(log["test"][1])
+    results["summary"] = exp_knn.summarize(KNN, results["runs"])
+    cmap = matplotlib.colormaps["viridis"]
+    for sizes, want in ((None, [0.0, 0.5, 1.0]), ([9, 12], [0.0, 1.0])):
+        fig, ax = plt.subplots()
+        exp_knn.plot_lambda(ax, results, sizes=sizes)
+        assert [line.get_color() for line in ax.get_lines()] == [cmap(x) for x in want]
+        plt.close(fig)
+
+
 def test_ntm_copy_plot_draws_bits_by_default_and_up_to_four_seeds_against_length():
     """``plot_accuracy`` shows bit accuracy unless told otherwise; drawn seed by seed, each of
     up to four seeds gets its own marker and dash, plotted against the evaluated lengths, and

@@ -144,12 +144,11 @@ def plot_lambda(ax, results: dict, sizes=None):
     config, log, s = results["config"], results["runs"][0]["log"], results["summary"]
     sizes = sizes or log["size"]
     cmap = mpl.colormaps["viridis"]
-    for n, size in enumerate(log["size"]):
-        if size not in sizes:
-            continue
+    shown = [n for n, size in enumerate(log["size"]) if size in sizes]
+    for rank, n in enumerate(shown):  # the shown sizes spread over the whole colour map
         i = config["temperatures"].index(s["temperature"][n])
-        ax.plot(config["lambdas"], log["test"][n][i], color=cmap(n / max(1, len(sizes) - 1)),
-                label=f"N = {size:,}")
+        ax.plot(config["lambdas"], log["test"][n][i],
+                color=cmap(rank / max(1, len(shown) - 1)), label=f"N = {log['size'][n]:,}")
     ax.set(xlabel="interpolation weight λ", ylabel="validation loss (nats/char)",
            title="How much to trust the neighbours", ylim=(None, s["test_loss_lm"] + 0.3))
     return ax
