@@ -65,7 +65,7 @@ def addressing_explorer(seed: int = 0):
     w_prev = torch.zeros(1, memory.shape[1], dtype=memory.dtype)
     w_prev[0, 0] = 1.0
 
-    def update(beta=5.0, g=1.0, shift=0.0, gamma=1.0):
+    def update(beta, g, shift, gamma):  # ipywidgets passes every value
         fig, axes = plt.subplots(1, 4, figsize=(10.0, 2.6), sharey=True)
         plot_addressing(axes, addressing_stages(memory, key, w_prev, beta, g, shift, gamma))
         plt.show()
