@@ -168,6 +168,13 @@ class GPT(nn.Module):
         logits = self.head(self.ln_f(x[:, -1]))                   # (b, v)
         return logits, GPTState(caches, idx)
 
+    def _check_state(self, state) -> None:
+        if not isinstance(state, GPTState):
+            raise TypeError(f"state must be a GPTState (from prefill), got {type(state).__name__}")
+        if len(state.caches) != len(self.blocks):
+            raise ValueError(f"state must hold one KVCache per block: expected {len(self.blocks)}, "
+                             f"got {len(state.caches)}")
+
     def step(self, token: torch.Tensor, state: GPTState):
         """Read one more token ``(b,)``: the keys and values of the past come from the caches
         (which are extended in place).
@@ -175,11 +182,7 @@ class GPT(nn.Module):
         Returns:
             ``(logits, state)``: the next-token logits ``(b, v)`` and the extended state.
         """
-        if not isinstance(state, GPTState):
-            raise TypeError(f"state must be a GPTState (from prefill), got {type(state).__name__}")
-        if len(state.caches) != len(self.blocks):
-            raise ValueError(f"state must hold one KVCache per block: expected {len(self.blocks)}, "
-                             f"got {len(state.caches)}")
+        self._check_state(state)
         tokens = torch.cat([state.tokens, token[:, None]], dim=1)  # (b, t + 1)
         position = state.caches[0].length
         if position >= self.context:  # the position table is exhausted: re-read the window
