@@ -248,11 +248,14 @@ def test_step_refuses_a_state_of_another_depth():
     with torch.no_grad():
         _, state = model.prefill(x)
         short = models.StackState(state.position, state.layers[:-1])
-        with pytest.raises(ValueError, match="zip"):
+        with pytest.raises(ValueError) as short_info:
             model.step(x[:, 0], short)
         with pytest.raises(TypeError) as info:
             model.step(x[:, 0], state.layers)
     assert str(info.value) == "state must be a StackState (from prefill), got list"
+    n = len(model.layers)
+    assert str(short_info.value) == (f"state must hold one layer state per layer: expected "
+                                     f"{n}, got {n - 1}")
 
 
 def test_absolute_positions_keep_the_models_dtype():

@@ -161,6 +161,9 @@ class LayerStack(nn.Module):
         if not isinstance(state, StackState):
             raise TypeError(f"state must be a StackState (from prefill), got "
                             f"{type(state).__name__}")
+        if len(state.layers) != len(self.layers):
+            raise ValueError(f"state must hold one layer state per layer: expected "
+                             f"{len(self.layers)}, got {len(state.layers)}")
         x, states = self._embed(token[:, None], state.position)[:, 0], []  # (b, d)
         for block, layer_state in zip(self.layers, state.layers, strict=True):
             x, layer_state = block.step(x, layer_state)
